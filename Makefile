@@ -1,0 +1,36 @@
+# The two front-door commands (`make run`, `make test`) bootstrap everything they need.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+DEBIAN_STAMP := $(VENV)/.debian-libs
+
+.PHONY: run test bench lint screenshots clean venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $$(scripts/python_for_venv.sh) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+venv: $(STAMP)
+	@scripts/ensure_debian_libs.sh
+
+run: venv
+	@scripts/ensure_debian_libs.sh --x11
+	$(BIN)/depthdesk --demo
+
+test: venv
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+	$(BIN)/lint-imports
+	$(BIN)/ruff check app feeds widgets tests benchmarks
+
+bench: venv
+	QT_QPA_PLATFORM=offscreen $(BIN)/depthdesk bench
+
+lint: venv
+	$(BIN)/ruff check app feeds widgets tests benchmarks
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) .pytest_cache

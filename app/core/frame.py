@@ -1,0 +1,72 @@
+"""The immutable snapshot the GUI draws: the engine builds one on request, widgets only read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.core.detection import Detection
+from app.core.instrument import Instrument
+
+NO_PRICE = -(2**62)  # tick sentinel for "no best bid/ask / no last trade"
+
+
+@dataclass(frozen=True, slots=True)
+class FundingState:
+    """Perpetual funding and mark/index state of one symbol."""
+
+    rate: float = 0.0
+    next_funding_ts: int = 0  # ns
+    mark_px: float = 0.0
+    index_px: float = 0.0
+    open_interest: float = 0.0
+    interval_hours: float = 8.0
+
+    @property
+    def premium(self) -> float:
+        """Mark over index, as a fraction of index (0 when unknown)."""
+        return (self.mark_px - self.index_px) / self.index_px if self.index_px else 0.0
+
+    @property
+    def annualised(self) -> float:
+        """The funding rate compounded simply over a year of intervals."""
+        return self.rate * (24.0 / self.interval_hours) * 365.0
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Everything one symbol's views need for one paint; arrays are private copies, never live state.
+
+    Ladder arrays are aligned rows, highest price first; ``ladder_ticks`` are (grouped) tick prices.
+    """
+
+    version: int
+    instrument: Instrument
+    state: str
+    exch_ts: int
+    local_ts: int
+    best_bid_tick: int = NO_PRICE
+    best_bid_qty: float = 0.0
+    best_ask_tick: int = NO_PRICE
+    best_ask_qty: float = 0.0
+    last_trade_tick: int = NO_PRICE
+    last_trade_side: int = 0  # +1 aggressive buy, -1 aggressive sell
+    ladder_ticks: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ladder_bid: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ladder_ask: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ladder_traded_buy: np.ndarray = field(default_factory=lambda: np.zeros(0))  # session volume per row
+    ladder_traded_sell: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ladder_size_change: np.ndarray = field(default_factory=lambda: np.zeros(0))  # + stacked / - pulled, last N s
+    trades: np.ndarray = field(default_factory=lambda: np.zeros(0))  # latest trade rows (EVENT_DTYPE)
+    detections: tuple[Detection, ...] = ()  # currently open
+    funding: FundingState | None = None
+    message_rate: float = 0.0
+    ring_fill: float = 0.0
+
+    @property
+    def mid_tick(self) -> float | None:
+        """Mid in (fractional) ticks, or None while either side is empty."""
+        if self.best_bid_tick == NO_PRICE or self.best_ask_tick == NO_PRICE:
+            return None
+        return (self.best_bid_tick + self.best_ask_tick) / 2.0
