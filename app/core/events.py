@@ -62,6 +62,7 @@ BOTH_CLOCKS = EXCH_EVENT | LOCAL_EVENT
 
 BID = 1
 ASK = -1
+NO_PRICE = -(2**62)  # tick sentinel: no best bid/ask, no last trade
 
 
 def kind_of(ev: np.ndarray | int) -> np.ndarray | int:

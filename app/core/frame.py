@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.core.detection import Detection
+from app.core.events import NO_PRICE
 from app.core.instrument import Instrument
-
-NO_PRICE = -(2**62)  # tick sentinel for "no best bid/ask / no last trade"
 
 
 @dataclass(frozen=True, slots=True)
