@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from app.core.profile import poc_index, trades_of
+from app.core.events import EVENT_DTYPE
+from app.core.profile import poc_index, single_trade, trades_of
 
 _MARGIN_ROWS = 32  # spare rows allocated around a bar's range: prices wander, regrowth stays rare
 
@@ -150,6 +151,30 @@ class _OpenBar:
         self.volume += float(qty.sum())
         self.trades += int(ts.size)
 
+    def add_one(self, ts: int, tick: int, row: int, qty: float, is_buy: bool) -> bool:
+        """Accumulate one trade with scalars when its row already has a slot; False if it needs the array path."""
+        i = row - self.base
+        if not self.trades or not 0 <= i < self.buy.size:
+            return False
+        if is_buy:
+            self.buy[i] += qty
+        else:
+            self.sell[i] += qty
+        self.count[i] += 1
+        if row < self.lo:
+            self.lo = row
+        elif row > self.hi:
+            self.hi = row
+        if tick > self.high_tick:
+            self.high_tick = tick
+        elif tick < self.low_tick:
+            self.low_tick = tick
+        self.close_tick = tick
+        self.last_ts = ts
+        self.volume += qty
+        self.trades += 1
+        return True
+
     def _grow(self, lo: int, hi: int) -> None:
         size = hi - lo + 1 + 2 * _MARGIN_ROWS
         base = lo - _MARGIN_ROWS
@@ -254,6 +279,12 @@ class FootprintAggregator:
     # -- accumulation -------------------------------------------------------------------------------
     def add(self, batch: np.ndarray) -> int:
         """Add the trade rows of an event batch (other kinds ignored); returns how many were trades."""
+        if batch.shape == (1,) and batch.dtype is EVENT_DTYPE:
+            one = single_trade(batch)
+            if one is None:
+                return 0
+            if self._add_one(*one):
+                return 1
         ts, ticks, qty, is_buy = trades_of(batch)
         n = ts.size
         if n == 0:
@@ -271,6 +302,25 @@ class FootprintAggregator:
         self._open_frozen = None
         self.version += 1
         return int(n)
+
+    def _add_one(self, ts: int, tick: int, qty: float, is_buy: bool) -> bool:
+        """The one-trade live path on scalars; False sends the trade down the array path instead."""
+        bar = self._open
+        if bar is None:
+            return False
+        if self._last_ts is not None and ts < self._last_ts:
+            raise ValueError(f"trade at {ts} ns is older than the last one seen ({self._last_ts} ns)")
+        if self.bar_ns is not None:
+            if ts // self.bar_ns != bar.index:
+                return False
+        elif bar.volume + qty >= self.bar_volume * (1 - 1e-9):  # type: ignore[operator] - closes the bar
+            return False
+        if not bar.add_one(ts, tick, tick // self.group, qty, is_buy):
+            return False
+        self._last_ts = ts
+        self._open_frozen = None
+        self.version += 1
+        return True
 
     def _add_time(self, ts: np.ndarray, ticks: np.ndarray, rows: np.ndarray, qty: np.ndarray,
                   is_buy: np.ndarray) -> None:

@@ -58,6 +58,25 @@ def trades_of(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     return batch["exch_ts"], ticks, qty, is_buy
 
 
+def single_trade(batch: np.ndarray) -> tuple[int, int, float, bool] | None:
+    """(exch_ts, tick, qty, is_buy) of a one-row batch when it is a trade, else None; same checks as trades_of.
+
+    The live path: Binance sends one trade per message, and numpy's per-call overhead would cost ten
+    times the work for a single row.
+    """
+    ev, exch_ts, _, _, qty, _, tick, _ = batch.item()  # one call for all fields: 4x cheaper than indexing
+    if ev & KIND_MASK != TRADE_EVENT:
+        return None
+    side = ev & SIDE_MASK
+    if side != BUY_EVENT and side != SELL_EVENT:
+        raise ValueError("trade row without exactly one aggressor side flag (BUY_EVENT or SELL_EVENT)")
+    if not (qty > 0 and qty != np.inf):  # NaN fails `> 0`
+        raise ValueError(f"trade size must be finite and > 0, got {[qty]}")
+    if tick == NO_PRICE:
+        raise ValueError("trade row without a price tick (ival is NO_PRICE)")
+    return exch_ts, tick, qty, side == BUY_EVENT
+
+
 def poc_index(volume: np.ndarray) -> int | None:
     """Index of the point of control (see module rules), or None when there is no volume."""
     nz = np.flatnonzero(volume > 0)
@@ -195,6 +214,28 @@ class VolumeProfile:
     # -- accumulation -------------------------------------------------------------------------------
     def add(self, batch: np.ndarray) -> int:
         """Add the trade rows of an event batch (other kinds ignored); returns how many were trades."""
+        if batch.shape == (1,) and batch.dtype is EVENT_DTYPE:
+            one = single_trade(batch)
+            if one is None:
+                return 0
+            _, tick, q, buy = one
+            i = tick - self._base
+            if self._buy.size and 0 <= i < self._buy.size:  # the usual case: a known price, no growth
+                if buy:
+                    self._buy[i] += q
+                    self._buy_total += q
+                else:
+                    self._sell[i] += q
+                    self._sell_total += q
+                self._trades += 1
+                if self._lo == NO_PRICE:
+                    self._lo = self._hi = tick
+                elif tick < self._lo:
+                    self._lo = tick
+                elif tick > self._hi:
+                    self._hi = tick
+                self.version += 1
+                return 1
         _, ticks, qty, is_buy = trades_of(batch)
         if ticks.size:
             self._accumulate(ticks, qty, is_buy)

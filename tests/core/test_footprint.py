@@ -117,13 +117,16 @@ def test_batch_spanning_several_bars_and_gaps() -> None:
     group=st.sampled_from([1, 2, 5]),
     kind=st.sampled_from(["time", "volume"]),
     cuts=st.lists(st.integers(0, 80), max_size=6),
+    one_by_one=st.booleans(),
 )
-def test_matches_reference_for_any_batching(data, group, kind, cuts) -> None:
+def test_matches_reference_for_any_batching(data, group, kind, cuts, one_by_one) -> None:
     data = sorted(data, key=lambda d: d[0])
     batch = trades([d[0] for d in data], [d[1] + 1000 for d in data], [d[2] for d in data],
                    [d[3] for d in data])
     kwargs = {"bar_ns": 250} if kind == "time" else {"bar_volume": 3.0}
     fp = FootprintAggregator(group=group, **kwargs)
+    if one_by_one:  # the live path: one trade per message, on scalars
+        cuts = list(range(len(data)))
     edges = sorted({0, len(data), *[c for c in cuts if c <= len(data)]})
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         fp.add(batch[a:b])
@@ -244,12 +247,29 @@ def test_unsorted_input_rejected_atomically() -> None:
     assert len(fp) == 1
 
 
-@pytest.mark.parametrize("qty", [float("nan"), -1.0, 0.0])
+@pytest.mark.parametrize("qty", [float("nan"), -1.0, 0.0, float("inf")])
 def test_bad_sizes_rejected(qty: float) -> None:
     fp = FootprintAggregator(bar_volume=10.0)
     with pytest.raises(ValueError, match="finite and > 0"):
         fp.add(trades([1, 2], [1, 1], [1.0, qty], [True, True]))
     assert fp.bars() == []
+    fp.add(trades([1], [1], [1.0], [True]))
+    with pytest.raises(ValueError, match="finite and > 0"):  # the one-trade scalar path checks the same
+        fp.add(trades([2], [1], [qty], [True]))
+    assert fp.bars()[0].trade_count == 1
+
+
+def test_single_trade_path_rejects_what_the_array_path_rejects() -> None:
+    fp = FootprintAggregator(bar_ns=S)
+    fp.add(trades([10, 11], [5, 6], [1.0, 1.0], [True, False]))
+    with pytest.raises(ValueError, match="older than the last"):
+        fp.add(trades([9], [5], [1.0], [True]))
+    no_side = trades([12], [5], [1.0], [True])
+    no_side["ev"] = BOTH_CLOCKS | TRADE_EVENT
+    with pytest.raises(ValueError, match="aggressor side"):
+        fp.add(no_side)
+    assert fp.add(depth_rows(1, np.array([5]), np.array([1.0]), 0.1, 1, 1)) == 0
+    assert fp.bars()[0].trade_count == 2
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,13 @@ def test_sums_match_dict_reference_in_any_order_and_batching(
     prof = VolumeProfile()
     prof.add(rows[:cut])
     prof.add(rows[cut:])
+    one = VolumeProfile()  # and one row per call: the scalar live path
+    for i in range(rows.size):
+        one.add(rows[i:i + 1])
+    assert np.allclose(one.volume_at(np.arange(-52, 53))[0], prof.volume_at(np.arange(-52, 53))[0])
+    assert np.allclose(one.volume_at(np.arange(-52, 53))[1], prof.volume_at(np.arange(-52, 53))[1])
+    assert (one.lo_tick, one.hi_tick, one.trade_count) == (prof.lo_tick, prof.hi_tick, prof.trade_count)
+    assert one.total_volume == pytest.approx(prof.total_volume)
     ref_buy: dict[int, float] = {}
     ref_sell: dict[int, float] = {}
     for t, q, b in data:
@@ -223,6 +230,10 @@ def test_bad_sizes_rejected_atomically(qty: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         prof.add(trades([1, 2], [1.0, qty], [True, True]))
     assert prof.total_volume == 0.0 and prof.version == 0
+    prof.add(trades([1], [1.0], [True]))
+    with pytest.raises(ValueError, match=match):  # the one-trade scalar path checks the same
+        prof.add(trades([1], [qty], [True]))
+    assert prof.total_volume == 1.0
 
 
 def test_bad_rows_rejected() -> None:
