@@ -2,6 +2,8 @@
 
 Rules (documented because charting packages differ):
 
+* Volumes equal within a relative 1e-9 count as equal (float sums of the same trades differ in their
+  last bits with batching), so live and replay agree on POC and value area.
 * **POC** is the level with the most volume; on a tie, the one closest to the centre of the traded
   range (the Market Profile rule), and of two equally close, the lower.
 * **Value area** (Mind over Markets, appendix 1; "method A" of Investor/RT): start with the POC, then
@@ -25,6 +27,7 @@ import numpy as np
 
 from app.core.events import BUY_EVENT, EVENT_DTYPE, KIND_MASK, NO_PRICE, SELL_EVENT, SIDE_MASK, TRADE_EVENT
 
+_TIE_REL = 1e-9  # relative difference below which two volumes are equal (float summation noise)
 _EMPTY_I = np.zeros(0, np.int64)
 _EMPTY_F = np.zeros(0, np.float64)
 
@@ -82,7 +85,10 @@ def poc_index(volume: np.ndarray) -> int | None:
     nz = np.flatnonzero(volume > 0)
     if nz.size == 0:
         return None
-    best = np.flatnonzero(volume == volume.max())
+    top = volume.max()
+    # volumes within float noise of the max are ties, so a different batching (summation order) of the
+    # same trades cannot move the POC: replay must draw what live drew
+    best = np.flatnonzero(volume >= top - top * _TIE_REL)
     if best.size == 1:
         return int(best[0])
     centre2 = nz[0] + nz[-1]  # twice the centre, to stay in integers
@@ -115,7 +121,7 @@ def value_area_indices(volume: np.ndarray, fraction: float = 0.70, step: int = 2
         if lo > 0:
             new_lo = max(lo - step, 0)
             down = cs[lo] - cs[new_lo]
-        if lo > 0 and (hi >= top or down > up):
+        if lo > 0 and (hi >= top or down > up + total * _TIE_REL):  # a tie (to float noise) goes up
             acc += down
             lo = new_lo
         else:
@@ -155,13 +161,14 @@ def volume_nodes(
 
 @dataclass(frozen=True, slots=True)
 class ProfileRange:
-    """A profile over ticks ``lo_tick..hi_tick`` (dense, ascending): private copies, safe to keep."""
+    """A profile over rows ``lo_tick..hi_tick`` (dense, ascending): private copies, safe to keep."""
 
     lo_tick: int
     hi_tick: int
     ticks: np.ndarray
     buy: np.ndarray  # aggressive-buy volume per tick (traded at the ask)
     sell: np.ndarray  # aggressive-sell volume per tick (traded at the bid)
+    group: int = 1  # ticks per row; each row is named by its lowest tick
 
     @property
     def volume(self) -> np.ndarray:
@@ -335,31 +342,50 @@ class VolumeProfile:
         """Highest traded tick (NO_PRICE when empty)."""
         return self._hi
 
-    def volume_at(self, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(buy, sell) volume at each given tick (0 where nothing traded): a ladder column."""
+    def volume_at(self, ticks: np.ndarray, group: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(buy, sell) volume per given tick (0 where nothing traded): a ladder column.
+
+        With ``group`` > 1 each tick ``t`` names the row of ticks ``t .. t + group - 1`` and gets their sum.
+        """
+        if group < 1:
+            raise ValueError(f"group must be >= 1, got {group!r}")
         ticks = np.asarray(ticks, dtype=np.int64)
         buy = np.zeros(ticks.shape)
         sell = np.zeros(ticks.shape)
-        if self._buy.size:
-            idx = ticks - self._base
-            ok = (idx >= 0) & (idx < self._buy.size)
-            buy[ok] = self._buy[idx[ok]]
-            sell[ok] = self._sell[idx[ok]]
-        return buy, sell
+        if not self._buy.size:
+            return buy, sell
+        idx = ticks - self._base
+        if group > 1:  # gather each row's ticks, then sum across: exact, no cumsum differences
+            idx = idx[..., None] + np.arange(group)
+        ok = (idx >= 0) & (idx < self._buy.size)
+        safe = np.where(ok, idx, 0)
+        b = np.where(ok, self._buy[safe], 0.0)
+        s = np.where(ok, self._sell[safe], 0.0)
+        if group > 1:
+            b, s = b.sum(axis=-1), s.sum(axis=-1)
+        return b, s
 
-    def range(self, lo_tick: int, hi_tick: int) -> ProfileRange:
-        """The profile restricted to ticks lo_tick..hi_tick inclusive (a visible-range profile)."""
+    def range(self, lo_tick: int, hi_tick: int, group: int = 1) -> ProfileRange:
+        """The profile over ticks lo_tick..hi_tick (a visible-range profile), rows of ``group`` ticks.
+
+        Rows are named by their lowest tick and aligned like footprint rows (``tick // group * group``),
+        so the rows holding lo_tick and hi_tick are included whole.
+        """
         if hi_tick < lo_tick:
             raise ValueError(f"range({lo_tick}, {hi_tick}): high below low")
-        ticks = np.arange(lo_tick, hi_tick + 1, dtype=np.int64)
-        buy, sell = self.volume_at(ticks)
-        return ProfileRange(int(lo_tick), int(hi_tick), ticks, buy, sell)
+        if group < 1:
+            raise ValueError(f"group must be >= 1, got {group!r}")
+        lo_row = lo_tick // group * group
+        hi_row = hi_tick // group * group
+        ticks = np.arange(lo_row, hi_row + 1, group, dtype=np.int64)
+        buy, sell = self.volume_at(ticks, group)
+        return ProfileRange(int(lo_row), int(hi_row), ticks, buy, sell, group)
 
-    def session(self) -> ProfileRange | None:
-        """The whole traded range, or None before the first trade."""
+    def session(self, group: int = 1) -> ProfileRange | None:
+        """The whole traded range (rows of ``group`` ticks), or None before the first trade."""
         if self._lo == NO_PRICE:
             return None
-        return self.range(self._lo, self._hi)
+        return self.range(self._lo, self._hi, group)
 
     def _view(self) -> np.ndarray:
         """Volume per tick over the traded range (a fresh array)."""
