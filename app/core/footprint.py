@@ -15,6 +15,9 @@ own volume must also reach ``imbalance_min_volume`` and be > 0. A partner row wi
 infinite ratio; rows whose partner lies outside the bar's range are never flagged. A *stacked*
 imbalance is a run of at least ``stacked_min`` consecutive rows flagged on the same side.
 
+A batch whose trades (with the open bar) span more than ``max_span_ticks`` is rejected: that is a bad
+tick or tick size, and a bar's rows are dense arrays.
+
 Order: trades must arrive in exchange-time order (equal times allowed). A batch that goes back in time
 within itself or against the previous batch raises ValueError and changes nothing.
 """
@@ -39,6 +42,7 @@ def diagonal_imbalances(
     n = buy.size
     buy_imb = np.zeros(n, bool)
     sell_imb = np.zeros(n, bool)
+    ratio = ratio * (1 - 1e-9)  # exactly 3x stays 3x whatever order the volumes were summed in
     if n >= 2:
         # buy at row i vs sell at row i-1; sell at row i vs buy at row i+1
         buy_imb[1:] = (buy[1:] >= ratio * sell[:-1]) & (buy[1:] >= min_volume) & (buy[1:] > 0)
@@ -231,6 +235,7 @@ class FootprintAggregator:
         imbalance_min_volume: float = 0.0,
         stacked_min: int = 3,
         max_bars: int = 1000,
+        max_span_ticks: int = 2_000_000,
     ) -> None:
         if (bar_ns is None) == (bar_volume is None):
             raise ValueError("give exactly one of bar_ns (time bars) or bar_volume (volume bars)")
@@ -242,6 +247,9 @@ class FootprintAggregator:
             raise ValueError(f"group must be an int >= 1, got {group!r}")
         if max_bars < 1:
             raise ValueError(f"max_bars (closed bars kept) must be >= 1, got {max_bars!r}")
+        if max_span_ticks < 1:
+            raise ValueError(f"max_span_ticks must be >= 1, got {max_span_ticks!r}")
+        self._max_rows = max(1, int(max_span_ticks) // int(group))
         self.bar_ns = None if bar_ns is None else int(bar_ns)
         self.bar_volume = None if bar_volume is None else float(bar_volume)
         self.group = int(group)
@@ -294,6 +302,14 @@ class FootprintAggregator:
         if self._last_ts is not None and ts[0] < self._last_ts:
             raise ValueError(f"trade at {int(ts[0])} ns is older than the last one seen ({self._last_ts} ns)")
         rows = ticks // self.group
+        r_lo, r_hi = int(rows.min()), int(rows.max())
+        if self._open is not None and self._open.trades:  # the batch may extend the open bar
+            r_lo, r_hi = min(r_lo, self._open.lo), max(r_hi, self._open.hi)
+        if r_hi - r_lo + 1 > self._max_rows:  # checked before anything changes: a bad tick, not a market
+            raise ValueError(
+                f"trade ticks span {(r_hi - r_lo + 1) * self.group} ticks, more than max_span_ticks"
+                f" ({self._max_rows * self.group}): a bad tick size or price?"
+            )
         if self.bar_ns is not None:
             self._add_time(ts, ticks, rows, qty, is_buy)
         else:

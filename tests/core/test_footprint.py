@@ -291,3 +291,26 @@ def test_single_trade_path_rejects_what_the_array_path_rejects() -> None:
 def test_bad_configuration(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         FootprintAggregator(**kwargs)
+
+
+def test_absurd_tick_span_rejected_before_anything_changes() -> None:
+    fp = FootprintAggregator(bar_ns=S, max_span_ticks=1000)
+    fp.add(trades([0], [500], [1.0], [True]))
+    with pytest.raises(ValueError, match="max_span_ticks"):
+        fp.add(trades([1], [10**12], [1.0], [True]))  # the scalar path falls back to the checked one
+    with pytest.raises(ValueError, match="max_span_ticks"):
+        fp.add(trades([1, 2], [400, 2000], [1.0, 1.0], [True, True]))
+    assert fp.bars()[0].trade_count == 1 and fp.bars()[0].ticks.tolist() == [500]
+    fp.add(trades([3], [1400], [1.0], [True]))  # within the span: fine
+    assert fp.bars()[0].ticks[[0, -1]].tolist() == [500, 1400]
+    grouped = FootprintAggregator(bar_ns=S, group=10, max_span_ticks=1000)
+    grouped.add(trades([0, 1], [0, 990], [1.0, 1.0], [True, True]))  # 100 rows of 10 ticks
+    with pytest.raises(ValueError, match="max_span_ticks"):
+        FootprintAggregator(bar_ns=S, max_span_ticks=0)
+
+
+def test_imbalance_ratio_exact_multiple_survives_float_noise() -> None:
+    buy = np.array([0.0, 0.9])
+    sell = np.array([0.1 + 0.2, 0.0])  # 0.30000000000000004 * 3 > 0.9 by one ulp
+    b, _ = diagonal_imbalances(buy, sell, ratio=3.0)
+    assert b.tolist() == [False, True]
