@@ -314,3 +314,59 @@ def test_imbalance_ratio_exact_multiple_survives_float_noise() -> None:
     sell = np.array([0.1 + 0.2, 0.0])  # 0.30000000000000004 * 3 > 0.9 by one ulp
     b, _ = diagonal_imbalances(buy, sell, ratio=3.0)
     assert b.tolist() == [False, True]
+
+
+def load_capture_trades(path) -> np.ndarray:
+    """The ``btcusdt@trade`` messages of a hftbacktest capture as trade rows (m=true: aggressive sell)."""
+    import gzip
+    import json
+
+    out = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            local_ns, raw = line.split(" ", 1)
+            if "@trade" not in raw[:40]:
+                continue
+            d = json.loads(raw)["data"]
+            out.append((d["T"] * 1_000_000, int(local_ns), round(float(d["p"]) * 10), float(d["q"]), d["m"]))
+    rows = np.zeros(len(out), dtype=EVENT_DTYPE)
+    ts, local, ticks, qty, sell = zip(*out, strict=True)
+    rows["ev"] = BOTH_CLOCKS | TRADE_EVENT | np.where(sell, SELL_EVENT, BUY_EVENT).astype(np.uint64)
+    rows["exch_ts"], rows["local_ts"], rows["ival"], rows["qty"] = ts, local, ticks, qty
+    rows["px"] = rows["ival"] * 0.1
+    return rows
+
+
+def test_real_capture_live_and_replay_build_the_same_bars_and_profile(btc_capture) -> None:
+    from app.core.profile import VolumeProfile
+
+    rows = load_capture_trades(btc_capture)
+    assert rows.size == 21_313
+    live_fp, bulk_fp = FootprintAggregator(bar_ns=60 * S, group=5), FootprintAggregator(bar_ns=60 * S, group=5)
+    live_vp, bulk_vp = VolumeProfile(), VolumeProfile()
+    for i in range(rows.size):  # live: one trade per message
+        live_fp.add(rows[i:i + 1])
+        live_vp.add(rows[i:i + 1])
+    for i in range(0, rows.size, 5000):  # replay/rebuild: big batches
+        bulk_fp.add(rows[i:i + 5000])
+        bulk_vp.add(rows[i:i + 5000])
+    data = list(zip(rows["exch_ts"].tolist(), rows["ival"].tolist(), rows["qty"].tolist(),
+                    ((rows["ev"] & BUY_EVENT) != 0).tolist(), strict=True))
+    ref = reference_bars(data, 5, 60 * S, None)
+    assert len(ref) == 6  # 345 s of trading
+    for fp in (live_fp, bulk_fp):
+        assert_same(fp.bars(), ref, 5)
+    for a, b in zip(live_fp.bars(), bulk_fp.bars(), strict=True):
+        assert a.poc_tick == b.poc_tick
+        assert a.stacked_buy == b.stacked_buy and a.stacked_sell == b.stacked_sell
+        assert np.array_equal(a.buy_imbalance, b.buy_imbalance)
+        assert np.allclose(a.buy, b.buy, rtol=1e-12) and np.allclose(a.sell, b.sell, rtol=1e-12)
+    assert live_vp.poc() == bulk_vp.poc()
+    assert live_vp.value_area() == bulk_vp.value_area()
+    assert live_vp.total_volume == pytest.approx(rows["qty"].sum())
+    buy_ref: dict[int, float] = {}
+    for _, tick, q, is_buy in data:
+        if is_buy:
+            buy_ref[tick] = buy_ref.get(tick, 0.0) + q
+    ticks = np.array(sorted(buy_ref))
+    assert np.allclose(live_vp.volume_at(ticks)[0], [buy_ref[t] for t in ticks.tolist()])
