@@ -11,9 +11,10 @@ Rules (documented because charting packages differ):
   levels above the area with the next ``step`` below it and add the larger group; on a tie add the
   group above. When one side has reached the edge of the traded range, the other side is taken. Stop
   as soon as the area holds at least ``fraction`` of the volume (so it usually holds a little more).
-* **High/low volume nodes**: peaks and valleys of the profile smoothed over ``window`` levels; a peak
-  is a high volume node when it reaches ``high`` x the highest smoothed level, a valley (strictly inside
-  the range) is a low volume node when it stays below ``low`` x that level.
+* **High/low volume nodes**, on the profile smoothed over ``window`` levels: each stretch where the
+  smoothed volume reaches ``high`` x its maximum is a high volume node (at its peak), and two such
+  stretches are one node unless the profile between them falls to ``low`` x the maximum or below; that
+  lowest point between two nodes is a low volume node.
 
 Input order does not matter to a profile (sums commute); trade rows are validated first and a bad
 batch changes nothing.
@@ -130,33 +131,51 @@ def value_area_indices(volume: np.ndarray, fraction: float = 0.70, step: int = 2
     return lo + first, hi + first
 
 
+def _middle_of_best(values: np.ndarray, best: float) -> int:
+    """Index of the middle of the values equal (to float noise) to ``best``: a flat top is one node."""
+    hits = np.flatnonzero(np.abs(values - best) <= abs(best) * _TIE_REL)
+    return int(hits[hits.size // 2])
+
+
 def volume_nodes(
-    volume: np.ndarray, window: int = 5, high: float = 0.5, low: float = 0.25
+    volume: np.ndarray, window: int | None = None, high: float = 0.5, low: float = 0.25
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of (high volume nodes, low volume nodes) of a profile (see module rules)."""
-    if window < 1:
+    """Indices of (high volume nodes, low volume nodes) of a profile (see module rules).
+
+    ``window`` levels of smoothing (default: a thirtieth of the traded range, at least 3) keep
+    tick-level noise from making every other tick a node.
+    """
+    if window is not None and window < 1:
         raise ValueError(f"node window must be >= 1, got {window!r}")
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"node thresholds need 0 <= low < high <= 1, got low={low!r}, high={high!r}")
     nz = np.flatnonzero(volume > 0)
     if nz.size == 0:
         return _EMPTY_I, _EMPTY_I
     first, last = int(nz[0]), int(nz[-1])
     v = volume[first:last + 1].astype(np.float64)
+    if window is None:
+        window = max(3, (v.size // 30) | 1)
     smooth = np.convolve(v, np.ones(window) / window, mode="same") if window > 1 else v
-    # collapse plateaus to one point (their middle) so a flat top is one peak, not none or many
-    change = np.flatnonzero(np.diff(smooth) != 0) + 1
-    starts = np.concatenate(([0], change))
-    ends = np.concatenate((change, [smooth.size])) - 1
-    level = smooth[starts]
-    middle = (starts + ends) // 2
-    padded = np.concatenate(([-np.inf], level, [-np.inf]))
-    peaks = (padded[1:-1] > padded[:-2]) & (padded[1:-1] > padded[2:])
-    inner = np.zeros(level.size, bool)
-    if level.size >= 3:
-        inner[1:-1] = (level[1:-1] < level[:-2]) & (level[1:-1] < level[2:])
     top = smooth.max()
-    hvn = middle[peaks & (level >= high * top)] + first
-    lvn = middle[inner & (level <= low * top)] + first
-    return hvn.astype(np.int64), lvn.astype(np.int64)
+    above = np.concatenate(([0], (smooth >= high * top * (1 - _TIE_REL)).astype(np.int8), [0]))
+    edges = np.diff(above)
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)  # exclusive
+    # two high stretches are one node unless a low valley separates them (hysteresis: noise around the
+    # high threshold must not split a node); the loop runs per stretch, a handful, not per level
+    regions: list[list[int]] = []
+    valleys: list[int] = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        if regions:
+            gap = smooth[regions[-1][1]:a]
+            if gap.min() > low * top:
+                regions[-1][1] = b
+                continue
+            valleys.append(regions[-1][1] + _middle_of_best(gap, gap.min()))
+        regions.append([a, b])
+    hvn = [a + _middle_of_best(smooth[a:b], smooth[a:b].max()) for a, b in regions]
+    return np.asarray(hvn, np.int64) + first, np.asarray(valleys, np.int64) + first
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +214,8 @@ class ProfileRange:
         va = value_area_indices(self.volume, fraction, step)
         return None if va is None else (int(self.ticks[va[0]]), int(self.ticks[va[1]]))
 
-    def nodes(self, window: int = 5, high: float = 0.5, low: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    def nodes(self, window: int | None = None, high: float = 0.5, low: float = 0.25
+              ) -> tuple[np.ndarray, np.ndarray]:
         """(high volume node ticks, low volume node ticks)."""
         hvn, lvn = volume_nodes(self.volume, window, high, low)
         return self.ticks[hvn], self.ticks[lvn]
@@ -409,7 +429,8 @@ class VolumeProfile:
         va = value_area_indices(self._view(), fraction, step)
         return None if va is None else (self._lo + va[0], self._lo + va[1])
 
-    def nodes(self, window: int = 5, high: float = 0.5, low: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    def nodes(self, window: int | None = None, high: float = 0.5, low: float = 0.25
+              ) -> tuple[np.ndarray, np.ndarray]:
         """(high volume node ticks, low volume node ticks) of the session."""
         if self._lo == NO_PRICE:
             return _EMPTY_I, _EMPTY_I

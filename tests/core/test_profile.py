@@ -311,3 +311,18 @@ def test_float_noise_does_not_break_a_poc_tie() -> None:
     assert poc_index(vol) == 3  # a tie with index 0 on volume; 3 is nearer the centre (2.5)
     # and the value area treats float-equal neighbours as a tie (which goes up)
     assert value_area_indices(np.array([0.1, 0.1 + 0.2, 0.9, 0.3, 0.1]), 0.7, step=1) == (2, 3)
+
+
+def test_nodes_survive_tick_level_noise() -> None:
+    rng = np.random.default_rng(7)
+    x = np.arange(600)
+    smooth = 100 * np.exp(-((x - 150) ** 2) / 2000) + 60 * np.exp(-((x - 450) ** 2) / 2000) + 2
+    noisy = smooth * rng.uniform(0, 2, x.size) * (rng.uniform(size=x.size) > 0.4)  # gaps, jagged
+    hvn, lvn = volume_nodes(noisy)
+    assert len(hvn) == 2 and abs(hvn[0] - 150) < 40 and abs(hvn[1] - 450) < 40  # humps are ~30 wide
+    assert len(lvn) == 1 and 250 < lvn[0] < 350
+    with pytest.raises(ValueError, match="low < high"):
+        volume_nodes(noisy, high=0.2, low=0.3)
+    with pytest.raises(ValueError, match="window"):
+        volume_nodes(noisy, window=0)
+    assert [a.size for a in volume_nodes(np.zeros(5))] == [0, 0]
