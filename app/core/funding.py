@@ -9,7 +9,8 @@ Rules: a batch is validated whole before anything changes (NaN, negative price o
 ValueError). Sources poll at different rhythms (Binance sends mark/funding on a stream and open interest
 by REST), so time order is required per kind: a row older than the previous row of the same kind raises
 ValueError. The funding interval is learnt from the jump of the next funding time when a funding passes
-(Binance does not send it on the stream), else the configured default.
+(Binance does not send it on the stream), else the configured default; a jump first seen more than half
+an interval after the funding (an outage that may have skipped fundings) teaches nothing.
 """
 
 from __future__ import annotations
@@ -152,14 +153,17 @@ class FundingTracker:
             oi_change = float(prev[-1] - prev[-2]) if prev.size >= 2 else 0.0
             self._has_oi = True
         interval = s.interval_hours
-        nft = rows["ival"][is_fund]
-        if nft.size:
-            seq = np.concatenate(([s.next_funding_ts], nft)) if s.next_funding_ts else nft
-            seq = seq[seq > 0]
-            jumps = np.diff(seq)
-            jumps = jumps[(jumps > 0) & (jumps <= 24 * _HOUR_NS)]
-            if jumps.size:
-                interval = float(jumps[-1]) / _HOUR_NS
+        known = is_fund & (rows["ival"] > 0)
+        if known.any():
+            nft = rows["ival"][known]
+            seen = rows["exch_ts"][known]
+            prev = np.concatenate(([s.next_funding_ts], nft[:-1]))
+            jump = nft - prev
+            # a jump is one interval only if we saw it early in the new interval: after an outage that
+            # skipped fundings it spans several, so it must not be taken for the interval
+            ok = (prev > 0) & (jump > 0) & (jump <= 24 * _HOUR_NS) & (seen >= prev) & (seen - prev < jump // 2)
+            if ok.any():
+                interval = float(jump[ok][-1]) / _HOUR_NS
         last = hist[-1]
         self._state = FundingState(
             rate=float(last["rate"]),

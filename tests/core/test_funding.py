@@ -102,6 +102,11 @@ def test_interval_is_learnt_from_the_next_funding_jump() -> None:
     tr.add(funding(4 * H + 1, 0.0002, 8 * H))  # the funding passed: next moved by 4 h
     assert tr.state.interval_hours == 4.0
     assert tr.state.annualised == pytest.approx(0.0002 * 6 * 365)
+    # offline across fundings: next jumps 8 h -> 24 h, first seen 11 h after the 8 h funding: no lesson
+    tr.add(funding(19 * H, 0.0002, 24 * H))
+    assert tr.state.interval_hours == 4.0 and tr.state.next_funding_ts == 24 * H
+    tr.add(funding(24 * H + 10, 0.0002, 25 * H))  # hourly funding now, seen 10 ns after the funding
+    assert tr.state.interval_hours == 1.0
 
 
 def test_history_forward_fills_and_marks_unknown_as_nan() -> None:
