@@ -59,9 +59,13 @@ def stacked_runs(mask: np.ndarray, min_len: int = 3) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts[keep], ends[keep], strict=True)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class FootprintBar:
-    """One footprint bar: dense ascending rows with their volumes, plus totals and imbalance marks."""
+    """One footprint bar: dense ascending rows with their volumes, plus totals and imbalance marks.
+
+    Its arrays are read-only: closed bars are built once and shared by every caller of ``bars()``.
+    Bars compare by identity (arrays have no single truth value).
+    """
 
     index: int  # time bars: start_ts // bar_ns; volume bars: running bar number
     start_ts: int  # time bars: bucket start; volume bars: first trade time (ns)
@@ -212,6 +216,8 @@ class _OpenBar:
 
 def _with_imbalances(bar: FootprintBar, ratio: float, min_volume: float, stacked_min: int) -> FootprintBar:
     buy_imb, sell_imb = diagonal_imbalances(bar.buy, bar.sell, ratio, min_volume)
+    for arr in (bar.ticks, bar.buy, bar.sell, bar.count, buy_imb, sell_imb):
+        arr.flags.writeable = False
     t = bar.ticks
     return replace(
         bar,

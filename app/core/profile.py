@@ -178,7 +178,7 @@ def volume_nodes(
     return np.asarray(hvn, np.int64) + first, np.asarray(valleys, np.int64) + first
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class ProfileRange:
     """A profile over rows ``lo_tick..hi_tick`` (dense, ascending): private copies, safe to keep."""
 

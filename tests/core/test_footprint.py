@@ -370,3 +370,14 @@ def test_real_capture_live_and_replay_build_the_same_bars_and_profile(btc_captur
             buy_ref[tick] = buy_ref.get(tick, 0.0) + q
     ticks = np.array(sorted(buy_ref))
     assert np.allclose(live_vp.volume_at(ticks)[0], [buy_ref[t] for t in ticks.tolist()])
+
+
+def test_shared_bars_are_read_only() -> None:
+    fp = FootprintAggregator(bar_ns=S)
+    fp.add(trades([0, S], [1, 2], [1.0, 1.0], [True, True]))
+    closed = fp.bars()[0]
+    for arr in (closed.ticks, closed.buy, closed.sell, closed.count, closed.buy_imbalance):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 0
+    with pytest.raises(AttributeError):
+        closed.poc_tick = 5  # type: ignore[misc]
