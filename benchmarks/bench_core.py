@@ -4,7 +4,8 @@ Footprint/profile input: the 21,313 ``btcusdt@trade`` messages of hftbacktest's 
 (2024-08-08), parsed untimed with the standard library. Each is raced two ways: one batch per message
 (the live path: Binance sends one trade per message) and the whole capture as one batch (a rebuild
 from the ring on replay or on a settings change). The peer is the obvious pure-Python implementation
-(dicts keyed by bar and tick, one update per trade) on the same rows.
+(dicts keyed by bar and tick, one update per trade) fed the same event batches. The profile rows include
+one value-area computation at the end, the footprint rows one ``bars()`` call.
 """
 
 from __future__ import annotations
@@ -110,28 +111,34 @@ def load_trades() -> np.ndarray:
     return rows
 
 
-def python_footprint(trades: list[tuple[int, int, float, bool]]) -> dict:
+def python_footprint(batches: list[np.ndarray]) -> dict:
     """Peer: the obvious footprint, a dict of bars of dicts of [buy, sell, count] updated per trade."""
     bars: dict[int, dict[int, list]] = {}
-    for ts, tick, q, is_buy in trades:
-        rows = bars.get(ts // BAR_NS)
-        if rows is None:
-            rows = bars[ts // BAR_NS] = {}
-        cell = rows.get(tick)
-        if cell is None:
-            cell = rows[tick] = [0.0, 0.0, 0]
-        cell[0 if is_buy else 1] += q
-        cell[2] += 1
+    for batch in batches:
+        for ev, ts, _, _, q, _, tick, _ in batch.tolist():
+            if ev & 0xFF != TRADE_EVENT:
+                continue
+            rows = bars.get(ts // BAR_NS)
+            if rows is None:
+                rows = bars[ts // BAR_NS] = {}
+            cell = rows.get(tick)
+            if cell is None:
+                cell = rows[tick] = [0.0, 0.0, 0]
+            cell[0 if ev & BUY_EVENT else 1] += q
+            cell[2] += 1
     return bars
 
 
-def python_profile(trades: list[tuple[int, int, float, bool]]) -> tuple[dict, dict]:
+def python_profile(batches: list[np.ndarray]) -> tuple[dict, dict]:
     """Peer: the obvious volume profile, two dicts tick -> volume updated per trade."""
     buy: dict[int, float] = {}
     sell: dict[int, float] = {}
-    for _, tick, q, is_buy in trades:
-        d = buy if is_buy else sell
-        d[tick] = d.get(tick, 0.0) + q
+    for batch in batches:
+        for ev, _, _, _, q, _, tick, _ in batch.tolist():
+            if ev & 0xFF != TRADE_EVENT:
+                continue
+            d = buy if ev & BUY_EVENT else sell
+            d[tick] = d.get(tick, 0.0) + q
     return buy, sell
 
 
@@ -140,8 +147,7 @@ def bench_order_flow(quick: bool, only: str | None) -> list[BenchResult]:
     rows = load_trades()
     n = rows.size
     per_message = [rows[i:i + 1] for i in range(n)]
-    as_tuples = list(zip(rows["exch_ts"].tolist(), rows["ival"].tolist(), rows["qty"].tolist(),
-                         ((rows["ev"] & BUY_EVENT) != 0).tolist(), strict=True))
+    one_batch = [rows]
     repeats = 1 if quick else 3
     out: list[BenchResult] = []
 
@@ -167,27 +173,27 @@ def bench_order_flow(quick: bool, only: str | None) -> list[BenchResult]:
     # sanity: the vectorised results equal the peers' before anything is timed
     fp = FootprintAggregator(bar_ns=BAR_NS)
     fp.add(rows)
-    ref = python_footprint(as_tuples)
+    ref = python_footprint(one_batch)
     assert [b.index for b in fp.bars()] == sorted(ref)
     assert all(b.trade_count == sum(c[2] for c in ref[b.index].values()) for b in fp.bars())
     prof = VolumeProfile()
     prof.add(rows)
-    ref_buy, _ = python_profile(as_tuples)
+    ref_buy, _ = python_profile(one_batch)
     assert abs(prof.buy_volume - sum(ref_buy.values())) < 1e-6
 
-    peer_fp = _best_of(repeats, lambda: python_footprint(as_tuples))
-    peer_prof = _best_of(repeats, lambda: python_profile(as_tuples))
+    # each race: ours and the peer on the same event batches (one per message, or one for all)
     cases = [
-        ("footprint.add.per_message", fp_batches(per_message), peer_fp),
-        ("footprint.add.one_batch", fp_batches([rows]), peer_fp),
-        ("profile.add.per_message", prof_batches(per_message), peer_prof),
-        ("profile.add.one_batch", prof_batches([rows]), peer_prof),
+        ("footprint.add.per_message", fp_batches(per_message), lambda: python_footprint(per_message)),
+        ("footprint.add.one_batch", fp_batches(one_batch), lambda: python_footprint(one_batch)),
+        ("profile.add.per_message", prof_batches(per_message), lambda: python_profile(per_message)),
+        ("profile.add.one_batch", prof_batches(one_batch), lambda: python_profile(one_batch)),
     ]
-    for name, fn, peer_t in cases:
+    for name, ours, peer in cases:
         if not want(name):
             continue
-        t = _best_of(repeats, fn)
-        out.append(BenchResult(name, n / t, "trades/s", peer="python dict per trade", ratio=peer_t / t,
+        t = _best_of(repeats, ours)
+        peer_t = _best_of(repeats, peer)
+        out.append(BenchResult(name, n / t, "trades/s", peer="python dicts per trade", ratio=peer_t / t,
                                extra={"trades": n}))
     return out
 
