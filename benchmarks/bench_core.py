@@ -31,7 +31,7 @@ BAR_NS = 60_000_000_000  # 1-minute footprint bars
 RING_GOAL = 20e6  # issue 2: ring append >= 20 million events/s in batches
 
 
-def _best_of(repeats: int, fn: Callable[[], None]) -> float:
+def _best_of(repeats: int, fn: Callable[[], object]) -> float:
     """Smallest wall time of ``repeats`` runs of ``fn`` (the least disturbed by the shared machine)."""
     best = float("inf")
     for _ in range(repeats):
@@ -62,7 +62,7 @@ def bench_ring(quick: bool) -> list[BenchResult]:
 
         t = _best_of(2 if quick else 3, go)
         rate = n / t
-        extra = {"batch": batch}
+        extra: dict[str, float] = {"batch": batch}
         if batch > 1:
             extra["goal"] = RING_GOAL
         out.append(BenchResult(f"ring.append.batch{batch}", rate, "events/s", extra=extra))

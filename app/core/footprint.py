@@ -335,8 +335,8 @@ class FootprintAggregator:
         if self.bar_ns is not None:
             if ts // self.bar_ns != bar.index:
                 return False
-        elif bar.volume + qty >= self.bar_volume * (1 - 1e-9):  # type: ignore[operator] - closes the bar
-            return False
+        elif self.bar_volume is not None and bar.volume + qty >= self.bar_volume * (1 - 1e-9):
+            return False  # this trade closes the volume bar: the array path does the closing
         if not bar.add_one(ts, tick, tick // self.group, qty, is_buy):
             return False
         self._last_ts = ts
