@@ -17,6 +17,14 @@ def json_rows(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
+@pytest.fixture
+def core_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only bench_core: other areas' benches (and their run time or failures) stay out of these tests."""
+    real = runner.discover
+    monkeypatch.setattr(runner, "discover", lambda include_gui=False: [n for n in real() if n == "bench_core"])
+
+
+@pytest.mark.usefixtures("core_only")
 def test_bench_json_quick_only_ring(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--json", "--quick", "--only", "ring"]) == 0
     rows = json_rows(capsys.readouterr().out)
@@ -36,6 +44,7 @@ def test_bench_json_quick_only_ring(capsys: pytest.CaptureFixture[str]) -> None:
     assert mem["rows_written"] > mem["capacity"]  # it wrapped many times and did not grow
 
 
+@pytest.mark.usefixtures("core_only")
 def test_bench_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--quick", "--only", "ring.nbytes"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -44,6 +53,7 @@ def test_bench_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "bytes" in out[2]
 
 
+@pytest.mark.usefixtures("core_only")
 def test_only_matching_nothing_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "--json", "--quick", "--only", "no-such-row"]) == 0
     assert capsys.readouterr().out == ""
