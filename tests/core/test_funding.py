@@ -234,3 +234,20 @@ def test_frame_reexports_the_same_class() -> None:
     from app.core import frame
 
     assert frame.FundingState is FundingState
+
+
+def test_binance_documentation_example() -> None:
+    """The markPriceUpdate example of Binance's docs (protocols.md A.8), as the feed will emit it."""
+    msg = {"E": 1562305380000, "p": "11794.15000000", "i": "11784.62659091", "r": "0.00038167",
+           "T": 1562306400000}
+    ts = msg["E"] * 1_000_000
+    tr = FundingTracker()
+    tr.add(np.concatenate([mark(ts, float(msg["p"]), float(msg["i"])),
+                           funding(ts, float(msg["r"]), msg["T"] * 1_000_000)]))
+    s = tr.state
+    assert s.countdown_ns(ts) == 17 * 60 * 1_000_000_000  # 17 minutes to the 01:00 UTC funding
+    assert s.premium == pytest.approx(0.000808, abs=5e-7)  # mark 0.08 % over index
+    assert s.annualised == pytest.approx(0.00038167 * 3 * 365)  # ~41.8 % a year at 8 h intervals
+    # a 0.5 BTC long pays 0.5 x 11794.15 x 0.00038167 = 2.250737 USDT at the funding
+    assert s.holding_cost(0.5, BID) == pytest.approx(2.250737, abs=1e-6)
+    assert s.holding_cost(0.5, ASK) == pytest.approx(-2.250737, abs=1e-6)
