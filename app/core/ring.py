@@ -92,8 +92,9 @@ class EventRing:
         raw = self._raw
         if m >= cap:
             batch = batch[m - cap:]
-        if not batch.flags.c_contiguous:
-            batch = np.ascontiguousarray(batch)
+        if not batch.flags.c_contiguous or batch.base is self._buf:
+            # a view of this ring (re-appending latest rows) would be overwritten while it is copied
+            batch = batch.copy()
         src = batch.view(np.uint8)
         if m >= cap:
             raw[:cap * isz] = src
