@@ -131,3 +131,13 @@ def test_format_value() -> None:
     assert runner.format_value(12_345_678.9) == "12,345,679"
     assert runner.format_value(0.012345) == "0.01235"
     assert runner.format_value(None) == "-"
+
+
+@pytest.mark.usefixtures("core_only", "btc_capture")  # btc_capture: the real data must be there
+def test_order_flow_rows_race_a_peer_on_the_real_trades(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--json", "--quick", "--only", "profile."]) == 0
+    rows = json_rows(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["profile.add.per_message", "profile.add.one_batch"]
+    for row in rows:
+        assert row["unit"] == "trades/s" and row["trades"] == 21_313
+        assert row["peer"] == "python dicts per trade" and row["ratio"] > 0
