@@ -87,7 +87,7 @@ def fake_modules(monkeypatch: pytest.MonkeyPatch) -> None:
 
     good.run = fine  # type: ignore[attr-defined]
     skipped = types.ModuleType("benchmarks.bench_mmm_book")
-    skipped.ROWS = ("book.",)  # type: ignore[attr-defined]
+    skipped.ROWS = ("book.apply",)  # type: ignore[attr-defined]
 
     def must_not_run(quick: bool = False) -> list[BenchResult]:
         raise AssertionError("a module whose ROWS cannot match --only must not run")
@@ -125,6 +125,14 @@ def test_error_row_in_the_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_only_naming_a_module_keeps_all_its_rows(capsys: pytest.CaptureFixture[str]) -> None:
     assert runner.run_all(as_json=True, only="zzz") == 0  # the broken module is not run at all
     assert [r["name"] for r in json_rows(capsys.readouterr().out)] == ["zzz.rate", "yyy.x"]
+
+
+def test_every_row_name_is_declared() -> None:
+    from benchmarks import bench_core
+
+    assert set(bench_core.ROWS) == set(bench_core.RING_ROWS) | set(bench_core.FLOW_ROWS)
+    assert runner._may_match("bench_core", bench_core, "add.one")  # a middle substring of a row name
+    assert not runner._may_match("bench_core", bench_core, "book")
 
 
 def test_format_value() -> None:
