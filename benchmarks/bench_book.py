@@ -240,8 +240,12 @@ def run(quick: bool = False) -> list[BenchResult]:
                 "levels/s",
                 peer=peer_name,
                 ratio=ours_rate / peer_rate,
-                extra={**extra, "peer_value": peer_rate, "us_per_msg": 1e6 * ours_s / len(cap.arrays),
-                       "peer_us_per_msg": 1e6 * peer_s / len(cap.arrays)},
+                extra={
+                    **extra,
+                    "peer_value": peer_rate,
+                    "us_per_msg": 1e6 * ours_s / len(cap.arrays),
+                    "peer_us_per_msg": 1e6 * peer_s / len(cap.arrays),
+                },
             )
         )
     results.extend(_micro(quick))
@@ -252,6 +256,10 @@ if __name__ == "__main__":
     import sys
 
     for row in run(quick="--quick" in sys.argv):
-        peer = f"  vs {row.peer}: {row.ratio:.2f}x ({row.extra['peer_value']:,.0f} {row.unit})" if row.peer else ""
+        peer = (
+            f"  vs {row.peer}: {row.ratio:.2f}x ({row.extra['peer_value']:,.0f} {row.unit})"
+            if row.peer
+            else ""
+        )
         case = f" [{row.extra['case']}]" if "case" in row.extra else ""
         print(f"{row.name:24s} {row.value:14,.0f} {row.unit}{case}{peer}")

@@ -662,7 +662,9 @@ def _validate_depth_rows(batch: np.ndarray, rows: np.ndarray, flags: np.ndarray,
     if bad.any():
         i = int(rows[np.flatnonzero(bad)[0]])
         what = "no side flag" if flags[i] == 0 else "both side flags"
-        raise ValueError(f"DepthBook.apply: depth row {i} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged")
+        raise ValueError(
+            f"DepthBook.apply: depth row {i} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged"
+        )
     qty = batch["qty"][rows]
     bad = ~(np.isfinite(qty) & (qty >= 0))
     if bad.any():
@@ -674,7 +676,9 @@ def _validate_depth_rows(batch: np.ndarray, rows: np.ndarray, flags: np.ndarray,
     bad = (ival <= -TICK_LIMIT) | (ival >= TICK_LIMIT)
     if bad.any():
         i = int(rows[np.flatnonzero(bad)[0]])
-        raise ValueError(f"DepthBook.apply: depth row {i}: tick {int(batch['ival'][i])} out of range; book unchanged")
+        raise ValueError(
+            f"DepthBook.apply: depth row {i}: tick {int(batch['ival'][i])} out of range; book unchanged"
+        )
     px = batch["px"][rows]
     priced = px != 0
     if priced.any():
