@@ -69,7 +69,7 @@ _SMIN = np.minimum.reduce
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
 _BAD_QTY_BITS = _U64(0x7FF0000000000000)
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
-_LOG_FOLD = 512  # fold the far-level log into the far arrays after this many messages
+_LOG_FOLD = 2048  # fold the far-level log into the far arrays after this many messages
 _EMPTY_T = np.empty(0, dtype=np.int64)
 _EMPTY_Q = np.empty(0, dtype=np.float64)
 _SCAN = 64  # first window searched below a deleted best level
@@ -165,9 +165,15 @@ class DepthBook:
                 return
         if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
             qty = _checked_qty(qty)
-        # Min/max of the raw ticks, as Python ints: exact range checks, no int64 wrap-around.
-        lo = int(_SMIN(ticks))
-        hi = int(_SMAX(ticks))
+        # Min/max of the raw ticks, as Python ints: exact range checks, no int64 wrap-around. Short
+        # messages (the median venue diff has ~17 levels a side) are quicker through a list.
+        if ticks.shape[0] <= 24:
+            listed = ticks.tolist()
+            lo = min(listed)
+            hi = max(listed)
+        else:
+            lo = int(_SMIN(ticks))
+            hi = int(_SMAX(ticks))
         if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
             _check_ticks(ticks)
         if not self._anchored and not self._anchor(side, ticks, qty):
@@ -216,7 +222,7 @@ class DepthBook:
             else:  # the top of the update is a delete: look between the old best and it
                 start = bp + 1 if bp >= 1 else 1
                 if start < hp:
-                    nz = np.flatnonzero(arr[start:hp])
+                    nz = arr[start:hp].nonzero()[0]
                     if nz.shape[0]:
                         bp = start + int(nz[-1])
         if 1 <= bp <= self._roi and arr[bp] == 0:
@@ -250,11 +256,11 @@ class DepthBook:
         """The best position strictly below ``bp`` (whose level was just deleted)."""
         arr = st.arr
         start = bp - _SCAN if bp > _SCAN else 1
-        nz = np.flatnonzero(arr[start:bp])
+        nz = arr[start:bp].nonzero()[0]  # the method: no Python wrapper on this path
         if nz.shape[0]:
             return start + int(nz[-1])
         if start > 1:
-            nz = np.flatnonzero(arr[1:start])
+            nz = arr[1:start].nonzero()[0]
             if nz.shape[0]:
                 return 1 + int(nz[-1])
         # The ROI side is empty: the best, if any, is the best far level (all are worse here).
