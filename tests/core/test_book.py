@@ -690,3 +690,21 @@ def test_trade_rows_are_not_validated_as_depth() -> None:
     rows["ev"][-1] = BOTH_CLOCKS | TRADE_EVENT  # not even a side flag
     book.apply(rows)
     assert book.best_bid() == (90, 1.0)
+
+
+def test_apply_negative_zero_deletes_like_zero() -> None:
+    book = make()
+    book.apply(_batch(1.0, 2.0))
+    book.apply(_batch(-0.0, 2.0))
+    assert as_dict(book, BID) == {91: 2.0}
+    assert book.qty_at(BID, 90) == 0.0 and math.copysign(1.0, book.qty_at(BID, 90)) == 1.0
+
+
+def test_apply_batch_with_far_levels_copies_what_it_keeps() -> None:
+    """Rows are read through views of the batch: mutating the batch afterwards changes nothing."""
+    book = make(32)
+    batch = depth_rows(BID, np.array([1000, 999, 5, 3]), np.array([1.0, 2.0, 3.0, 4.0]), 0.1, 1, 1, 1)
+    book.apply(batch)
+    batch["qty"] = 9.0
+    batch["ival"] = 7
+    assert as_dict(book, BID) == {1000: 1.0, 999: 2.0, 5: 3.0, 3: 4.0}
