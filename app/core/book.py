@@ -225,11 +225,23 @@ class DepthBook:
             self._best_changed(side, bp)
 
     def _apply_general(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray) -> None:
-        """Levels better than the ROI, or anything unusual: exact, slower."""
+        """Rows beyond the ROI on the better side (or a best outside the ROI): exact, slower."""
+        roi = self._roi
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
-        inside = (pos >= 1) & (pos <= self._roi)
+        inside = (pos >= 1) & (pos <= roi)
         st.arr[pos[inside]] = qty[inside]
         st.log.append((ticks[~inside], qty[~inside]))
+        bp = st.best
+        if 1 <= bp <= roi and not ((pos > roi) & (qty > 0)).any():
+            # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing, and
+            # the new best is the best ROI level (venues send such stale deletes now and then).
+            nz = st.arr[1:].nonzero()[0]
+            if nz.shape[0]:
+                new = int(nz[-1]) + 1
+                if new != bp:
+                    st.best = new
+                    self._best_changed(side, new)
+                return
         self._fold(side, st)
         self._settle_best(side, st)
 
