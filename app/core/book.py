@@ -1,13 +1,17 @@
 """The depth book: one instrument's resting size per price tick, bids and asks.
 
 Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *region of interest*
-(ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus a sparse overflow
-(``dict`` tick -> size) for the levels outside it. Venues send far levels all the time (a Binance
-BTCUSDT diff routinely touches bids at 5,000 on a 61,800 market), so the overflow is written on the
-hot path too: a message with far levels is appended to a small per-side log (two array copies) and
-folded into the dict lazily, when something reads the overflow or the log grows long. The ROI is
-placed around the first prices seen and moved (*recentred*) around the mid when the mid drifts a
-quarter of the ROI away from its centre: the ticks stay, only the split array/overflow changes.
+(ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus the *far levels* outside it as
+two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
+BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
+5,000 on a 61,800 market), so far levels are written on the hot path too: the message is appended
+to a per-side log (two array copies; the book never keeps references to caller arrays) and merged
+into the far arrays with a few vector operations (stable sort, last write wins, zeros dropped) when
+something reads them, when the best price needs them, or every 2,048 logged messages.
+
+The ROI is placed around the first prices seen and moved (*recentred*) around the mid when the mid
+drifts more than a quarter of the ROI from its centre: the ticks stay, only the array/far split
+changes (O(levels), rare). A book whose spread is wider than the ROI stays correct, only slower.
 
 Positions. Inside a side's array "higher position = better price" on both sides (bids are stored
 ascending by tick, asks descending), so one rule maintains both best prices: the best is the highest
@@ -20,7 +24,8 @@ Input rules (apply the whole batch or nothing):
 
 * ``qty`` must be finite and >= 0 (NaN, inf or negative -> ``ValueError``); 0 deletes the level;
   ``-0.0`` counts as 0.
-* Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected).
+* Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected);
+  ``apply_side`` takes int64/float64 arrays as they are and converts other integer/number arrays.
 * ``apply`` rows: depth rows (``DEPTH_EVENT``, ``DEPTH_SNAPSHOT_EVENT``) need exactly one side flag
   (``BUY_EVENT`` = bid, ``SELL_EVENT`` = ask); their ``ival`` is the price in ticks and, when
   ``px != 0``, must match it: ``|px / tick_size - ival| <= 1e-6`` (plus float rounding of huge tick
@@ -376,7 +381,7 @@ class DepthBook:
         else:
             cuts = []
         # Runs of rows with the same kind and side: a venue message is typically two (bids, asks).
-        runs = []  # (side or None for a clear, first row, end row, clear side)
+        runs: list[tuple[bool, int, int, int]] = []  # (is a clear, side (0 = both), first row, end row)
         depth_rows = 0
         for a, b in zip([0, *cuts], [*cuts, n], strict=True):
             k = int(key[a])
@@ -388,10 +393,10 @@ class DepthBook:
                     raise ValueError(
                         f"DepthBook.apply: depth row {a} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged"
                     )
-                runs.append((BID if flag == BUY_EVENT else ASK, a, b))
+                runs.append((False, BID if flag == BUY_EVENT else ASK, a, b))
                 depth_rows += b - a
             elif kind == DEPTH_CLEAR_EVENT:
-                runs.append((None, a, b, BID if flag == BUY_EVENT else ASK if flag == SELL_EVENT else 0))
+                runs.append((True, BID if flag == BUY_EVENT else ASK if flag == SELL_EVENT else 0, a, b))
         if not runs:
             return
         ival = batch["ival"]
@@ -405,12 +410,12 @@ class DepthBook:
                 suspect = _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS
                 dev = _SMAX(np.abs(batch["px"] * (1.0 / self._tick_size) - ival))
             else:
-                rows = np.concatenate([np.arange(r[1], r[2]) for r in runs if r[0] is not None])
+                rows = np.concatenate([np.arange(a, b) for is_clear, _, a, b in runs if not is_clear])
                 suspect = True
                 dev = 0.0
-            for r in runs:
-                if r[0] is not None:
-                    lo, hi = _tick_range(ival[r[1] : r[2]])
+            for is_clear, _, a, b in runs:
+                if not is_clear:
+                    lo, hi = _tick_range(ival[a:b])
                     ranges.append((lo, hi))
                     suspect = suspect or lo <= -TICK_LIMIT or hi >= TICK_LIMIT
             biggest = max(max(-lo, hi) for lo, hi in ranges)
@@ -421,22 +426,21 @@ class DepthBook:
                 qty = qty + 0.0  # validated: only -0.0 can remain, and it means 0
         version = self.version
         ranges.reverse()
-        for r in runs:
-            if r[0] is None:
-                self.clear(r[3])
+        last_row = -1
+        for is_clear, side, a, b in runs:
+            if is_clear:
+                self.clear(side)
             else:
-                side = r[0]
                 lo, hi = ranges.pop()
-                self._write(
-                    side, self._bid if side == BID else self._ask, ival[r[1] : r[2]], qty[r[1] : r[2]], lo, hi
-                )
-        last_depth = [r for r in runs if r[0] is not None]
-        if last_depth:
-            self.update_id = int(batch["order_id"][last_depth[-1][2] - 1])
+                self._write(side, self._bid if side == BID else self._ask, ival[a:b], qty[a:b], lo, hi)
+                last_row = b - 1
+        if last_row >= 0:
+            self.update_id = int(batch["order_id"][last_row])
         self.version = version + 1
 
     def clear(self, side: int = 0) -> None:
         """Remove every level of one side (``BID``/``ASK``) or, with 0, of both."""
+        sides: tuple[tuple[int, _Side], ...]
         if side == 0:
             sides = ((BID, self._bid), (ASK, self._ask))
         else:
@@ -551,8 +555,8 @@ class DepthBook:
         return ticks, qty
 
     def ladder(self, top_tick: int, rows: int, group: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row ticks descending from ``top_tick``, bid size, ask size); row r sums ticks
-        ``top_tick - r*group - group + 1 .. top_tick - r*group``."""
+        """(row ticks descending from ``top_tick``, bid size, ask size); ``group`` ticks summed per row."""
+        # Row r is labelled top_tick - r*group and sums ticks top_tick - r*group - group + 1 .. label.
         rows = _count(rows, "rows")
         group = _count(group, "group")
         if group < 1:
