@@ -171,7 +171,13 @@ class DepthBook:
                 return
         if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
             qty = _checked_qty(qty)
-        lo, hi = _tick_range(ticks)
+        if ticks.shape[0] <= 24:  # _tick_range, inlined on the hot path
+            listed = ticks.tolist()
+            lo = min(listed)
+            hi = max(listed)
+        else:
+            lo = int(_SMIN(ticks))
+            hi = int(_SMAX(ticks))
         if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
             _check_ticks(ticks)
         self._write(side, st, ticks, qty, lo, hi)
