@@ -32,12 +32,17 @@ BTCUSDT = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001)
 
 
 class _BookSink:
-    """What the engine does with a feed's output, minus the ring: apply book batches, keep the rest."""
+    """What the engine does with a feed's output, minus the ring: apply book batches, keep the rest.
 
-    def __init__(self) -> None:
+    With ``apply=False`` book batches are only counted: decode + sync alone, the same work as the peer
+    (which builds rows and no book).
+    """
+
+    def __init__(self, apply: bool = True) -> None:
         from app.core.book import DepthBook
 
         self.book = DepthBook(BTCUSDT)
+        self.apply = apply
         self.batches = 0
         self.book_messages = 0
 
@@ -47,7 +52,8 @@ class _BookSink:
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         self.batches += 1
         if update_id is not None:
-            self.book.apply(batch)
+            if self.apply:
+                self.book.apply(batch)
             self.book_messages += 1
 
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
@@ -57,9 +63,9 @@ class _BookSink:
         pass
 
 
-def run_ours(path: Path) -> tuple[float, int, _BookSink]:
-    """CPU seconds and line count for read + decode + sync + apply of the whole file."""
-    sink = _BookSink()
+def run_ours(path: Path, apply: bool = True) -> tuple[float, int, _BookSink]:
+    """CPU seconds and line count for read + decode + sync (+ book apply) of the whole file."""
+    sink = _BookSink(apply)
     proc = BinanceUsdmProcessor([BTCUSDT], sink)
     start = time.process_time()
     with gzip.open(path, "rb") as f:
@@ -85,29 +91,35 @@ def run_peer(path: Path) -> float | None:
 
 
 def run(quick: bool = False) -> list[BenchResult]:
-    """One row: messages/s of our full path, with hftbacktest's converter as the peer when installed."""
+    """Rows: messages/s of our full path (decode + sync + apply) and of decode + sync alone, each with
+    hftbacktest's converter as the peer when installed."""
     path = recorded(*CAPTURE)
     repeats = 1 if quick else 3
     run_peer(path)  # warm-up: numba compiles its helpers on first use
-    ours: list[float] = []
+    full: list[float] = []
+    bare: list[float] = []
     peer: list[float] = []
-    messages = 0
-    for _ in range(repeats):
+    messages = book_messages = 0
+    for _ in range(repeats):  # interleaved, so load changes hit all three alike
         elapsed, messages, sink = run_ours(path)
-        ours.append(elapsed)
+        full.append(elapsed)
+        book_messages = sink.book_messages
+        bare.append(run_ours(path, apply=False)[0])
         p = run_peer(path)
         if p is not None:
             peer.append(p)
-    best = min(ours)
-    rate = messages / best
-    extra = {"messages": messages, "book_messages": sink.book_messages, "seconds": round(best, 4),
-             "clock": "process_time", "repeats": repeats}  # fmt: skip
-    if not peer:
-        return [BenchResult("feeds.binance.decode_sync_apply", rate, "messages/s", extra=extra)]
-    peer_rate = messages / min(peer)
-    extra["peer_messages_per_s"] = round(peer_rate)
-    return [BenchResult("feeds.binance.decode_sync_apply", rate, "messages/s", "hftbacktest.convert",
-                        rate / peer_rate, extra)]  # fmt: skip
+    common = {"messages": messages, "book_messages": book_messages, "clock": "process_time", "repeats": repeats}
+    peer_rate = messages / min(peer) if peer else None
+    rows = []
+    for name, times in (("feeds.binance.decode_sync_apply", full), ("feeds.binance.decode_sync", bare)):
+        rate = messages / min(times)
+        extra = dict(common, seconds=round(min(times), 4))
+        if peer_rate is None:
+            rows.append(BenchResult(name, rate, "messages/s", extra=extra))
+        else:
+            extra["peer_messages_per_s"] = round(peer_rate)
+            rows.append(BenchResult(name, rate, "messages/s", "hftbacktest.convert", rate / peer_rate, extra))
+    return rows
 
 
 if __name__ == "__main__":

@@ -618,7 +618,7 @@ class BinanceUsdmProcessor:
                 return
             handler = self._handlers.get(type(data), parse_force_order)
             batch = handler(data, inst, local_ns)
-        except (ValueError, OverflowError) as exc:
+        except (*_DECODE_ERRORS, ValueError, OverflowError) as exc:
             self._bad(raw, str(exc))
             return
         self.sink.on_batch(symbol, batch, None)
