@@ -389,6 +389,9 @@ def parse_exchange_info(raw: bytes | str, symbol: str) -> Instrument:
     for entry in symbols:
         if entry.get("symbol") != symbol:
             continue
+        status = entry.get("status", "TRADING")
+        if status != "TRADING":
+            raise FeedError(f"{VENUE}: {symbol} is not trading (status {status})")
         filters = {f.get("filterType"): f for f in entry.get("filters", ())}
         try:
             tick = float(filters["PRICE_FILTER"]["tickSize"])

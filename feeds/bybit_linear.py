@@ -286,6 +286,9 @@ def parse_instruments_info(raw: bytes | str, symbol: str) -> Instrument:
     for entry in entries:
         if entry.get("symbol") != symbol:
             continue
+        status = entry.get("status", "Trading")
+        if status not in ("Trading", "PreLaunch"):  # PreLaunch: listed, the feed starts with trading
+            raise FeedError(f"{VENUE}: {symbol} is not trading (status {status})")
         try:
             tick = float(entry["priceFilter"]["tickSize"])
             lot = float(entry.get("lotSizeFilter", {}).get("qtyStep", 0.0))

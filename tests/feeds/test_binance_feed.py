@@ -167,3 +167,25 @@ def test_unreachable_rest_is_a_clear_error() -> None:
             await feed.run(TopCheckSink([]))
 
     asyncio.run(main())
+
+
+def test_planned_reconnect_before_the_connection_age_limit() -> None:
+    async def main() -> None:
+        script = Script()
+        venue = FakeVenue({"/fapi/v1/exchangeInfo": lambda q: (200, EXCHANGE_INFO),
+                           "/fapi/v1/depth": script.snapshot}, script.ws)  # fmt: skip
+        async with venue.running():
+            feed = make_feed(venue, open_interest_poll_s=0, max_connection_age_s=0.25)
+            sink = TopCheckSink([])
+            planned = ("TESTUSDT", DISCONNECTED, "planned reconnect before the 24 h cut")
+
+            def live_again() -> bool:
+                if planned not in sink.statuses:
+                    return False
+                return ("TESTUSDT", LIVE, "") in sink.statuses[sink.statuses.index(planned) + 1 :]
+
+            await run_until(feed, sink, live_again)
+            assert feed.counters().reconnects >= 1
+            assert sink.books["TESTUSDT"].best_bid()[0] == 1000
+
+    asyncio.run(main())

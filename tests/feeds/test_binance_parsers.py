@@ -196,6 +196,8 @@ def test_unknown_symbol_is_a_feed_error() -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(FeedError, match="not the expected JSON"):
         parse_exchange_info("<html>", "BTCUSDT")
+    with pytest.raises(FeedError, match=r"BTCSTUSDT is not trading \(status PENDING_TRADING\)"):
+        parse_exchange_info(_cryptofeed_exchange_info(), "BTCSTUSDT")
 
 
 def test_rest_line_embeds_body_verbatim() -> None:
