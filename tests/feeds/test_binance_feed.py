@@ -189,3 +189,63 @@ def test_planned_reconnect_before_the_connection_age_limit() -> None:
             assert sink.books["TESTUSDT"].best_bid()[0] == 1000
 
     asyncio.run(main())
+
+
+# --- the helpers both feeds use ---------------------------------------------------------------------
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    import random
+
+    b = Backoff(0.5, 4.0, rng=random.Random(1))
+    delays = [b.next_delay() for _ in range(8)]
+    assert all(0.25 <= d <= 4.0 for d in delays)
+    assert delays[0] <= 0.5 and max(delays[4:]) > 1.0  # the ceiling doubled up to the cap
+    assert len(set(delays)) == len(delays)  # jittered
+    b.reset()
+    assert b.next_delay() <= 0.5
+
+
+def test_http_get_plain_chunked_and_errors() -> None:
+    from feeds.http import HttpError, http_get
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await respond(reader, writer)
+        finally:
+            writer.close()
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readuntil(b"\r\n\r\n")).decode()
+        path = request.split(" ", 2)[1]
+        if path == "/chunked":
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
+        elif path == "/plain":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"b\":2}")
+        elif path == "/eof":
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\n[1,2]")
+        elif path == "/slow":
+            await reader.read()  # until the client gives up and closes
+        else:
+            writer.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 26\r\n\r\n{\"code\":-1003,\"msg\":\"x\"}  ")
+        await writer.drain()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        async with server:
+            assert await http_get(base + "/chunked") == '{"a":1}'
+            assert await http_get(base + "/plain") == '{"b":2}'
+            assert await http_get(base + "/eof") == "[1,2]"
+            with pytest.raises(HttpError, match="HTTP 429") as info:
+                await http_get(base + "/limited")
+            assert info.value.status == 429 and "-1003" in info.value.body
+            with pytest.raises(HttpError, match="no answer within 0.2 s"):
+                await http_get(base + "/slow", timeout_s=0.2)
+            with pytest.raises(HttpError, match="unsupported URL scheme"):
+                await http_get("ftp://127.0.0.1/x")
+        with pytest.raises(HttpError, match="ConnectionRefusedError|OSError"):
+            await http_get(base + "/plain")
+
+    asyncio.run(main())

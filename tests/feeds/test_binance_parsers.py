@@ -223,3 +223,18 @@ def test_bad_level_text_is_malformed_not_fatal() -> None:
     p = BinanceUsdmProcessor([BTC], RecordingSink())
     p.on_line(DEPTH.replace('"0.092"', '"zero"'), LOCAL)
     assert p.malformed == 1
+
+
+def test_processor_fast_paths_equal_the_pure_parsers() -> None:
+    from feeds.binance_usdm import BinanceUsdmProcessor
+    from tests.feeds._helpers import RecordingSink
+
+    sink = RecordingSink()
+    p = BinanceUsdmProcessor([BTC], sink)
+    for raw in (BOOK_TICKER, TRADE, TRADE.replace('"m":false', '"m":true')):
+        p.on_line(raw, LOCAL)
+    got = [b.tobytes() for _, b, _ in sink.batches]
+    want = [parse_book_ticker(BOOK_TICKER, BTC, LOCAL).tobytes(), parse_trade(TRADE, BTC, LOCAL).tobytes(),
+            parse_trade(TRADE.replace('"m":false', '"m":true'), BTC, LOCAL).tobytes()]  # fmt: skip
+    assert got == want
+    assert all(b.flags.writeable for _, b, _ in sink.batches)
