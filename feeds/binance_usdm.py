@@ -771,7 +771,12 @@ class BinanceUsdmFeed:
         """Resolve instruments, then keep both connections and the OI poll going until cancelled."""
         for sym in self.symbols:
             sink.on_status(sym, CONNECTING, "")
-        instruments = await self._instruments(sink)
+        try:
+            instruments = await self._instruments(sink)
+        except FeedError as exc:
+            for sym in self.symbols:
+                sink.on_status(sym, STOPPED, str(exc))
+            raise
         for inst in instruments:
             sink.on_instrument(inst)
         self._proc = BinanceUsdmProcessor(instruments, sink)
@@ -878,27 +883,28 @@ class BinanceUsdmFeed:
                 self._snapshot_tasks[sym] = asyncio.create_task(self._fetch_snapshot(sym, sink))
 
     async def _fetch_snapshot(self, symbol: str, sink: FeedSink) -> None:
+        """Fetch REST snapshots for ``symbol`` until its sync takes one; paced, so a venue answering
+        with errors or stale snapshots is never hammered (a 1000-level snapshot weighs 20)."""
         proc = self._proc
         assert proc is not None
         path = f"/fapi/v1/depth?symbol={symbol}&limit={self.snapshot_limit}"
+        pace = Backoff(0.25, 10.0)
         await asyncio.sleep(0.05)  # let a few diffs arrive first so the snapshot can bridge them
-        refetch_before = proc.syncs[symbol].refetches
-        for attempt in range(20):
+        while proc.syncs[symbol].needs_snapshot:
             try:
                 body = await http_get(self.rest + path, self.http_timeout_s)
             except HttpError as exc:
                 log.warning("%s: depth snapshot for %s failed: %s", VENUE, symbol, exc)
-                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+                if exc.status in (418, 429):  # rate limited or banned: back off hard
+                    pace.attempts = max(pace.attempts, 6)
+                await asyncio.sleep(pace.next_delay())
                 continue
             local_ns = time.time_ns()
             sink.on_raw(local_ns, rest_line(path, body))
             proc.on_rest(path, body, local_ns)
-            sync = proc.syncs[symbol]
-            if not sync.needs_snapshot or sync.refetches == refetch_before:
-                return
-            refetch_before = sync.refetches
-            await asyncio.sleep(0.2)  # snapshot was older than the buffer: wait for the REST cache
-        log.warning("%s: no usable depth snapshot for %s after 20 tries", VENUE, symbol)
+            if proc.syncs[symbol].needs_snapshot:
+                # older than the buffered diffs (the venue's REST cache lags) or unusable: wait, retry
+                await asyncio.sleep(pace.next_delay())
 
     def _cancel_snapshots(self) -> None:
         for task in self._snapshot_tasks.values():

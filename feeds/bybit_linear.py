@@ -525,7 +525,12 @@ class BybitLinearFeed:
         """Resolve instruments, then keep the connection going until cancelled."""
         for sym in self.symbols:
             sink.on_status(sym, CONNECTING, "")
-        instruments = [await self._instrument(sym, sink) for sym in self.symbols]
+        try:
+            instruments = [await self._instrument(sym, sink) for sym in self.symbols]
+        except FeedError as exc:
+            for sym in self.symbols:
+                sink.on_status(sym, STOPPED, str(exc))
+            raise
         for inst in instruments:
             sink.on_instrument(inst)
         self._proc = BybitLinearProcessor(instruments, sink)

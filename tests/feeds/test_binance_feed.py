@@ -249,3 +249,40 @@ def test_http_get_plain_chunked_and_errors() -> None:
             await http_get(base + "/plain")
 
     asyncio.run(main())
+
+
+def test_stale_snapshots_are_refetched_at_a_pace() -> None:
+    async def main() -> None:
+        script = Script()
+        served: list[float] = []
+
+        def stale_then_good(query: str) -> tuple[int, str]:
+            served.append(asyncio.get_running_loop().time())
+            if len(served) < 3:  # older than anything streamed: U of the first diff > lastUpdateId
+                return 200, json.dumps({"lastUpdateId": 5, "E": 1, "T": 1, "bids": [["99.0", "1"]], "asks": []})
+            return script.snapshot(query)
+
+        venue = FakeVenue({"/fapi/v1/exchangeInfo": lambda q: (200, EXCHANGE_INFO),
+                           "/fapi/v1/depth": stale_then_good}, script.ws)  # fmt: skip
+        async with venue.running():
+            feed = make_feed(venue, open_interest_poll_s=0)
+            sink = TopCheckSink([])
+            await run_until(feed, sink, lambda: ("TESTUSDT", LIVE, "") in sink.statuses)
+            assert len(served) == 3
+            assert all(b - a >= 0.1 for a, b in zip(served, served[1:], strict=False))  # paced, not hammered
+            # the stale snapshots never reached the book
+            assert all(99.0 != float(p) for _, b, _ in sink.batches for p in b["px"])
+
+    asyncio.run(main())
+
+
+def test_unknown_symbol_reports_stopped_with_the_reason() -> None:
+    async def main() -> None:
+        venue = FakeVenue({"/fapi/v1/exchangeInfo": lambda q: (200, EXCHANGE_INFO)}, Script().ws)
+        async with venue.running():
+            sink = TopCheckSink([])
+            with pytest.raises(FeedError):
+                await BinanceUsdmFeed(["NOPEUSDT"], venue.http, venue.wsurl, venue.wsurl).run(sink)
+            assert sink.statuses[-1] == ("NOPEUSDT", STOPPED, "binance-usdm: unknown symbol NOPEUSDT (not listed in exchangeInfo)")
+
+    asyncio.run(main())
