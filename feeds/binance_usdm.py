@@ -65,6 +65,7 @@ from feeds.common import (
     gap_batch,
     gap_marker,
     levels_to_rows,
+    parse_rest_line,
     rest_line,
     rows,
     snapshot_batch,
@@ -204,20 +205,12 @@ class OpenInterest(msgspec.Struct):
     time: int = 0
 
 
-class RestLine(msgspec.Struct):
-    """A recorded REST response, see :func:`feeds.common.rest_line`."""
-
-    rest: str
-    data: msgspec.Raw
-
-
 _ENVELOPE = msgspec.json.Decoder(Envelope, strict=False)
 _PACK1 = struct.Struct("<" + ROW_FORMAT).pack
 _PACK2 = struct.Struct("<" + ROW_FORMAT * 2).pack
 _PAYLOAD = msgspec.json.Decoder(Payload, strict=False)
 _SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _OI_DECODER = msgspec.json.Decoder(OpenInterest, strict=False)
-_REST_LINE = msgspec.json.Decoder(RestLine)
 _ANY = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
@@ -627,12 +620,9 @@ class BinanceUsdmProcessor:
         self.sink.on_batch(symbol, batch, None)
 
     def _on_other(self, raw: bytes | str, local_ns: int) -> None:
-        try:
-            rest = _REST_LINE.decode(raw)
-        except _DECODE_ERRORS:
-            rest = None
+        rest = parse_rest_line(raw)
         if rest is not None:
-            self._on_rest(rest.rest, bytes(rest.data), local_ns)
+            self._on_rest(rest[0], rest[1], local_ns)
             return
         try:
             obj = _ANY.decode(raw)

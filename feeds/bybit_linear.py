@@ -42,6 +42,7 @@ from feeds.common import (
     decode_levels,
     gap_batch,
     levels_to_rows,
+    parse_rest_line,
     rest_line,
     rows,
     snapshot_batch,
@@ -109,19 +110,11 @@ class LiquidationItem(msgspec.Struct):
     p: float
 
 
-class RestLine(msgspec.Struct):
-    """A recorded REST response, see :func:`feeds.common.rest_line`."""
-
-    rest: str
-    data: msgspec.Raw
-
-
 _FRAME = msgspec.json.Decoder(Frame)
 _BOOK = msgspec.json.Decoder(BookData, strict=False)
 _TRADES = msgspec.json.Decoder(list[TradeItem], strict=False)
 _LIQUIDATIONS = msgspec.json.Decoder(list[LiquidationItem] | LiquidationItem, strict=False)
 _TICKER = msgspec.json.Decoder(dict[str, Any])
-_REST_LINE = msgspec.json.Decoder(RestLine)
 _ANY = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
@@ -459,11 +452,8 @@ class BybitLinearProcessor:
             self.sink.on_batch(symbol, batch, None)
 
     def _other(self, raw: bytes | str) -> None:
-        try:
-            _REST_LINE.decode(raw)
+        if parse_rest_line(raw) is not None:
             return  # recorded REST (instruments-info): instruments are resolved before lines
-        except _DECODE_ERRORS:
-            pass
         self._bad(raw, "unexpected frame")
 
     def _bad(self, raw: bytes | str, why: str) -> None:

@@ -238,3 +238,13 @@ def test_processor_fast_paths_equal_the_pure_parsers() -> None:
             parse_trade(TRADE.replace('"m":false', '"m":true'), BTC, LOCAL).tobytes()]  # fmt: skip
     assert got == want
     assert all(b.flags.writeable for _, b, _ in sink.batches)
+
+
+def test_parse_rest_line_round_trip() -> None:
+    from feeds.common import parse_rest_line
+
+    body = '{"lastUpdateId":1,"bids":[],"asks":[]}'
+    assert parse_rest_line(rest_line("/fapi/v1/depth?symbol=X&limit=5", body)) == (
+        "/fapi/v1/depth?symbol=X&limit=5", body.encode())  # fmt: skip
+    assert parse_rest_line(BOOK_TICKER) is None
+    assert parse_rest_line("not json") is None
