@@ -798,7 +798,8 @@ class BinanceUsdmFeed:
         def on_open() -> None:
             now = time.time_ns()
             for sym in self.symbols:
-                proc.reset(sym, "connected", now)  # -> syncing; the first diffs trigger the snapshot
+                proc.reset(sym, "connected", now)  # -> syncing
+            self._request_snapshots(sink)  # also for a quiet symbol that sends nothing for a while
 
         def on_close(reason: str) -> None:
             self._cancel_snapshots()
