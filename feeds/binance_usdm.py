@@ -413,11 +413,13 @@ STREAM_PARSERS: dict[str, Callable[..., Any]] = {
 class BinanceBookSync:
     """The futures local-book algorithm (protocols.md A.4), pure: diffs and snapshots in, batches out.
 
-    1. Buffer diffs until a snapshot (``needs_snapshot``); 2. on the snapshot drop diffs with
+    1. Buffer diffs until a snapshot (``needs_snapshot``). 2. On the snapshot drop diffs with
     ``u < lastUpdateId``; if the first left has ``U > lastUpdateId`` the snapshot is older than the
-    buffer: discard it, keep buffering, ask again (``refetches``); 3. otherwise deliver the snapshot
-    (clear + snapshot rows) and the buffered diffs, the first with ``U <= lastUpdateId <= u``, each next
-    with ``pu == previous u``; 4. a broken chain delivers ``GAP_EVENT`` + ``DEPTH_CLEAR_EVENT``, goes
+    buffer: discard it, keep buffering, ask again (``refetches``). 3. Deliver the snapshot (clear +
+    snapshot rows) together with the first diff, which must satisfy ``U <= lastUpdateId <= u``; with
+    nothing buffered yet the snapshot is held until such a diff arrives (a diff with ``U`` past it means
+    it was too old: ask again), so a book is never shown before it is known to be in sync. 4. Each next
+    diff needs ``pu == previous u``; a broken chain delivers ``GAP_EVENT`` + ``DEPTH_CLEAR_EVENT``, goes
     ``resyncing`` and buffers again. A diff whose ``u`` is not newer than the book (duplicate, replayed)
     is dropped and counted in ``stale``: its content is older than what the book already has.
     """
@@ -432,32 +434,28 @@ class BinanceBookSync:
         self.refetches = 0
         self.stale = 0
         self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
-        self._bridging = False  # the next diff must satisfy U <= lastUpdateId <= u
+        self._held: Snapshot | None = None  # a snapshot waiting for its bridging diff
         self._delivered = False  # anything reached the book since the last clear
 
     def on_diff(self, diff: DepthDiff) -> list[SyncBatch]:
         """One ``depthUpdate``: the batches to deliver now (none while buffering)."""
         last = self.update_id
-        if self.state == LIVE and not self._bridging and diff.prev_final_id == last:
+        if self.state == LIVE and diff.prev_final_id == last:
             self.update_id = diff.final_id
             return [SyncBatch(diff.batch, diff.final_id)]
+        if self._held is not None:
+            return self._bridge(diff)
         if self.needs_snapshot:
             self._buffer.append(diff)
             return []
         assert last is not None
-        if diff.final_id < last or (diff.final_id == last and not self._bridging):
+        if diff.final_id <= last:
             self.stale += 1
             return []
-        if self._bridging:
-            if diff.first_id <= last <= diff.final_id:
-                self._bridging = False
-                self.update_id = diff.final_id
-                return [SyncBatch(diff.batch, diff.final_id)]
-            return self._gap(diff, f"first diff U={diff.first_id} is past the snapshot's lastUpdateId={last}")
         return self._gap(diff, f"pu={diff.prev_final_id} but the previous u={last}")
 
     def on_snapshot(self, snap: Snapshot) -> list[SyncBatch]:
-        """A REST snapshot: deliver it and the buffered diffs, or ask again when it is too old."""
+        """A REST snapshot: deliver it with the buffered diffs, hold it, or ask again when too old."""
         if not self.needs_snapshot:
             return []  # unsolicited (a late duplicate answer): the book is already synced
         last_id = snap.last_update_id
@@ -468,18 +466,14 @@ class BinanceBookSync:
             self.refetches += 1
             self.reason = f"snapshot lastUpdateId={last_id} older than buffered U={buf[0].first_id}"
             return []
-        out = [SyncBatch(snap.batch, last_id)]
         self.needs_snapshot = False
-        self.state = LIVE
-        self.reason = ""
-        self.update_id = last_id
-        self._bridging = True
-        self._delivered = True
+        if not buf:
+            self._held = snap
+            self.reason = f"snapshot lastUpdateId={last_id} waiting for a diff that bridges it"
+            return []
         pending = list(buf)
         buf.clear()
-        for diff in pending:
-            out.extend(self.on_diff(diff))
-        return out
+        return self._deliver(snap, pending)
 
     def reset(self, reason: str, exch_ts: int = 0, local_ts: int = 0) -> list[SyncBatch]:
         """Start over (reconnect): a gap + clear batch if the book had content, then wait for a snapshot."""
@@ -488,11 +482,39 @@ class BinanceBookSync:
             self.resyncs += 1
         self._delivered = False
         self._buffer.clear()
-        self._bridging = False
+        self._held = None
         self.needs_snapshot = True
         self.update_id = None
         self.state = RESYNCING if out else SYNCING
         self.reason = reason
+        return out
+
+    def _bridge(self, diff: DepthDiff) -> list[SyncBatch]:
+        snap = self._held
+        assert snap is not None
+        last_id = snap.last_update_id
+        if diff.final_id < last_id:
+            self.stale += 1
+            return []
+        self._held = None
+        if diff.first_id <= last_id:
+            return self._deliver(snap, [diff])
+        self.refetches += 1
+        self.needs_snapshot = True
+        self.reason = f"snapshot lastUpdateId={last_id} older than the first diff U={diff.first_id}"
+        self._buffer.append(diff)
+        return []
+
+    def _deliver(self, snap: Snapshot, pending: list[DepthDiff]) -> list[SyncBatch]:
+        """The snapshot, the first diff (it bridges the snapshot by construction), then the rest."""
+        first = pending[0]
+        out = [SyncBatch(snap.batch, snap.last_update_id), SyncBatch(first.batch, first.final_id)]
+        self.state = LIVE
+        self.reason = ""
+        self.update_id = first.final_id
+        self._delivered = True
+        for diff in pending[1:]:
+            out.extend(self.on_diff(diff))
         return out
 
     def _gap(self, diff: DepthDiff, reason: str) -> list[SyncBatch]:
@@ -501,7 +523,6 @@ class BinanceBookSync:
         self.reason = reason
         self.needs_snapshot = True
         self.update_id = None
-        self._bridging = False
         self._delivered = False
         self._buffer.clear()
         self._buffer.append(diff)
@@ -880,7 +901,7 @@ class BinanceUsdmFeed:
         assert proc is not None
         path = f"/fapi/v1/depth?symbol={symbol}&limit={self.snapshot_limit}"
         pace = Backoff(0.25, 10.0)
-        await asyncio.sleep(0.05)  # let a few diffs arrive first so the snapshot can bridge them
+        await asyncio.sleep(0.2)  # let a diff or two (100 ms cadence) arrive first, as A.4 advises
         while proc.syncs[symbol].needs_snapshot:
             try:
                 body = await http_get(self.rest + path, self.http_timeout_s)
