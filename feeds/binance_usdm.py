@@ -609,9 +609,10 @@ class BinanceUsdmProcessor:
         self._on_rest(path, body, local_ns)
 
     def reset(self, symbol: str, reason: str, local_ns: int, report: bool = True) -> None:
-        """Reconnect: clear ``symbol``'s book (gap marked) and wait for a new snapshot."""
+        """Reconnect: clear ``symbol``'s book (gap marked at ``local_ns``, which also stands in for the
+        exchange time the venue did not send) and wait for a new snapshot."""
         sync = self.syncs[symbol]
-        self._deliver(symbol, sync, sync.reset(reason, 0, local_ns))
+        self._deliver(symbol, sync, sync.reset(reason, local_ns, local_ns))
         if report:
             self._status(symbol, sync, sync.state)
 
@@ -836,7 +837,7 @@ class BinanceUsdmFeed:
             log.warning("%s: market connection lost: %s", VENUE, reason)
             now = time.time_ns()
             for sym in self.symbols:  # trades were lost while away: mark it for the tape/charts
-                sink.on_batch(sym, gap_marker(0, now), None)
+                sink.on_batch(sym, gap_marker(now, now), None)
 
         await self._connection_loop(self.market_url(), sink, lambda: None, on_close, None)
 
