@@ -437,6 +437,11 @@ class BinanceBookSync:
         self._held: Snapshot | None = None  # a snapshot waiting for its bridging diff
         self._delivered = False  # anything reached the book since the last clear
 
+    def bridges(self, last_update_id: int) -> bool:
+        """Whether a snapshot with this ``lastUpdateId`` would sync the buffered diffs (A.4 step 5):
+        lets a replay find which symbol a bare, symbol-less recorded snapshot belongs to."""
+        return self.needs_snapshot and any(d.first_id <= last_update_id <= d.final_id for d in self._buffer)
+
     def on_diff(self, diff: DepthDiff) -> list[SyncBatch]:
         """One ``depthUpdate``: the batches to deliver now (none while buffering)."""
         last = self.update_id
