@@ -537,28 +537,25 @@ class DepthBook:
         if n is not None:
             n = _count(n, "n")
         far_t, far_q = self._far(side, st)
+        # Far levels split into the ones better than the ROI (a best-first prefix) and the worse ones
+        # (a suffix); far_t is sorted, so one binary search finds the split.
         if side == BID:
-            far_t, far_q = far_t[::-1], far_q[::-1]  # best-first
-            better = far_t > self._top
+            k = int(np.searchsorted(far_t, self._top, side="right"))
+            better_t, better_q = far_t[k:][::-1], far_q[k:][::-1]
+            worse_t, worse_q = far_t[:k][::-1], far_q[:k][::-1]
         else:
-            better = far_t < self._base
-        nb = int(np.count_nonzero(better))
-        # Far levels split into the ones better than the ROI (a prefix) and worse (a suffix).
-        parts_t = [far_t[:nb]]
-        parts_q = [far_q[:nb]]
-        want = None if n is None else max(0, n - nb)
-        if want is None or want > 0:
-            rt, rq = self._roi_levels(side, st, want)
-            parts_t.append(rt)
-            parts_q.append(rq)
-            if want is None or rt.shape[0] < want:
-                parts_t.append(far_t[nb:])
-                parts_q.append(far_q[nb:])
-        ticks = np.concatenate(parts_t)
-        qty = np.concatenate(parts_q)
-        if n is not None:
-            ticks, qty = ticks[:n], qty[:n]
-        return ticks, qty
+            k = int(np.searchsorted(far_t, self._base, side="left"))
+            better_t, better_q = far_t[:k], far_q[:k]
+            worse_t, worse_q = far_t[k:], far_q[k:]
+        nb = better_t.shape[0]
+        if n is not None and nb >= n:
+            return better_t[:n].copy(), better_q[:n].copy()
+        want = None if n is None else n - nb
+        rt, rq = self._roi_levels(side, st, want)
+        if want is not None:
+            rest = want - rt.shape[0]
+            worse_t, worse_q = worse_t[:rest], worse_q[:rest]
+        return np.concatenate([better_t, rt, worse_t]), np.concatenate([better_q, rq, worse_q])
 
     def ladder(self, top_tick: int, rows: int, group: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row ticks descending from ``top_tick``, bid size, ask size); ``group`` ticks summed per row."""
