@@ -53,6 +53,7 @@ from app.core.events import (
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
     KIND_MASK,
     NO_PRICE,
     SELL_EVENT,
@@ -367,8 +368,9 @@ class DepthBook:
 
     def apply(self, batch: np.ndarray) -> None:
         """Apply one batch of EVENT_DTYPE rows atomically (see the module rules); others ignored."""
-        if not isinstance(batch, np.ndarray) or batch.dtype.names is None or "ev" not in batch.dtype.names:
-            raise ValueError("DepthBook.apply: batch must be an array of EVENT_DTYPE rows")
+        if not isinstance(batch, np.ndarray) or batch.dtype != EVENT_DTYPE:
+            got = batch.dtype if isinstance(batch, np.ndarray) else type(batch).__name__
+            raise ValueError(f"DepthBook.apply: batch must be an array of EVENT_DTYPE rows, got {got}")
         batch = batch.reshape(-1)
         n = batch.shape[0]
         if not n:
