@@ -5,7 +5,8 @@ Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *re
 two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
 BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
 5,000 on a 61,800 market), so far levels are written on the hot path too: the message is appended
-to a per-side log (two array copies; the book never keeps references to caller arrays) and merged
+to a per-side log (its positions, which the book computed, and a copy of the sizes: the book never
+keeps references to caller arrays) and merged
 into the far arrays with a few vector operations (stable sort, last write wins, zeros dropped) when
 something reads them, when the best price needs them, or every 2,048 logged messages.
 
@@ -210,7 +211,7 @@ class DepthBook:
             # Far levels on the worse side only (the common case): ROI cells get their sizes, the
             # far ones land in the trash cell (clip) and the message is logged for the far arrays.
             arr.put(pos, qty, mode="clip")
-            st.log.append((ticks.copy(), qty.copy()))
+            st.log.append((pos, qty.copy()))  # pos is ours: no copy of the caller's ticks
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
                 self._fold(side, st)
                 self._settle_best(side, st)
@@ -242,7 +243,7 @@ class DepthBook:
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
         inside = (pos >= 1) & (pos <= roi)
         st.arr[pos[inside]] = qty[inside]
-        st.log.append((ticks[~inside], qty[~inside]))
+        st.log.append((pos[~inside], qty[~inside]))
         bp = st.best
         if 1 <= bp <= roi and not ((pos > roi) & (qty > 0)).any():
             # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing, and
@@ -342,15 +343,17 @@ class DepthBook:
         if not st.log:
             return
         if len(st.log) == 1:
-            ticks, qty = st.log[0]
+            pos, qty = st.log[0]
         else:
-            ticks = np.concatenate([t for t, _ in st.log])
+            pos = np.concatenate([p for p, _ in st.log])
             qty = np.concatenate([q for _, q in st.log])
         st.log.clear()
-        far = (ticks < self._base) | (ticks > self._top)
-        ticks = ticks[far]
-        if not ticks.shape[0]:
+        # The log holds positions under the current origin (a recentre folds before it moves).
+        far = (pos < 1) | (pos > self._roi)
+        pos = pos[far]
+        if not pos.shape[0]:
             return
+        ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
         qty = qty[far]
         # Old far levels first, then the updates in arrival order; a stable sort keeps that order
         # within one tick, so the last of each run of equal ticks is the value that stands.
