@@ -5,7 +5,8 @@ Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *re
 two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
 BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
 5,000 on a 61,800 market), so far levels are written on the hot path too: the message is appended
-to a per-side log (two array copies; the book never keeps references to caller arrays) and merged
+to a per-side log (its positions, which the book computed, and a copy of the sizes: the book never
+keeps references to caller arrays) and merged
 into the far arrays with a few vector operations (stable sort, last write wins, zeros dropped) when
 something reads them, when the best price needs them, or every 2,048 logged messages.
 
@@ -53,6 +54,7 @@ from app.core.events import (
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
+    EVENT_DTYPE,
     KIND_MASK,
     NO_PRICE,
     SELL_EVENT,
@@ -209,7 +211,7 @@ class DepthBook:
             # Far levels on the worse side only (the common case): ROI cells get their sizes, the
             # far ones land in the trash cell (clip) and the message is logged for the far arrays.
             arr.put(pos, qty, mode="clip")
-            st.log.append((ticks.copy(), qty.copy()))
+            st.log.append((pos, qty.copy()))  # pos is ours: no copy of the caller's ticks
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
                 self._fold(side, st)
                 self._settle_best(side, st)
@@ -241,7 +243,7 @@ class DepthBook:
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
         inside = (pos >= 1) & (pos <= roi)
         st.arr[pos[inside]] = qty[inside]
-        st.log.append((ticks[~inside], qty[~inside]))
+        st.log.append((pos[~inside], qty[~inside]))
         bp = st.best
         if 1 <= bp <= roi and not ((pos > roi) & (qty > 0)).any():
             # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing, and
@@ -341,15 +343,17 @@ class DepthBook:
         if not st.log:
             return
         if len(st.log) == 1:
-            ticks, qty = st.log[0]
+            pos, qty = st.log[0]
         else:
-            ticks = np.concatenate([t for t, _ in st.log])
+            pos = np.concatenate([p for p, _ in st.log])
             qty = np.concatenate([q for _, q in st.log])
         st.log.clear()
-        far = (ticks < self._base) | (ticks > self._top)
-        ticks = ticks[far]
-        if not ticks.shape[0]:
+        # The log holds positions under the current origin (a recentre folds before it moves).
+        far = (pos < 1) | (pos > self._roi)
+        pos = pos[far]
+        if not pos.shape[0]:
             return
+        ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
         qty = qty[far]
         # Old far levels first, then the updates in arrival order; a stable sort keeps that order
         # within one tick, so the last of each run of equal ticks is the value that stands.
@@ -367,8 +371,9 @@ class DepthBook:
 
     def apply(self, batch: np.ndarray) -> None:
         """Apply one batch of EVENT_DTYPE rows atomically (see the module rules); others ignored."""
-        if not isinstance(batch, np.ndarray) or batch.dtype.names is None or "ev" not in batch.dtype.names:
-            raise ValueError("DepthBook.apply: batch must be an array of EVENT_DTYPE rows")
+        if not isinstance(batch, np.ndarray) or batch.dtype != EVENT_DTYPE:
+            got = batch.dtype if isinstance(batch, np.ndarray) else type(batch).__name__
+            raise ValueError(f"DepthBook.apply: batch must be an array of EVENT_DTYPE rows, got {got}")
         batch = batch.reshape(-1)
         n = batch.shape[0]
         if not n:
@@ -537,28 +542,25 @@ class DepthBook:
         if n is not None:
             n = _count(n, "n")
         far_t, far_q = self._far(side, st)
+        # Far levels split into the ones better than the ROI (a best-first prefix) and the worse ones
+        # (a suffix); far_t is sorted, so one binary search finds the split.
         if side == BID:
-            far_t, far_q = far_t[::-1], far_q[::-1]  # best-first
-            better = far_t > self._top
+            k = int(np.searchsorted(far_t, self._top, side="right"))
+            better_t, better_q = far_t[k:][::-1], far_q[k:][::-1]
+            worse_t, worse_q = far_t[:k][::-1], far_q[:k][::-1]
         else:
-            better = far_t < self._base
-        nb = int(np.count_nonzero(better))
-        # Far levels split into the ones better than the ROI (a prefix) and worse (a suffix).
-        parts_t = [far_t[:nb]]
-        parts_q = [far_q[:nb]]
-        want = None if n is None else max(0, n - nb)
-        if want is None or want > 0:
-            rt, rq = self._roi_levels(side, st, want)
-            parts_t.append(rt)
-            parts_q.append(rq)
-            if want is None or rt.shape[0] < want:
-                parts_t.append(far_t[nb:])
-                parts_q.append(far_q[nb:])
-        ticks = np.concatenate(parts_t)
-        qty = np.concatenate(parts_q)
-        if n is not None:
-            ticks, qty = ticks[:n], qty[:n]
-        return ticks, qty
+            k = int(np.searchsorted(far_t, self._base, side="left"))
+            better_t, better_q = far_t[:k], far_q[:k]
+            worse_t, worse_q = far_t[k:], far_q[k:]
+        nb = better_t.shape[0]
+        if n is not None and nb >= n:
+            return better_t[:n].copy(), better_q[:n].copy()
+        want = None if n is None else n - nb
+        rt, rq = self._roi_levels(side, st, want)
+        if want is not None:
+            rest = want - rt.shape[0]
+            worse_t, worse_q = worse_t[:rest], worse_q[:rest]
+        return np.concatenate([better_t, rt, worse_t]), np.concatenate([better_q, rq, worse_q])
 
     def ladder(self, top_tick: int, rows: int, group: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row ticks descending from ``top_tick``, bid size, ask size); ``group`` ticks summed per row."""

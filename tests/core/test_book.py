@@ -724,3 +724,9 @@ def test_stale_deletes_beyond_the_window_with_a_best_change_in_one_message(side:
     assert (book.best_bid() if side == BID else book.best_ask()) == (1000 + sign, 4.0)
     book.apply_side(side, np.array([stale + sign], dtype=np.int64), np.array([0.0]))
     assert (book.best_bid() if side == BID else book.best_ask()) == (1000 + sign, 4.0)
+
+
+def test_apply_rejects_other_structured_arrays() -> None:
+    other = np.zeros(2, dtype=[("ev", "<u8"), ("qty", "<f8")])
+    with pytest.raises(ValueError, match="EVENT_DTYPE"):
+        make().apply(other)
