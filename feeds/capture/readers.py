@@ -201,7 +201,7 @@ def _line_format(text: str) -> str | None:
     if text.startswith(_TARDIS_BOOK_HEADER) or text.startswith(_TARDIS_TRADE_HEADER):
         return FORMAT_TARDIS
     sp = text.find(" ")
-    if sp >= 10 and text[:sp].isdigit() and text[sp + 1 : sp + 2] in ("{", "["):
+    if sp >= 1 and text[:sp].isdigit() and text[sp + 1 : sp + 2] in ("{", "["):
         return FORMAT_HFTBACKTEST
     if _CF1_LINK.match(text) or (_CF1_RECV.match(text) and text.split(": ", 1)[1][:1] in "{["):
         return FORMAT_CRYPTOFEED_V1
