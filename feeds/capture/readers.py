@@ -19,7 +19,8 @@ Channels (the second field of a record) say where a raw message came from:
 ``ws``                      a websocket frame, connection not recorded (hftbacktest/native/archive)
 ``ws:<url>``                a websocket frame received on connection ``<url>``
 ``rest:<url-or-path>``      a REST response body (``rest:/fapi/v1/depth`` when the host/query is
-                            unknown, which is the case for hftbacktest/native snapshot lines)
+                            unknown, as for hftbacktest's bare snapshot lines; DepthDesk's own
+                            ``{"rest":"<path>","data":<body>}`` lines are unwrapped to path + body)
 ``open:<url>``              a (re)connection to ``<url>`` opened; ``raw`` is empty
 ``tardis:book`` / ``:trade``  one Tardis CSV row as text (no venue parser needed)
 ==========================  =========================================================================
@@ -412,6 +413,11 @@ class CaptureReader:
             if not complete and not self._last_ok(raw):
                 self._truncated(text)
                 continue
+            if raw.startswith('{"rest":"'):  # DepthDesk's recorded REST line: unwrap path and body
+                cut = raw.find('","data":')
+                if cut > 0:
+                    yield RawRecord(int(stamp), "rest:" + raw[9:cut], raw[cut + 9 : -1])
+                    continue
             channel = _rest_channel_for_body(raw) if raw[2:3] in ("l", "r", "t") else None
             yield RawRecord(int(stamp), channel or "ws", raw)
 
