@@ -118,12 +118,12 @@ class JsonLinesWriter:
 
     def funding(self, instrument: Instrument, funding: FundingState, exch_ts: int, local_ts: int) -> None:
         """One ``funding`` line (mark price / funding rate / open interest update)."""
-        d = instrument.price_decimals
+        # Mark/index are not on the tick grid (the venue gives more digits): shortest exact float, not tick decimals.
         self._write(
             '{"type":"funding","venue":' + json.dumps(instrument.venue) + ',"symbol":' + json.dumps(instrument.symbol)
             + f',"exch_ts":{int(exch_ts)},"local_ts":{int(local_ts)},"rate":{_num(funding.rate)},'
             f'"next_funding_ts":{int(funding.next_funding_ts)},'
-            f'"mark_px":{_fixed(funding.mark_px, d)},"index_px":{_fixed(funding.index_px, d)},'
+            f'"mark_px":{_num(funding.mark_px)},"index_px":{_num(funding.index_px)},'
             f'"open_interest":{_num(funding.open_interest)}}}'
         )
 
@@ -163,12 +163,6 @@ class JsonLinesWriter:
         obj.update({k: _plain(v) for k, v in extra.items()})
         obj["sources"] = [{k: _plain(v) for k, v in s.items()} for s in sources]
         self.write_obj(obj)
-
-
-def _fixed(value: float, decimals: int) -> str:
-    """A price-like float with fixed decimals as a JSON number (``null`` when not finite)."""
-    v = float(value)
-    return f"{v:.{decimals}f}" if math.isfinite(v) else "null"
 
 
 class _RawNumber(str):

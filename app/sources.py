@@ -9,61 +9,17 @@ Symbols of one venue given together share one feed (one connection set).
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from app.config import ConfigError, parse_source, venue_endpoints
 from app.core.instrument import Instrument
 from feeds.base import Feed, FeedCounters, FeedSink
 
 DEMO = "demo"
 BINANCE_USDM = "binance-usdm"
 BYBIT_LINEAR = "bybit-linear"
-VENUES = (BINANCE_USDM, BYBIT_LINEAR, DEMO)
 DEMO_VENUE = BINANCE_USDM  # the adapter (and wire format) the demo symbols are served with
-
-_SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9_\-]{1,30}$")
-
-
-class SourceError(ValueError):
-    """A source string or its venue configuration is unusable (one-line message)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """One parsed ``venue:SYMBOL``."""
-
-    venue: str
-    symbol: str
-
-    @property
-    def text(self) -> str:
-        """Back to ``venue:SYMBOL``."""
-        return f"{self.venue}:{self.symbol}"
-
-
-def parse_source(text: str) -> Source:
-    """``"binance-usdm:BTCUSDT"`` -> ``Source``; raises :class:`SourceError` with the valid forms."""
-    venue, sep, symbol = text.strip().partition(":")
-    venue = venue.lower()
-    if not sep or not venue or not symbol:
-        raise SourceError(f"source {text!r} is not venue:SYMBOL (venues: {', '.join(VENUES)})")
-    if venue not in VENUES:
-        raise SourceError(f"unknown venue {venue!r} in {text!r} (venues: {', '.join(VENUES)})")
-    symbol = symbol.upper()
-    if not _SYMBOL.match(symbol):
-        raise SourceError(f"bad symbol {symbol!r} in {text!r}")
-    return Source(venue, symbol)
-
-
-def venue_settings(config: Mapping[str, Any], venue: str, keys: Sequence[str]) -> dict[str, str]:
-    """``config["venues"][venue]`` restricted to ``keys``; a missing key is a SourceError."""
-    section = config.get("venues", {}).get(venue, {}) if config else {}
-    missing = [k for k in keys if not section.get(k)]
-    if missing:
-        raise SourceError(f"config [venues.{venue}] lacks {', '.join(missing)}")
-    return {k: str(section[k]) for k in keys}
 
 
 class VenueAlias:
@@ -103,15 +59,13 @@ FeedBuilder = Callable[[Sequence[str], Mapping[str, Any]], Feed]
 def _binance(symbols: Sequence[str], config: Mapping[str, Any]) -> Feed:
     from feeds.binance_usdm import BinanceUsdmFeed
 
-    ep = venue_settings(config, BINANCE_USDM, ("rest", "ws_public", "ws_market"))
-    return BinanceUsdmFeed(list(symbols), ep["rest"], ep["ws_public"], ep["ws_market"])
+    return BinanceUsdmFeed(list(symbols), **venue_endpoints(dict(config), BINANCE_USDM))
 
 
 def _bybit(symbols: Sequence[str], config: Mapping[str, Any]) -> Feed:
     from feeds.bybit_linear import BybitLinearFeed
 
-    ep = venue_settings(config, BYBIT_LINEAR, ("rest", "ws"))
-    return BybitLinearFeed(list(symbols), ep["rest"], ep["ws"])
+    return BybitLinearFeed(list(symbols), **venue_endpoints(dict(config), BYBIT_LINEAR))
 
 
 BUILDERS: dict[str, FeedBuilder] = {BINANCE_USDM: _binance, BYBIT_LINEAR: _bybit}
@@ -128,12 +82,12 @@ class SourceFactory:
         """(label, feed) per venue for ``sources``; every string is checked before anything starts."""
         parsed = [parse_source(s) for s in sources]
         if not parsed:
-            raise SourceError("no sources given")
+            raise ConfigError("no sources given")
         by_venue: dict[str, list[str]] = {}
-        for src in parsed:
-            symbols = by_venue.setdefault(src.venue, [])
-            if src.symbol not in symbols:
-                symbols.append(src.symbol)
+        for venue, symbol in parsed:
+            symbols = by_venue.setdefault(venue, [])
+            if symbol not in symbols:
+                symbols.append(symbol)
         out = []
         for venue, symbols in by_venue.items():
             label = ",".join(f"{venue}:{s}" for s in symbols)

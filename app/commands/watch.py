@@ -21,6 +21,7 @@ from app.cli import UserError
 from app.core.events import NO_PRICE
 from app.engine import Engine
 from app.jsonout import JsonLinesWriter, format_qty
+from feeds.common import FeedError
 
 REFRESH_S = 0.5  # text view redraw period on a terminal
 PLAIN_REFRESH_S = 2.0  # when stdout is a pipe/file: a plain block every 2 s, no escape codes
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     except UserError:
         engine.discard()
         raise
-    except (ValueError, LookupError) as exc:
+    except (ValueError, LookupError, FeedError) as exc:
         engine.discard()
         raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     writer = JsonLinesWriter(out) if args.json else None
