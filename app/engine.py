@@ -64,6 +64,19 @@ class FeedError:
         return f"{self.source}: {text.splitlines()[0]}"
 
 
+@dataclass(frozen=True, slots=True)
+class MarketStats:
+    """What the status bar shows for one source symbol."""
+
+    key: str
+    state: str
+    reason: str
+    message_rate: float
+    lag_ns: int
+    messages: int
+    ring_fill: float
+
+
 class _FeedSink:
     """The :class:`feeds.base.FeedSink` one feed talks to: routes its symbols to their markets."""
 
@@ -300,10 +313,29 @@ class Engine:
             found = [m for k, m in self._markets.items() if k.split(":", 1)[1] == symbol]
         return found[0] if len(found) == 1 else None
 
-    def frame(self, symbol: str, ladder_rows: int = 40, group: int = 1) -> Frame | None:
-        """An immutable frame of ``symbol`` (private array copies), or None before its instrument."""
+    def frame(self, symbol: str, ladder_rows: int = 40, group: int = 1, centre_tick: int | None = None,
+              trades: int = 200) -> Frame | None:
+        """An immutable frame of ``symbol`` (private array copies), or None before its instrument.
+
+        The ladder is centred on the mid, or on ``centre_tick`` when the view is scrolled.
+        """
         market = self.market(symbol)
-        return None if market is None else market.frame(ladder_rows=ladder_rows, group=group)
+        if market is None:
+            return None
+        return market.frame(ladder_rows=ladder_rows, group=group, centre_tick=centre_tick, trades=trades)
+
+    def stats(self, now_ns: int | None = None) -> list[MarketStats]:
+        """One status-bar row per source symbol (cheap; for the 1 Hz clock)."""
+        now = self._clock_ns() if now_ns is None else now_ns
+        out = []
+        for key, (state, reason) in list(self._status.items()):
+            market = self._markets.get(key)
+            if market is None:
+                out.append(MarketStats(key, state, reason, 0.0, 0, 0, 0.0))
+                continue
+            lag = now - market.last_local_ts if market.last_local_ts else 0
+            out.append(MarketStats(key, state, reason, market.message_rate, lag, market.messages, market.ring.fill))
+        return out
 
     def version(self, symbol: str) -> int:
         """Changes with every applied batch of ``symbol``: skip repaints when it did not (-1 unknown)."""

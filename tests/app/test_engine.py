@@ -348,3 +348,24 @@ def test_gap_then_resync_through_the_engine() -> None:
     asyncio.run(engine.run_until(5))
     assert ids == [10, 11, 20, 21]
     assert gap()[0]["ev"] & ev.KIND_MASK == ev.GAP_EVENT
+
+
+def test_stats_rows_for_the_status_bar() -> None:
+    engine = Engine(SMALL, clock_ns=lambda: T0 + 10**9)
+    engine.add_feed(FakeFeed(basic_script()))
+    engine.add_feed(FakeFeed([], instruments=(), venue="other", hold=False), label="other:X")
+    asyncio.run(engine.run_until(5))
+    rows = {r.key: r for r in engine.stats()}
+    assert rows["fake:ALTUSDT"].state == STOPPED and rows["fake:ALTUSDT"].messages == 5
+    assert rows["fake:ALTUSDT"].lag_ns == 10**9 - 4_000_000
+    assert 0 < rows["fake:ALTUSDT"].ring_fill < 1
+
+
+def test_frame_centre_tick_scrolls_the_ladder() -> None:
+    engine = Engine(SMALL)
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    f = engine.frame("ALTUSDT", ladder_rows=4, centre_tick=2000, trades=1)
+    assert f.ladder_ticks.tolist() == [2002, 2001, 2000, 1999]
+    assert f.ladder_bid.sum() == 0 and len(f.trades) == 1
+    assert engine.frame("nope:X") is None and engine.version("nope:X") == -1
