@@ -185,3 +185,80 @@ def test_writer_summary_with_no_sources() -> None:
 
 def test_unused_step_helpers_stay_valid() -> None:
     assert Step(batch=diff({1: 1.0}, {}, 1)).batch is not None
+
+
+def test_sigint_ends_watch_normally_with_a_summary(fake_sources, capsys) -> None:
+    import os
+    import signal
+    import threading
+
+    fake_sources.append(FakeFeed(basic_script(), hold=True))
+    timer = threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        assert main(["watch", "demo:ALTUSDT", "--json", "--duration", "20"]) == 0
+    finally:
+        timer.cancel()
+    objs = json_lines(capsys.readouterr().out)
+    assert objs[-1]["type"] == "summary" and objs[-1]["messages"] == 5
+    assert objs[-2] == {"type": "status", "venue": "fake", "symbol": "ALTUSDT", "state": "stopped",
+                        "reason": "engine stopped"}
+    assert fake_sources[0].cancelled
+
+
+class BrokenStdout:
+    """A stdout whose reader went away after ``ok`` lines."""
+
+    def __init__(self, ok: int) -> None:
+        self.ok = ok
+        self.lines = 0
+
+    def write(self, s: str) -> int:
+        if self.lines >= self.ok:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.lines += s.count("\n")
+        return len(s)
+
+    def flush(self) -> None:
+        if self.lines >= self.ok:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        raise OSError("no file descriptor")  # _silence_stdout must cope
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_closed_pipe_ends_watch_quietly(fake_sources, monkeypatch, capsys) -> None:
+    import sys
+
+    fake_sources.append(FakeFeed(basic_script(), hold=True))
+    out = BrokenStdout(ok=2)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["watch", "demo:ALTUSDT", "--json", "--duration", "20"]) == 0
+    assert fake_sources[0].cancelled
+    assert capsys.readouterr().err == ""
+
+
+class TtyStream(Sink):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_text_view_redraws_in_place_on_a_terminal() -> None:
+    import asyncio
+
+    from app.commands.watch import TextView
+    from app.engine import Engine
+
+    engine = Engine({"engine": {"ring_capacity": 256}})
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    tty = TtyStream()
+    view = TextView(engine, tty, levels=1)
+    view.draw()
+    first = tty.text
+    assert "\x1b[" not in first and first.count("\n") == 1
+    view.draw()
+    assert tty.text[len(first):].startswith("\x1b[1F\x1b[J")  # back up one line, clear, redraw
