@@ -44,7 +44,7 @@ LISTENER_KINDS = {
     "funding": "(instrument, funding_state, exch_ts, local_ts)",
     "detection": "(instrument, detection)",
     "alert": "(instrument, rule_name, detection)",
-    "raw": "(local_ns, raw_text)",
+    "raw": "(venue, local_ns, raw_text)",
     "error": "(source_label, exception)",
     "stopped": "()",
 }
@@ -111,7 +111,7 @@ class _FeedSink:
         listeners = self._engine._listeners["raw"]
         if listeners:
             for cb in listeners:
-                cb(local_ns, raw)
+                cb(self.venue, local_ns, raw)
 
 
 @dataclass(slots=True)
@@ -209,6 +209,46 @@ class Engine:
             self._start_run(run)
         else:
             asyncio.run_coroutine_threadsafe(self._start_run_async(run), loop).result(timeout=10)
+
+    def remove_source(self, source: str) -> bool:
+        """Stop the feed serving ``venue:SYMBOL`` and forget its market (thread-safe); False if unknown.
+
+        A feed serving several symbols is stopped whole and the other symbols are added back.
+        """
+        venue, _, symbol = source.partition(":")
+        venue, symbol = venue.lower(), symbol.upper()
+        run = next((r for r in self._runs + self._pending
+                    if r.feed.venue == venue and symbol in r.feed.symbols), None)
+        if run is None:
+            return False
+        loop = self._loop
+        if loop is not None and loop.is_running() and run.task is not None:
+            if threading.get_ident() == self._loop_thread_id:
+                run.task.cancel()
+            else:
+                asyncio.run_coroutine_threadsafe(self._cancel_run(run), loop).result(timeout=10)
+        with self._registry_lock:
+            if run in self._pending:
+                self._pending.remove(run)
+            if run in self._runs:
+                self._runs.remove(run)
+            self._markets.pop(f"{venue}:{symbol}", None)
+            self._status.pop(f"{venue}:{symbol}", None)
+        others = [f"{venue}:{s}" for s in run.feed.symbols if s != symbol]
+        if others:
+            self.add_sources(others)
+        return True
+
+    async def _cancel_run(self, run: _FeedRun) -> None:
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+            await asyncio.wait([run.task], timeout=5)
+
+    def reset_market(self, source: str) -> None:
+        """Forget a symbol's session state (book, rings, profile, detections): a replay seek does this."""
+        market = self.market(source)
+        if market is not None:
+            market.reset()
 
     def add_resource(self, resource: Any) -> None:
         """Close/stop ``resource`` (e.g. an embedded simulator) when the engine stops."""

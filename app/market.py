@@ -95,19 +95,37 @@ class MarketState:
     ) -> None:
         config = config or {}
         self.instrument = instrument
-        self.book = DepthBook(instrument)
-        self.ring = EventRing(int(engine_setting(config, "ring_capacity", DEFAULT_RING_CAPACITY)))
-        self.trades = EventRing(int(engine_setting(config, "trade_capacity", DEFAULT_TRADE_CAPACITY)))
-        self.profile = VolumeProfile()
-        self.funding_state: FundingState | None = None
+        self._ring_capacity = int(engine_setting(config, "ring_capacity", DEFAULT_RING_CAPACITY))
+        self._trade_capacity = int(engine_setting(config, "trade_capacity", DEFAULT_TRADE_CAPACITY))
         self._size_change_ns = int(float(engine_setting(config, "size_change_s", DEFAULT_SIZE_CHANGE_S)) * 1e9)
+        if self._ring_capacity <= 0 or self._trade_capacity <= 0 or self._size_change_ns <= 0:
+            raise ValueError("engine ring_capacity, trade_capacity and size_change_s must be > 0")
+        self.detectors = detectors
         if detectors is not None and hasattr(detectors, "on_batch"):
             detectors = detectors.on_batch
         self._detect: DetectorHook | None = detectors
         self._lock = threading.Lock()
         self.state = CONNECTING
-        self.synced = False
         self.version = 0
+        self.ring = EventRing(self._ring_capacity)
+        self.trades = EventRing(self._trade_capacity)
+        self._reset_session()
+
+    def reset(self) -> None:
+        """Start the session over: empty book, rings, profile, funding, detections and counters."""
+        with self._lock:
+            self.ring.clear()
+            self.trades.clear()
+            if self.detectors is not None and hasattr(self.detectors, "reset"):
+                self.detectors.reset()
+            self._reset_session()
+            self.version += 1
+
+    def _reset_session(self) -> None:
+        self.book = DepthBook(self.instrument)
+        self.profile = VolumeProfile()
+        self.funding_state: FundingState | None = None
+        self.synced = False
         self.messages = 0  # batches applied
         self.events = 0  # rows applied
         self.tops = 0  # top lines produced

@@ -369,3 +369,50 @@ def test_frame_centre_tick_scrolls_the_ladder() -> None:
     assert f.ladder_ticks.tolist() == [2002, 2001, 2000, 1999]
     assert f.ladder_bid.sum() == 0 and len(f.trades) == 1
     assert engine.frame("nope:X") is None and engine.version("nope:X") == -1
+
+
+def test_remove_source_while_running_in_thread_mode() -> None:
+    engine = Engine(SMALL)
+    feed = FakeFeed(basic_script(), hold=True)
+    engine.add_feed(feed)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while engine.frame("fake:ALTUSDT") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.remove_source("fake:altusdt")
+        assert feed.cancelled
+        assert engine.frame("fake:ALTUSDT") is None and "fake:ALTUSDT" not in engine.statuses()
+        assert not engine.remove_source("fake:ALTUSDT")
+    finally:
+        engine.stop()
+
+
+def test_reset_market_starts_the_session_over() -> None:
+    m = market()
+    m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1)
+    m.apply(trade(ev.BID, 1001, 1.0), None)
+    v = m.version
+    m.reset()
+    assert m.version > v and m.messages == 0 and not m.synced and len(m.ring) == 0 and len(m.trades) == 0
+    assert m.book.best_bid_tick == ev.NO_PRICE and m.profile.total_volume == 0
+    assert m.apply(diff({1000: 1.0}, {}, 2), 2) is None  # needs a snapshot again
+
+
+def test_raw_listener_gets_the_venue() -> None:
+    class RawFeed(FakeFeed):
+        async def run(self, sink) -> None:  # noqa: ANN001
+            sink.on_raw(5, '{"x":1}')
+            await super().run(sink)
+
+    engine = Engine(SMALL)
+    raws = []
+    engine.listen("raw", lambda venue, ns, raw: raws.append((venue, ns, raw)))
+    engine.add_feed(RawFeed([]))
+    asyncio.run(engine.run_until(5))
+    assert raws == [("fake", 5, '{"x":1}')]
+
+
+def test_bad_engine_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="ring_capacity"):
+        MarketState(INST, {"engine": {"ring_capacity": 0}})
