@@ -57,6 +57,7 @@ from feeds.base import (
 from feeds.common import (
     MS,
     FeedError,
+    SyncBatch,
     gap_batch,
     gap_marker,
     levels_to_rows,
@@ -401,13 +402,6 @@ STREAM_PARSERS: dict[str, Callable[..., Any]] = {
 
 
 # --- book sync (protocols.md A.4) ---------------------------------------------------------------------
-
-
-class SyncBatch(NamedTuple):
-    """A batch to deliver and the book update id it leaves the book at (``None``: not a book change)."""
-
-    batch: np.ndarray
-    update_id: int | None
 
 
 class BinanceBookSync:

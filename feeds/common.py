@@ -8,6 +8,7 @@ per row); this is the hot path for bookTicker and trades, which are most message
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,10 +26,17 @@ from app.core.instrument import Instrument, OffGridPrice
 MS = 1_000_000  # ms -> ns
 
 _ROW = "QqqddQqd"  # ev, exch_ts, local_ts, px, qty, order_id, ival, fval: EVENT_DTYPE's layout
-_PACK = [struct.Struct("<" + _ROW * n).pack for n in range(4)]
+_PACK = [struct.Struct("<" + _ROW * n).pack for n in range(9)]
 
 BID_DEPTH = BOTH_CLOCKS | BUY_EVENT
 ASK_DEPTH = BOTH_CLOCKS | SELL_EVENT
+
+
+class SyncBatch(NamedTuple):
+    """A batch to deliver and the book update id it leaves the book at (``None``: not a book change)."""
+
+    batch: np.ndarray
+    update_id: int | None
 
 
 class FeedError(Exception):
@@ -36,7 +44,7 @@ class FeedError(Exception):
 
 
 def rows(*fields: float) -> np.ndarray:
-    """A batch of ``len(fields) // 8`` rows from flat field values in ``EVENT_DTYPE`` order."""
+    """A batch of ``len(fields) // 8`` (at most 8) rows from flat field values in ``EVENT_DTYPE`` order."""
     return np.frombuffer(bytearray(_PACK[len(fields) >> 3](*fields)), dtype=EVENT_DTYPE)
 
 
