@@ -56,6 +56,7 @@ _BOOK_BITS = _KIND_BIT[DEPTH_EVENT] | _SNAPSHOT_BIT | _CLEAR_BIT
 _TRADE_BIT = _KIND_BIT[TRADE_EVENT]
 _GAP_BIT = _KIND_BIT[GAP_EVENT]
 _FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT] | _KIND_BIT[OPEN_INTEREST_EVENT]
+_MARK_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT]
 _KIND_MASK_U8 = np.uint64(KIND_MASK)
 
 
@@ -223,7 +224,9 @@ class MarketState:
                         self.last_trade_qty = float(trade["qty"])
                     if kinds & _FUNDING_BITS:
                         rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
-                        funding = self._on_funding(rows)
+                        state = self._on_funding(rows)
+                        if kinds & _MARK_FUNDING_BITS:  # open interest alone updates frames, not listeners
+                            funding = state
                 if self.ring.total_written - self._profile_seq >= self._profile_flush_rows:
                     self._flush_profile()
                 if self._detect is not None:

@@ -416,3 +416,12 @@ def test_raw_listener_gets_the_venue() -> None:
 def test_bad_engine_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="ring_capacity"):
         MarketState(INST, {"engine": {"ring_capacity": 0}})
+
+
+def test_open_interest_alone_updates_the_frame_but_emits_nothing() -> None:
+    m = market()
+    oi = ev.marker_row(ev.OPEN_INTEREST_EVENT, T0, T0, qty=1234.5)
+    assert m.apply(oi, None) is None
+    assert m.frame().funding.open_interest == 1234.5
+    out = m.apply(funding(0.0002, T0 + 1, 1.5, 1.49), None)
+    assert out.funding.open_interest == 1234.5 and out.funding.rate == 0.0002
