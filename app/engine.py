@@ -58,9 +58,18 @@ class FeedError:
     error: BaseException
 
     @property
+    def root(self) -> BaseException:
+        """The first leaf exception (feeds run task groups: unwrap their exception groups)."""
+        err = self.error
+        while isinstance(err, BaseExceptionGroup) and err.exceptions:
+            err = err.exceptions[0]
+        return err
+
+    @property
     def message(self) -> str:
         """One line for the user."""
-        text = str(self.error) or type(self.error).__name__
+        err = self.root
+        text = str(err) or type(err).__name__
         return f"{self.source}: {text.splitlines()[0]}"
 
 
@@ -286,7 +295,7 @@ class Engine:
             run.error = exc
             err = FeedError(run.label, exc)
             self.errors.append(err)
-            log.warning("feed %s failed: %s", run.label, err.message)
+            log.warning("feed %s failed: %s", run.label, err.message, exc_info=err.root)
             for symbol in run.feed.symbols:
                 self._set_status(run.feed.venue, symbol, STOPPED, err.message)
             self._call("error", run.label, exc)

@@ -43,11 +43,32 @@ from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
 
 log = logging.getLogger(__name__)
 
+_KIND_BIT = [0] * 256
+for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
+                         MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)):
+    _KIND_BIT[_k] = 1 << _i
+_OTHER_BIT = 1 << 8  # every other kind (BBO, liquidation …): ring only
+for _k in range(256):
+    _KIND_BIT[_k] = _KIND_BIT[_k] or _OTHER_BIT
+_SNAPSHOT_BIT = _KIND_BIT[DEPTH_SNAPSHOT_EVENT]
+_CLEAR_BIT = _KIND_BIT[DEPTH_CLEAR_EVENT]
+_BOOK_BITS = _KIND_BIT[DEPTH_EVENT] | _SNAPSHOT_BIT | _CLEAR_BIT
+_TRADE_BIT = _KIND_BIT[TRADE_EVENT]
+_GAP_BIT = _KIND_BIT[GAP_EVENT]
+_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT] | _KIND_BIT[OPEN_INTEREST_EVENT]
+_MARK_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT]
+_KIND_MASK_U8 = np.uint64(KIND_MASK)
+
+
+def _kinds_of(batch: np.ndarray) -> np.ndarray:
+    """The kind of every row."""
+    return batch["ev"] & _KIND_MASK_U8
+
+
 _UNSYNCING_STATES = frozenset((CONNECTING, RESYNCING, DISCONNECTED, STOPPED))
 _FUNDING_KINDS = (MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)
 
 DEFAULT_RING_CAPACITY = 1 << 20
-DEFAULT_TRADE_CAPACITY = 4096
 DEFAULT_SIZE_CHANGE_S = 5.0
 SNAPSHOT_INTERVAL_NS = 250_000_000
 SNAPSHOT_HALF_TICKS = 1024  # size-change memory covers mid ± this many ticks
@@ -96,10 +117,10 @@ class MarketState:
         config = config or {}
         self.instrument = instrument
         self._ring_capacity = int(engine_setting(config, "ring_capacity", DEFAULT_RING_CAPACITY))
-        self._trade_capacity = int(engine_setting(config, "trade_capacity", DEFAULT_TRADE_CAPACITY))
         self._size_change_ns = int(float(engine_setting(config, "size_change_s", DEFAULT_SIZE_CHANGE_S)) * 1e9)
-        if self._ring_capacity <= 0 or self._trade_capacity <= 0 or self._size_change_ns <= 0:
-            raise ValueError("engine ring_capacity, trade_capacity and size_change_s must be > 0")
+        if self._ring_capacity <= 0 or self._size_change_ns <= 0:
+            raise ValueError("engine ring_capacity and size_change_s must be > 0")
+        self._profile_flush_rows = max(1, self._ring_capacity // 2)
         self.detectors = detectors
         if detectors is not None and hasattr(detectors, "on_batch"):
             detectors = detectors.on_batch
@@ -108,14 +129,12 @@ class MarketState:
         self.state = CONNECTING
         self.version = 0
         self.ring = EventRing(self._ring_capacity)
-        self.trades = EventRing(self._trade_capacity)
         self._reset_session()
 
     def reset(self) -> None:
         """Start the session over: empty book, rings, profile, funding, detections and counters."""
         with self._lock:
             self.ring.clear()
-            self.trades.clear()
             if self.detectors is not None and hasattr(self.detectors, "reset"):
                 self.detectors.reset()
             self._reset_session()
@@ -140,8 +159,9 @@ class MarketState:
         self.open_detections: dict[int, Detection] = {}
         # message rate over ~1 s windows of receive time
         self._rate_window_ts = 0
-        self._rate_window_count = 0
+        self._rate_count = 0
         self.message_rate = 0.0
+        self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
         # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
         self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
             maxlen=max(2, self._size_change_ns // SNAPSHOT_INTERVAL_NS + 2)
@@ -169,27 +189,18 @@ class MarketState:
             self.messages += 1
             self.events += n
             self.version += 1
-            if n:
-                exch_ts = int(batch["exch_ts"][-1])
-                local_ts = int(batch["local_ts"][-1])
-            else:
-                exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
-            self.last_exch_ts = exch_ts
-            self.last_local_ts = local_ts
-            self._count_rate(local_ts)
             funding: FundingState | None = None
             detections: Sequence[Detection] = ()
             if n:
-                kinds = batch["ev"] & KIND_MASK
-                kmin = int(kinds.min())
-                kmax = int(kinds.max())
-                if kmin == kmax:  # the common case: one kind per message
-                    has = {kmin}
-                else:
-                    has = set(np.unique(kinds).tolist())
-                if GAP_EVENT in has:  # alone it marks a trades/mark gap; the book is judged by its rows
-                    self.gaps += 1
-                if has & {DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT}:
+                evs = batch["ev"].tolist()
+                # Which kinds are present, as bits: a Python pass over the few distinct ev values is
+                # several times cheaper than numpy reductions on batches this small.
+                kinds = 0
+                for e in set(evs) if n > 2 else evs:
+                    kinds |= _KIND_BIT[e & 0xFF]
+                exch_ts = int(batch["exch_ts"][-1])
+                local_ts = int(batch["local_ts"][-1])
+                if kinds & _BOOK_BITS:
                     try:
                         self.book.apply(batch)
                     except ValueError as exc:
@@ -197,17 +208,27 @@ class MarketState:
                         self.synced = False
                         log.warning("%s: book rejected a batch (%s); waiting for a resync", self.instrument.key, exc)
                     else:
-                        if DEPTH_SNAPSHOT_EVENT in has:
+                        if kinds & _SNAPSHOT_BIT:
                             self.synced = True
-                        elif DEPTH_CLEAR_EVENT in has:
+                        elif kinds & _CLEAR_BIT:
                             self.synced = False
                 self.ring.extend(batch)
-                if TRADE_EVENT in has:
-                    trades = batch if kmin == kmax else batch[kinds == TRADE_EVENT]
-                    self._on_trades(trades)
-                if has.intersection(_FUNDING_KINDS):
-                    rows = batch if kmin == kmax else batch[np.isin(kinds, _FUNDING_KINDS)]
-                    funding = self._on_funding(rows)
+                if kinds & ~_BOOK_BITS:
+                    single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
+                    if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
+                        self.gaps += 1
+                    if kinds & _TRADE_BIT:
+                        trade = batch[-1] if single else batch[_kinds_of(batch) == TRADE_EVENT][-1]
+                        self.last_trade_tick = int(trade["ival"])
+                        self.last_trade_side = 1 if int(trade["ev"]) & BUY_EVENT else -1
+                        self.last_trade_qty = float(trade["qty"])
+                    if kinds & _FUNDING_BITS:
+                        rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
+                        state = self._on_funding(rows)
+                        if kinds & _MARK_FUNDING_BITS:  # open interest alone updates frames, not listeners
+                            funding = state
+                if self.ring.total_written - self._profile_seq >= self._profile_flush_rows:
+                    self._flush_profile()
                 if self._detect is not None:
                     detections = self._detect(batch, self.book) or ()
                     for det in detections:
@@ -217,6 +238,13 @@ class MarketState:
                             self.open_detections[det.id] = det
                 if local_ts >= self._next_snapshot_ts:
                     self._take_snapshot(local_ts)
+            else:
+                exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
+            self.last_exch_ts = exch_ts
+            self.last_local_ts = local_ts
+            self._rate_count += 1
+            if local_ts - self._rate_window_ts >= 1_000_000_000:
+                self._roll_rate(local_ts)
             top: TopOfBook | None = None
             # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
             if update_id is not None and self.synced:
@@ -237,13 +265,37 @@ class MarketState:
         self.tops += 1
         return TopOfBook(exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)
 
-    def _on_trades(self, trades: np.ndarray) -> None:
-        self.trades.extend(trades)
-        self.profile.add(trades)
-        last = trades[-1]
-        self.last_trade_tick = int(last["ival"])
-        self.last_trade_side = 1 if int(last["ev"]) & BUY_EVENT else -1
-        self.last_trade_qty = float(last["qty"])
+    def _flush_profile(self) -> None:
+        """Add the trades that arrived since the last flush to the session profile in one vector call.
+
+        Lazy on purpose: the profile is read by frames (≤ 60 Hz), so per-message accumulation would
+        cost more than the reads; it is flushed before the ring could overwrite unflushed rows.
+        """
+        rows = self.ring.since(self._profile_seq)
+        if len(rows):
+            self.profile.add(rows)
+        self._profile_seq = self.ring.total_written
+
+    def recent_trades(self, n: int, max_scan: int = 1 << 18) -> np.ndarray:
+        """A copy of the newest ``n`` trade rows (oldest first), looking back at most ``max_scan`` rows."""
+        view = self.ring.latest(min(len(self.ring), max_scan))
+        found: list[np.ndarray] = []
+        need = n
+        end = len(view)
+        chunk = 4096
+        while end > 0 and need > 0:
+            start = max(0, end - chunk)
+            part = view[start:end]
+            trades = part[_kinds_of(part) == TRADE_EVENT]
+            if len(trades):
+                take = trades[-need:]
+                found.append(take)
+                need -= len(take)
+            end = start
+            chunk *= 4
+        if not found:
+            return np.zeros(0, dtype=view.dtype)
+        return np.concatenate(found[::-1])  # concatenate copies: never a view of the live ring
 
     def _on_funding(self, rows: np.ndarray) -> FundingState:
         """Fold mark (px mark, fval index), funding (fval rate, ival next time) and open-interest (qty) rows."""
@@ -264,16 +316,12 @@ class MarketState:
                                           open_interest=oi, interval_hours=cur.interval_hours)
         return self.funding_state
 
-    def _count_rate(self, local_ts: int) -> None:
-        self._rate_window_count += 1
+    def _roll_rate(self, local_ts: int) -> None:
         start = self._rate_window_ts
-        if start == 0:
-            self._rate_window_ts = local_ts
-            self._rate_window_count = 0
-        elif local_ts - start >= 1_000_000_000:
-            self.message_rate = self._rate_window_count * 1e9 / (local_ts - start)
-            self._rate_window_ts = local_ts
-            self._rate_window_count = 0
+        if start:
+            self.message_rate = self._rate_count * 1e9 / (local_ts - start)
+        self._rate_window_ts = local_ts
+        self._rate_count = 0
 
     def _take_snapshot(self, local_ts: int) -> None:
         self._next_snapshot_ts = local_ts + SNAPSHOT_INTERVAL_NS
@@ -312,6 +360,7 @@ class MarketState:
         if ladder_rows < 0 or group < 1:
             raise ValueError(f"ladder_rows must be >= 0 and group >= 1, got {ladder_rows}, {group}")
         with self._lock:
+            self._flush_profile()
             book = self.book
             centre = self._centre_tick() if centre_tick is None else int(centre_tick)
             if centre is None or ladder_rows == 0:
@@ -351,7 +400,7 @@ class MarketState:
                 ladder_traded_buy=traded_buy,
                 ladder_traded_sell=traded_sell,
                 ladder_size_change=change,
-                trades=self.trades.latest(trades).copy(),
+                trades=self.recent_trades(trades),
                 detections=tuple(self.open_detections.values()),
                 funding=self.funding_state,
                 message_rate=self.message_rate,

@@ -210,7 +210,7 @@ class RestLine(msgspec.Struct):
 _ENVELOPE = msgspec.json.Decoder(Envelope, strict=False)
 _PAYLOAD = msgspec.json.Decoder(Payload, strict=False)
 _SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
-_OPEN_INTEREST = msgspec.json.Decoder(OpenInterest, strict=False)
+_OI_DECODER = msgspec.json.Decoder(OpenInterest, strict=False)
 _REST_LINE = msgspec.json.Decoder(RestLine)
 _ANY = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
@@ -244,6 +244,7 @@ class DepthDiff(NamedTuple):
     exch_ts: int
     local_ts: int
     batch: np.ndarray
+    off_grid: int = 0  # levels left out: price off the tick grid
 
 
 def parse_depth_update(raw: bytes | str | DepthUpdate | Envelope, inst: Instrument, local_ns: int) -> DepthDiff:
@@ -255,8 +256,8 @@ def parse_depth_update(raw: bytes | str | DepthUpdate | Envelope, inst: Instrume
     """
     d = _payload(raw, DepthUpdate)
     exch_ts = (d.T or d.E) * MS
-    batch = levels_to_rows(d.b, d.a, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
-    return DepthDiff(d.U, d.u, d.pu, exch_ts, local_ns, batch)
+    batch, off_grid = levels_to_rows(d.b, d.a, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
+    return DepthDiff(d.U, d.u, d.pu, exch_ts, local_ns, batch, off_grid)
 
 
 class Snapshot(NamedTuple):
@@ -266,6 +267,7 @@ class Snapshot(NamedTuple):
     exch_ts: int
     local_ts: int
     batch: np.ndarray
+    off_grid: int = 0  # levels left out: price off the tick grid
 
 
 def parse_depth_snapshot(raw: bytes | str | DepthSnapshot, inst: Instrument, local_ns: int) -> Snapshot:
@@ -276,8 +278,8 @@ def parse_depth_snapshot(raw: bytes | str | DepthSnapshot, inst: Instrument, loc
     """
     d = raw if isinstance(raw, DepthSnapshot) else _SNAPSHOT.decode(raw)
     exch_ts = (d.T or d.E) * MS
-    batch = snapshot_batch(d.bids, d.asks, inst, exch_ts, local_ns, d.lastUpdateId)
-    return Snapshot(d.lastUpdateId, exch_ts, local_ns, batch)
+    batch, off_grid = snapshot_batch(d.bids, d.asks, inst, exch_ts, local_ns, d.lastUpdateId)
+    return Snapshot(d.lastUpdateId, exch_ts, local_ns, batch, off_grid)
 
 
 def parse_trade(raw: bytes | str | Trade | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
@@ -360,7 +362,7 @@ def parse_open_interest(raw: bytes | str | OpenInterest, inst: Instrument, local
 
     Sample: ``{"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}``
     """
-    d = raw if isinstance(raw, OpenInterest) else _OPEN_INTEREST.decode(raw)
+    d = raw if isinstance(raw, OpenInterest) else _OI_DECODER.decode(raw)
     return rows(_OPEN_INTEREST, d.time * MS, local_ns, 0.0, d.openInterest, 0, 0, 0.0)
 
 
@@ -518,6 +520,7 @@ class BinanceUsdmProcessor:
         self.sink = sink
         self.messages = 0
         self.malformed = 0
+        self.off_grid: dict[str, int] = {}  # symbol -> book levels left out for a price off the grid
         self._logged = 0
         self._handlers: dict[type, Callable[[Any, Instrument, int], np.ndarray]] = {
             BookTicker: parse_book_ticker,
@@ -567,7 +570,10 @@ class BinanceUsdmProcessor:
             if type(data) is DepthUpdate:
                 sync = self.syncs[symbol]
                 before = sync.state
-                out = sync.on_diff(parse_depth_update(data, inst, local_ns))
+                diff = parse_depth_update(data, inst, local_ns)
+                if diff.off_grid:
+                    self._off_grid(symbol, diff.off_grid)
+                out = sync.on_diff(diff)
                 self._deliver(symbol, sync, out)
                 if sync.state != before:
                     self._status(symbol, sync, before)
@@ -631,6 +637,8 @@ class BinanceUsdmProcessor:
         except (*_DECODE_ERRORS, ValueError) as exc:
             self._bad(body, f"bad depth snapshot: {exc}")
             return
+        if snap.off_grid:
+            self._off_grid(symbol, snap.off_grid)
         before = sync.state
         self._deliver(symbol, sync, sync.on_snapshot(snap))
         if sync.state != before:
@@ -643,6 +651,12 @@ class BinanceUsdmProcessor:
 
     def _status(self, symbol: str, sync: BinanceBookSync, before: str) -> None:
         self.sink.on_status(symbol, sync.state, sync.reason)
+
+    def _off_grid(self, symbol: str, n: int) -> None:
+        if symbol not in self.off_grid:
+            log.warning("%s: %s has book levels off its tick grid %g (left out, counted)", VENUE, symbol,
+                        self.instruments[symbol].tick_size)  # fmt: skip
+        self.off_grid[symbol] = self.off_grid.get(symbol, 0) + n
 
     def _bad(self, raw: bytes | str, why: str) -> None:
         self.malformed += 1

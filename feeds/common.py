@@ -59,22 +59,34 @@ def tick_of(inst: Instrument, price: float) -> int:
 
 def levels_to_rows(
     bids: list, asks: list, inst: Instrument, exch_ts: int, local_ts: int, update_id: int, kind: int
-) -> np.ndarray:
-    """Bid then ask levels ``[(price, qty), ...]`` -> depth rows of ``kind`` (absolute size; 0 deletes)."""
+) -> tuple[np.ndarray, int]:
+    """Bid then ask levels ``[(price, qty), ...]`` -> (depth rows of ``kind``, number of levels left out).
+
+    Sizes are absolute (0 deletes). A level whose price is off the instrument's tick grid is left out
+    and counted, not rounded: rounding could merge two real levels into one wrong size. Venues keep
+    such levels after a tick-size change (real: CTKUSDT 2021, tick 0.001, resting orders at 0.50579).
+    A negative or non-finite size is a malformed message (``ValueError``).
+    """
     nb = len(bids)
     n = nb + len(asks)
-    out = np.empty(n, dtype=EVENT_DTYPE)
     if n == 0:
-        return out
+        return np.empty(0, dtype=EVENT_DTYPE), 0
     lv = np.array(bids + asks if nb and asks else (bids or asks), dtype=np.float64).reshape(n, 2)
     px = lv[:, 0]
     qty = lv[:, 1]
-    if not (np.isfinite(qty).all() and (qty >= 0).all()):
-        raise ValueError(f"{inst.key}: bad size in depth levels")
-    ticks = inst.to_ticks(px)
-    ev = out["ev"]
-    ev[:nb] = BID_DEPTH | kind
-    ev[nb:] = ASK_DEPTH | kind
+    if not (np.isfinite(qty).all() and (qty >= 0).all() and np.isfinite(px).all()):
+        raise ValueError(f"{inst.key}: bad price or size in depth levels")
+    raw = px / inst.tick_size
+    ticks = np.rint(raw)
+    on_grid = np.abs(raw - ticks) <= 1e-6
+    left_out = 0
+    is_bid = np.arange(n) < nb
+    if not on_grid.all():
+        left_out = int(n - on_grid.sum())
+        ticks, qty, is_bid = ticks[on_grid], qty[on_grid], is_bid[on_grid]
+        n -= left_out
+    out = np.empty(n, dtype=EVENT_DTYPE)
+    out["ev"] = np.where(is_bid, BID_DEPTH | kind, ASK_DEPTH | kind)
     out["exch_ts"] = exch_ts
     out["local_ts"] = local_ts
     out["px"] = ticks * inst.tick_size
@@ -82,16 +94,17 @@ def levels_to_rows(
     out["order_id"] = update_id
     out["ival"] = ticks
     out["fval"] = 0.0
-    return out
+    return out, left_out
 
 
 def snapshot_batch(
     bids: list, asks: list, inst: Instrument, exch_ts: int, local_ts: int, update_id: int
-) -> np.ndarray:
-    """A full book: one ``DEPTH_CLEAR_EVENT`` (both sides) then ``DEPTH_SNAPSHOT_EVENT`` rows."""
-    levels = levels_to_rows(bids, asks, inst, exch_ts, local_ts, update_id, DEPTH_SNAPSHOT_EVENT)
+) -> tuple[np.ndarray, int]:
+    """A full book: one ``DEPTH_CLEAR_EVENT`` (both sides) then ``DEPTH_SNAPSHOT_EVENT`` rows; and the
+    number of off-grid levels left out (see :func:`levels_to_rows`)."""
+    levels, left_out = levels_to_rows(bids, asks, inst, exch_ts, local_ts, update_id, DEPTH_SNAPSHOT_EVENT)
     clear = rows(BOTH_CLOCKS | DEPTH_CLEAR_EVENT, exch_ts, local_ts, 0.0, 0.0, update_id, 0, 0.0)
-    return np.concatenate((clear, levels))
+    return np.concatenate((clear, levels)), left_out
 
 
 def gap_batch(exch_ts: int, local_ts: int) -> np.ndarray:

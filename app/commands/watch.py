@@ -217,7 +217,7 @@ class TextView:
             ask_t, ask_q = market.book.levels(-1, self._levels)
         inst = market.instrument
         rows = []
-        for i in range(self._levels):
+        for i in range(1, self._levels):  # level 1 is on the symbol's own line
             b = _side_text(inst, int(bid_t[i]), float(bid_q[i])) if i < len(bid_t) else ""
             a = _side_text(inst, int(ask_t[i]), float(ask_q[i])) if i < len(ask_t) else ""
             rows.append(f"{'':<28} {'':<12} {b:>24} | {a:<24}")

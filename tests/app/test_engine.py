@@ -125,7 +125,7 @@ def test_frame_is_an_immutable_copy_with_a_centred_ladder() -> None:
     m.apply(diff({1000: 9.0}, {}, 2), 2)
     m.apply(trade(ev.BID, 1001, 7.0, T0 + 5), None)
     assert np.array_equal(f.ladder_bid, before[0]) and np.array_equal(f.trades, before[1])
-    assert not np.shares_memory(f.trades, m.trades.latest())
+    assert not np.shares_memory(f.trades, m.ring.latest())
     assert m.frame(ladder_rows=10).version > f.version
 
 
@@ -394,7 +394,7 @@ def test_reset_market_starts_the_session_over() -> None:
     m.apply(trade(ev.BID, 1001, 1.0), None)
     v = m.version
     m.reset()
-    assert m.version > v and m.messages == 0 and not m.synced and len(m.ring) == 0 and len(m.trades) == 0
+    assert m.version > v and m.messages == 0 and not m.synced and len(m.ring) == 0 and len(m.recent_trades(5)) == 0
     assert m.book.best_bid_tick == ev.NO_PRICE and m.profile.total_volume == 0
     assert m.apply(diff({1000: 1.0}, {}, 2), 2) is None  # needs a snapshot again
 
@@ -416,3 +416,12 @@ def test_raw_listener_gets_the_venue() -> None:
 def test_bad_engine_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="ring_capacity"):
         MarketState(INST, {"engine": {"ring_capacity": 0}})
+
+
+def test_open_interest_alone_updates_the_frame_but_emits_nothing() -> None:
+    m = market()
+    oi = ev.marker_row(ev.OPEN_INTEREST_EVENT, T0, T0, qty=1234.5)
+    assert m.apply(oi, None) is None
+    assert m.frame().funding.open_interest == 1234.5
+    out = m.apply(funding(0.0002, T0 + 1, 1.5, 1.49), None)
+    assert out.funding.open_interest == 1234.5 and out.funding.rate == 0.0002

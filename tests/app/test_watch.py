@@ -93,6 +93,9 @@ def test_text_view_when_stdout_is_not_a_tty(fake_sources, capsys) -> None:
     assert "\x1b[" not in out  # no escape codes into a pipe
     line = next(ln for ln in out.splitlines() if ln.startswith("fake:ALTUSDT"))
     assert "stopped" in line and "6 @ 1.000" in line and "2 @ 1.002" in line and "last 1.002 B 1.5" in line
+    lines = out.splitlines()
+    level2 = lines[lines.index(line) + 1]  # --levels 2: one more book row under the symbol's line
+    assert "3 @ 0.999" in level2 and level2.rstrip().endswith("|")  # no second ask level
     assert "fake:ALTUSDT: 5 messages, 0 resyncs, 0 reconnects, 0 malformed" in out
 
 
