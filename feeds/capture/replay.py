@@ -23,6 +23,7 @@ Bybit archive, which records no receive time).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 import time
@@ -252,7 +253,8 @@ class ReplayFeed:
         self.path = Path(path)
         self.reader: CaptureReader = open_capture(self.path, venue)
         self.contents: CaptureContents = resolve_instruments(self.reader, tick_size, symbols)
-        self.venue = self.contents.venue
+        # a demo capture is Binance wire shown as "demo": replay shows it under the same name
+        self.venue = (self.reader.sidecar() or {}).get("source_venue") or self.contents.venue
         self.symbols = tuple(sorted(self.contents.instruments))
         self.instruments = dict(self.contents.instruments)
         self.speed = self._check_speed(speed)
@@ -281,7 +283,7 @@ class ReplayFeed:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         for inst in self.instruments.values():
-            sink.on_instrument(inst)
+            sink.on_instrument(dataclasses.replace(inst, venue=self.venue))
         try:
             if self.use_cache:
                 await self._run_cached(sink)
@@ -359,7 +361,7 @@ class ReplayFeed:
         if self._index is None:
             self._index = open_index(
                 self.reader, self.instruments,
-                lambda sink: make_router(self.venue, self.reader.format, self.instruments, sink),
+                lambda sink: make_router(self.contents.venue, self.reader.format, self.instruments, sink),
                 cache_dir=self.cache_dir, progress=self.progress,
             )
         return self._index
@@ -398,7 +400,7 @@ class ReplayFeed:
                 pass
 
     async def _run_raw(self, sink: FeedSink) -> None:
-        router = make_router(self.venue, self.reader.format, self.instruments, sink)
+        router = make_router(self.contents.venue, self.reader.format, self.instruments, sink)
         self._router = router
         end_ns = self.end_ns
         anchor = [0.0, 0]

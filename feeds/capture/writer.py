@@ -110,6 +110,7 @@ class CaptureWriter:
         self.path = Path(path)
         self.error: str | None = None
         self.lines = 0
+        self.last_ns = 0  # receive time of the last line written
         self._flush_lines = max(1, flush_lines)
         self._flush_interval_ns = int(flush_interval_s * 1e9)
         self._rotate_bytes = rotate_bytes
@@ -161,6 +162,7 @@ class CaptureWriter:
             raw = raw.replace("\r\n", " ").replace("\n", " ")
         self._pending.append(f"{local_ns} {raw}\n".encode())
         self.lines += 1
+        self.last_ns = local_ns
         if len(self._pending) >= self._flush_lines:
             self.flush()
         elif self._flush_interval_ns and self._clock_ns() - self._last_flush_ns >= self._flush_interval_ns:
@@ -171,6 +173,12 @@ class CaptureWriter:
     def note_gap(self, symbol: str, local_ns: int, reason: str) -> None:
         """Record a continuity gap (reconnect/resync) in the sidecar."""
         self._meta["gaps"].append({"symbol": symbol, "local_ns": local_ns, "reason": reason})
+
+    def set_source_venue(self, venue: str) -> None:
+        """The venue name the sources were given as when it differs from the wire (``demo``)."""
+        self._meta["source_venue"] = venue
+        if self.recording:
+            self._write_sidecar()
 
     def set_instruments(self, tick_sizes: dict[str, float]) -> None:
         """Tick sizes learned after start (instrument info arrived)."""
