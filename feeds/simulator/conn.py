@@ -82,12 +82,23 @@ class ClientConn:
         try:
             while not self.closed:
                 if not out:
+                    if held is not None:  # nothing came after a held message: send it late anyway
+                        await ws.send(held)
+                        held = None
+                        continue
                     self.wake.clear()
                     await self.wake.wait()
                     continue
                 message = out.popleft()
                 if type(message) is Control:
                     await ws.send(message)
+                    continue
+                if held is not None:  # the message after a reordered one goes first, then the held one
+                    self.faults.sent += 1
+                    await ws.send(message)
+                    await ws.send(held)
+                    held = None
+                    self.data_sent += 1
                     continue
                 action = decide()
                 if action == SEND:
@@ -98,10 +109,8 @@ class ClientConn:
                     await ws.send(message)
                     await ws.send(message)
                 elif action == REORDER:
-                    if held is None:
-                        held = message
-                        continue
-                    await ws.send(message)
+                    held = message
+                    continue
                 elif action == MALFORMED:
                     await ws.send(malformed_frame(message))
                     await ws.send(message)
@@ -112,9 +121,6 @@ class ClientConn:
                     await asyncio.sleep(self.stall_s)
                     await ws.send(message)
                 self.data_sent += 1
-                if held is not None:
-                    await ws.send(held)
-                    held = None
         except ConnectionClosed:
             self.closed = True
         finally:
