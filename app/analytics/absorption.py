@@ -10,16 +10,20 @@ closes when price trades through / the band is no longer quoted, or the flow fad
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from app.analytics.auto import AutoThreshold, ThresholdSpec
-from app.analytics.base import MS, SEC, Emitter, Section, Window
+from app.analytics.base import MS, SEC, Emitter, Section, Window, level_key
 from app.core.detection import Detection
 from app.core.events import NO_PRICE
 
 
 class _Episode:
-    __slots__ = ("lo", "hi", "since", "max_visible", "det_id", "volume", "last_emit_ts", "last_emit_vol")
+    __slots__ = ("lo", "hi", "since", "max_visible", "det_id", "volume", "last_emit_ts", "last_emit_vol",
+                 "visible")
 
     def __init__(self, lo: int, hi: int, ts: int) -> None:
         self.lo = lo
@@ -30,6 +34,7 @@ class _Episode:
         self.volume = 0.0
         self.last_emit_ts = 0
         self.last_emit_vol = 0.0
+        self.visible = 0.0
 
 
 class AbsorptionDetector:
@@ -50,10 +55,22 @@ class AbsorptionDetector:
         ei = np.empty(0, dtype=np.int64)
         self._ts, self._side, self._tick, self._qty = ei, ei, ei, e
         self._ep: dict[int, _Episode] = {}
+        self._seen: dict[tuple[int, int], tuple[float, int]] = {}  # level hit -> (most it showed, last ts)
         self._open: dict[int, Detection] = {}
 
-    def on_window(self, w: Window) -> None:
-        """Take the window's fills into the sliding history."""
+    def on_window(self, w: Window, known_size: Callable[[int, int], float]) -> None:
+        """Take the window's fills into the sliding history, and the sizes the hit levels showed."""
+        if len(w.lv_qty):
+            rowmap = dict(zip(level_key(w.d_side, w.d_tick).tolist(), range(len(w.d_tick)), strict=True))
+            seen = self._seen
+            for s, t in zip(w.lv_side.tolist(), w.lv_tick.tolist(), strict=True):
+                r = rowmap.get(t * 2 + (s > 0), -1)
+                b = float(w.d_before[r]) if r >= 0 else math.nan
+                vis = b if b == b else known_size(s, t)
+                if r >= 0:
+                    vis = max(vis, float(w.d_after[r]))
+                old = seen.get((s, t))
+                seen[(s, t)] = (max(vis, old[0]) if old else vis, w.ts)
         if len(w.t_qty):
             self._ts = np.concatenate((self._ts, w.t_ts))
             self._side = np.concatenate((self._side, w.t_side))
@@ -71,6 +88,9 @@ class AbsorptionDetector:
             return
         for side in (1, -1):
             self._eval_side(side, ts, book, out)
+        if len(self._seen) > 64:
+            old = ts - self.window_ns
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= old}
 
     def _eval_side(self, side: int, ts: int, book, out: list[Detection]) -> None:
         m = self._side == side
@@ -102,12 +122,19 @@ class AbsorptionDetector:
             if ep is not None:
                 self._end(side, ts, "not_quoted", out)
             return
-        visible = float(sum(book.qty_at(side, t) for t in range(lo, hi + 1)))
+        visible = 0.0
+        shown = 0.0  # the most each band tick showed while being hit: what a plain level could absorb
+        for t in range(lo, hi + 1):
+            q = book.qty_at(side, t)
+            visible += q
+            s = self._seen.get((side, t))
+            shown += max(q, s[0]) if s else q
         if ep is None:
             ep = _Episode(lo, hi, ts)
             self._ep[side] = ep
-        ep.max_visible = max(ep.max_visible, visible)
+        ep.max_visible = max(ep.max_visible, shown)
         ep.volume = vol
+        ep.visible = visible
         strong = vol >= thr and vol >= self.visible_ratio * ep.max_visible
         if not ep.det_id:
             if not strong:
@@ -140,7 +167,7 @@ class AbsorptionDetector:
     def _end(self, side: int, ts: int, reason: str, out: list[Detection]) -> None:
         ep = self._ep.pop(side, None)
         if ep is not None and ep.det_id:
-            self._emit(side, ep, ts, "close", float("nan"), out, reason)
+            self._emit(side, ep, ts, "close", ep.visible, out, reason)
 
     def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
         """Close what is open and forget the flow."""

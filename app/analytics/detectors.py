@@ -75,8 +75,9 @@ class DetectorSet:
                        if enabled["sweep"] or enabled["big_trade"] else None)
         self.large = (LargeOrderDetector(em, instrument, sections["large_order"])
                       if enabled["large_order"] else None)
-        for s in sections.values():
-            s.check_unknown()
+        for k, s in sections.items():
+            if enabled[k]:  # a disabled detector's table is not read: do not judge its keys
+                s.check_unknown()
         top.check_unknown()
         self._all = [d for d in (self.iceberg, self.absorption, self.gaps, self.thin, self.pulls,
                                  self.sweeps, self.large) if d is not None]
@@ -267,7 +268,7 @@ class DetectorSet:
                 self.pulls.on_window(w, mid, out)
             if k:
                 if self.absorption is not None:
-                    self.absorption.on_window(w)
+                    self.absorption.on_window(w, self._known_size)
                 if self.large is not None:
                     self.large.on_window(w)
             if force and not pend and self._tn:

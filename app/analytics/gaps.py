@@ -32,7 +32,7 @@ def near_empty_runs(empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Gap:
-    __slots__ = ("near", "far", "since", "seen", "det_id", "width")
+    __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median")
 
     def __init__(self, near: int, far: int, ts: int) -> None:
         self.near = near
@@ -41,6 +41,7 @@ class _Gap:
         self.seen = ts
         self.det_id = 0
         self.width = abs(far - near) + 1
+        self.median = 0.0
 
 
 class GapDetector:
@@ -95,7 +96,7 @@ class GapDetector:
             g = _Gap(near, far, ts)
             self._gaps[side] = g
         changed = (near, far) != (g.near, g.far)
-        g.near, g.far, g.seen, g.width = near, far, ts, length
+        g.near, g.far, g.seen, g.width, g.median = near, far, ts, int(length), median
         if not g.det_id:
             if ts - g.since >= self.persist_ns:
                 g.det_id = self.em.new_id()
@@ -119,7 +120,7 @@ class GapDetector:
     def _end(self, side: int, ts: int, reason: str, out: list[Detection]) -> None:
         g = self._gaps.pop(side, None)
         if g is not None and g.det_id:
-            self._emit(side, g, ts, "close", float("nan"), out, reason)
+            self._emit(side, g, ts, "close", g.median, out, reason)
 
     def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
         """Close what is open."""

@@ -139,3 +139,116 @@ def make_book(instrument: Instrument):
 def inst() -> Instrument:
     """A small-cap-like contract: tick 0.01."""
     return Instrument("sim", "ALTUSDT", tick_size=0.01, lot_size=1.0)
+
+
+MS = 1_000_000
+T0 = 1_700_000_000_000_000_000  # an exchange time in ns
+
+
+class Market:
+    """Hand-built event sequences: a book + a DetectorSet, fed batch by batch like the engine does."""
+
+    def __init__(self, instrument: Instrument, config: dict | None = None) -> None:
+        from app.analytics.detectors import DetectorSet
+
+        self.inst = instrument
+        self.book = make_book(instrument)
+        self.dets = DetectorSet(instrument, config or {})
+        self.found: list = []
+        self.ts = T0
+        self.uid = 0
+
+    def feed(self, batch: np.ndarray) -> list:
+        self.book.apply(batch)
+        got = self.dets.on_batch(batch, self.book)
+        self.found.extend(got)
+        return got
+
+    def at(self, ms: float) -> int:
+        """Exchange time ``ms`` after the start."""
+        self.ts = T0 + int(ms * MS)
+        return self.ts
+
+    def snapshot(self, bids: dict[int, float], asks: dict[int, float], ms: float = 0.0) -> None:
+        from app.core import events as E
+
+        ts = self.at(ms)
+        parts = [E.clear_row(ts, ts)]
+        for side, lv in ((E.BID, bids), (E.ASK, asks)):
+            parts.append(E.depth_rows(side, np.array(list(lv), dtype=np.int64), np.array(list(lv.values())),
+                                      self.inst.tick_size, ts, ts, kind=E.DEPTH_SNAPSHOT_EVENT))
+        self.feed(np.concatenate(parts))
+
+    def depth(self, ms: float, bids: dict[int, float] | None = None, asks: dict[int, float] | None = None) -> list:
+        from app.core import events as E
+
+        ts = self.at(ms)
+        self.uid += 1
+        parts = []
+        for side, lv in ((E.BID, bids or {}), (E.ASK, asks or {})):
+            if lv:
+                parts.append(E.depth_rows(side, np.array(list(lv), dtype=np.int64), np.array(list(lv.values())),
+                                          self.inst.tick_size, ts, ts, self.uid))
+        return self.feed(np.concatenate(parts))
+
+    def trade(self, ms: float, aggressor: int, tick: int, qty: float) -> list:
+        from app.core import events as E
+
+        ts = self.at(ms)
+        return self.feed(E.trade_row(aggressor, tick, qty, self.inst.tick_size, ts, ts))
+
+    def quote(self, ms: float) -> list:
+        """A best bid/offer row: only moves the detectors' clock."""
+        from app.core import events as E
+
+        ts = self.at(ms)
+        bb, ba = self.book.best_bid_tick, self.book.best_ask_tick
+        rows = np.concatenate([
+            E.depth_rows(E.BID, np.array([bb]), np.array([self.book.qty_at(1, bb)]), self.inst.tick_size, ts, ts,
+                         kind=E.DEPTH_BBO_EVENT),
+            E.depth_rows(E.ASK, np.array([ba]), np.array([self.book.qty_at(-1, ba)]), self.inst.tick_size, ts,
+                         ts, kind=E.DEPTH_BBO_EVENT)])
+        return self.feed(rows)
+
+    def idle(self, start_ms: float, end_ms: float, step_ms: float = 100.0) -> None:
+        """Quotes only, moving time from ``start_ms`` to ``end_ms``."""
+        t = start_ms
+        while t <= end_ms:
+            self.quote(t)
+            t += step_ms
+
+    def close(self) -> list:
+        got = self.dets.close_all(self.ts)
+        self.found.extend(got)
+        return got
+
+    def opened(self, kind: str | None = None) -> list:
+        return [d for d in self.found if d.state == "open" and (kind is None or d.kind == kind)]
+
+    def of(self, kind: str) -> list:
+        return [d for d in self.found if d.kind == kind]
+
+
+def flat_book(mid: int = 10_000, levels: int = 60, size: float = 10.0) -> tuple[dict, dict]:
+    """Bids at mid-1 … and asks at mid … each ``size``: a dense, quiet book (spread one tick)."""
+    bids = {mid - 1 - i: size for i in range(levels)}
+    asks = {mid + i: size for i in range(levels)}
+    return bids, asks
+
+
+def quiet_config(**overrides: dict) -> dict:
+    """Fixed thresholds (no warm-up) so hand-built sequences are deterministic."""
+    cfg = {
+        "iceberg": {"min_executed": 0},
+        "absorption": {"volume": 50},
+        "liquidity_gap": {"min_ticks": 3},
+        "thin_book": {"enabled": False},
+        "pull": {"size": 50},
+        "stack": {"size": 50},
+        "sweep": {"size": 20},
+        "big_trade": {"size": 100},
+        "large_order": {"size": 60, "median_multiple": 0},
+    }
+    for k, v in overrides.items():
+        cfg[k] = {**cfg.get(k, {}), **v}
+    return cfg
