@@ -7,7 +7,8 @@ state's lock) to the book, the rings and the aggregations; it returns what the e
 In-sync rule for ``top`` output: the book is *synced* only after a batch that carries snapshot rows
 (the feed's ``DEPTH_CLEAR`` + ``DEPTH_SNAPSHOT`` after (re)sync); a clear without a
 snapshot (a feed's gap batch is ``GAP_EVENT`` + ``DEPTH_CLEAR``), a rejected batch or a feed state of connecting/resyncing/disconnected/stopped unsyncs it.
-A crossed book is never reported either (it is counted in ``crossed``).
+A crossed book is never reported either (it is counted in ``crossed``), and an update id is reported
+once: a book message whose id does not advance past the last reported one gives no second ``top``.
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ class MarketState:
         self.gaps = 0
         self.rejected = 0  # batches the book refused (invalid rows): book marked out of sync
         self.crossed = 0  # book messages after which the book was crossed (top withheld)
+        self.repeated_ids = 0  # book messages that did not advance the update id (top withheld)
+        self._last_top_id: int | None = None
         self.last_exch_ts = 0
         self.last_local_ts = 0
         self.last_trade_tick = NO_PRICE
@@ -247,8 +250,17 @@ class MarketState:
                 self._roll_rate(local_ts)
             top: TopOfBook | None = None
             # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
+            # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
             if update_id is not None and self.synced:
-                top = self._top(exch_ts, local_ts, int(update_id))
+                uid = int(update_id)
+                if n and kinds & _SNAPSHOT_BIT:
+                    self._last_top_id = None  # ids may restart after a snapshot (Bybit u=1)
+                if self._last_top_id is None or uid > self._last_top_id:
+                    top = self._top(exch_ts, local_ts, uid)
+                    if top is not None:
+                        self._last_top_id = uid
+                else:
+                    self.repeated_ids += 1
         if top is None and funding is None and not detections:
             return None
         return Emit(top, funding, detections, exch_ts, local_ts)

@@ -39,6 +39,7 @@ from feeds.common import (
     MS,
     FeedError,
     SyncBatch,
+    decode_levels,
     gap_batch,
     levels_to_rows,
     rest_line,
@@ -80,8 +81,8 @@ class BookData(msgspec.Struct):
     """``data`` of ``orderbook.{depth}.{symbol}``."""
 
     s: str
-    b: list[Level]
-    a: list[Level]
+    b: msgspec.Raw  # decoded by feeds.common.decode_levels
+    a: msgspec.Raw
     u: int
     seq: int = 0
 
@@ -160,10 +161,11 @@ def parse_orderbook(raw: bytes | str | Frame, inst: Instrument, local_ns: int) -
     f = _frame(raw)
     d = _BOOK.decode(f.data)
     exch_ts = (f.cts or f.ts) * MS
+    bids, asks = decode_levels(d.b), decode_levels(d.a)
     if f.type == "snapshot":
-        batch, off_grid = snapshot_batch(d.b, d.a, inst, exch_ts, local_ns, d.u)
+        batch, off_grid = snapshot_batch(bids, asks, inst, exch_ts, local_ns, d.u)
     elif f.type == "delta":
-        batch, off_grid = levels_to_rows(d.b, d.a, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
+        batch, off_grid = levels_to_rows(bids, asks, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
     else:
         raise ValueError(f"orderbook type {f.type!r}")
     return BookUpdate(f.type == "snapshot", d.u, d.seq, exch_ts, local_ns, batch, off_grid)

@@ -268,21 +268,28 @@ class BinanceVenue:
                                    f'"B":"{f.qty(top.bid_lots)}","a":"{a}","A":"{f.qty(top.ask_lots)}",'
                                    f'"T":{ms},"E":{ms + 1}}}')
 
-    def _flush(self, now_ns: int) -> None:
+    def flush_all(self, far_ns: int) -> None:
+        """Send every pending coalesced window now."""
+        for pend in self._pending.values():
+            if pend.first:
+                pend.window_end_ns = min(pend.window_end_ns, far_ns)
+        self._flush(far_ns, partial=False)
+
+    def _flush(self, now_ns: int, partial: bool = True) -> None:
         for stream, pend in list(self._pending.items()):
             if not pend.first or now_ns < pend.window_end_ns:
                 continue
             sym = self._symbol_of(stream)
             bids = sorted(pend.bids.items(), reverse=True)
             asks = sorted(pend.asks.items())
-            data = self._depth_data(sym, pend.window_end_ns - 1_000_000, pend.first, pend.last, pend.last_u,
+            data = self._depth_data(sym, min(pend.window_end_ns - 1_000_000, pend.exch_ns), pend.first, pend.last, pend.last_u,
                                     bids, asks)
             pend.last_u = self._last_u[stream] = pend.last
             pend.first = 0
             pend.bids = {}
             pend.asks = {}
             self._send(stream, data)
-        if self.model is not None:
+        if partial and self.model is not None:
             self._flush_partial(now_ns)
 
     def _flush_partial(self, now_ns: int) -> None:

@@ -239,6 +239,12 @@ class BybitVenue:
         asks = sorted(changes[ASK])
         self._push_book(book, self._book_message(book, "delta", (bids, asks), now_ns, now_ns))
 
+    def flush_all(self, far_ns: int) -> None:
+        """Send every dirty book view now."""
+        for book in self.books.values():
+            if book.subs and book.dirty:
+                self._flush_book(book, self.model.now_ns if self.model is not None else far_ns)
+
     def _push_book(self, book: _BookTopic, text: str) -> None:
         for conn in book.subs:
             conn.push(text)

@@ -9,6 +9,7 @@ from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from feeds.simulator.faults import (
     DISCONNECT,
@@ -23,6 +24,7 @@ from feeds.simulator.faults import (
     malformed_frame,
 )
 
+BATCH = 256
 MAX_QUEUE = 500_000  # a client this far behind is cut off, as a venue cuts slow consumers
 
 
@@ -76,49 +78,82 @@ class ClientConn:
             transport.abort()
 
     async def writer(self) -> None:
-        """Send queued messages in order, applying faults; ends when the connection closes."""
-        ws, out, decide = self.ws, self.out, self.faults.decide
+        """Send queued messages in order, applying faults; ends when the connection closes.
+
+        Frames are built in batches and written with one ``transport.write`` (one syscall for up to
+        ``BATCH`` messages): per-message ``send()`` costs a syscall each and caps loopback throughput.
+        """
+        out, decide = self.out, self.faults.decide
         held: str | None = None
+        frames: list[str] = []
         try:
             while not self.closed:
                 if not out:
+                    if frames:
+                        await self._write(frames)
+                        frames = []
+                        continue
+                    if held is not None:  # nothing came after a held message: send it late anyway
+                        frames.append(held)
+                        held = None
+                        continue
                     self.wake.clear()
                     await self.wake.wait()
                     continue
                 message = out.popleft()
                 if type(message) is Control:
-                    await ws.send(message)
-                    continue
-                action = decide()
-                if action == SEND:
-                    await ws.send(message)
-                elif action == DROP:
-                    pass
-                elif action == DUPLICATE:
-                    await ws.send(message)
-                    await ws.send(message)
-                elif action == REORDER:
-                    if held is None:
+                    frames.append(message)
+                elif held is not None:  # the message after a reordered one goes first, then the held one
+                    self.faults.sent += 1
+                    frames.append(message)
+                    frames.append(held)
+                    held = None
+                    self.data_sent += 1
+                else:
+                    action = decide()
+                    if action == SEND:
+                        frames.append(message)
+                    elif action == DROP:
+                        pass
+                    elif action == DUPLICATE:
+                        frames.append(message)
+                        frames.append(message)
+                    elif action == REORDER:
                         held = message
                         continue
-                    await ws.send(message)
-                elif action == MALFORMED:
-                    await ws.send(malformed_frame(message))
-                    await ws.send(message)
-                elif action == DISCONNECT:
-                    self.abort()
-                    return
-                elif action == STALL:
-                    await asyncio.sleep(self.stall_s)
-                    await ws.send(message)
-                self.data_sent += 1
-                if held is not None:
-                    await ws.send(held)
-                    held = None
+                    elif action == MALFORMED:
+                        frames.append(malformed_frame(message))
+                        frames.append(message)
+                    elif action == DISCONNECT:
+                        if frames:
+                            await self._write(frames)
+                        self.abort()
+                        return
+                    elif action == STALL:
+                        if frames:
+                            await self._write(frames)
+                            frames = []
+                        await asyncio.sleep(self.stall_s)
+                        frames.append(message)
+                    self.data_sent += 1
+                if len(frames) >= BATCH:
+                    await self._write(frames)
+                    frames = []
         except ConnectionClosed:
-            self.closed = True
+            pass
         finally:
             self.closed = True
+
+    async def _write(self, frames: list[str]) -> None:
+        """Frame and write a batch of text messages in one go, then respect flow control."""
+        ws = self.ws
+        protocol = ws.protocol
+        if protocol.state is not State.OPEN or ws.transport is None or ws.transport.is_closing():
+            raise ConnectionClosed(None, None)
+        for frame in frames:
+            protocol.send_text(frame.encode())
+        ws.transport.write(b"".join(protocol.data_to_send()))
+        await ws.drain()
 
     async def close(self) -> None:
         """Close politely (server shutdown)."""

@@ -18,7 +18,6 @@ import numpy as np
 BID = 1
 ASK = -1
 
-WINDOW_TICKS = 16384  # dense book window per symbol; the model keeps all levels well inside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,14 +133,15 @@ FUNDING_INTERVAL_MS = 8 * 3600 * 1000
 
 
 class SymbolBook:
-    """The mutable state of one simulated symbol: dense lot arrays per side over a tick window."""
+    """The mutable state of one simulated symbol: resting lots per tick, one dict per side."""
 
     def __init__(self, spec: SymbolSpec, rng: np.random.Generator) -> None:
         self.spec = spec
         self.rng = rng
-        self.base = spec.start_tick - WINDOW_TICKS // 2
-        self.bid = np.zeros(WINDOW_TICKS, dtype=np.int64)
-        self.ask = np.zeros(WINDOW_TICKS, dtype=np.int64)
+        # Sparse {tick: lots} per side: scalar reads/writes are the hot path (numpy scalars are 3x slower);
+        # levels() hands out numpy arrays.
+        self.bid: dict[int, int] = {}
+        self.ask: dict[int, int] = {}
         self.best_bid: int | None = None  # absolute ticks
         self.best_ask: int | None = None
         self.level_count = {BID: 0, ASK: 0}
@@ -154,8 +154,8 @@ class SymbolBook:
         self.open_interest = spec.open_interest
         self.last_mark_ns = 0
         # Planted scenarios restrict the background noise: blocked add ranges and protected levels.
-        self.blocked: list[tuple[int, int, int]] = []  # (side, lo_tick, hi_tick) no noise adds
-        self.protect: dict[int, int] = {}  # side -> tick noise market orders may not trade at/through
+        self.blocked: list[tuple[int, int, int]] = []  # (side, lo_tick, hi_tick) no noise adds or cancels
+        self.protect: dict[int, tuple[int, int]] = {}  # side -> (lo, hi) ticks noise never trades nor cancels
         self.noise_market = True
         # Message being built.
         self._msg_bids: list[tuple[int, int]] = []
@@ -164,30 +164,28 @@ class SymbolBook:
 
     # -- level access -----------------------------------------------------------------------
     def lots_at(self, side: int, tick: int) -> int:
-        """Resting lots at ``tick`` on ``side`` (0 outside the window)."""
-        i = tick - self.base
-        if not 0 <= i < WINDOW_TICKS:
-            return 0
-        return int((self.bid if side == BID else self.ask)[i])
+        """Resting lots at ``tick`` on ``side``."""
+        return (self.bid if side == BID else self.ask).get(tick, 0)
 
     def set_level(self, side: int, tick: int, lots: int) -> None:
         """Set an absolute level size inside the current message (0 deletes)."""
-        i = tick - self.base
-        if not 0 <= i < WINDOW_TICKS:
-            return
-        arr = self.bid if side == BID else self.ask
-        old = int(arr[i])
+        levels = self.bid if side == BID else self.ask
+        old = levels.get(tick, 0)
         if old == lots:
             return
-        arr[i] = lots
-        self.depth_lots[side] += lots - old
-        if old == 0:
-            self.level_count[side] += 1
-        elif lots == 0:
+        if lots < 0:
+            raise ValueError(f"negative level size {lots} at tick {tick}")
+        if lots:
+            levels[tick] = lots
+            if not old:
+                self.level_count[side] += 1
+        else:
+            del levels[tick]
             self.level_count[side] -= 1
+        self.depth_lots[side] += lots - old
         self.update_id += 1
         (self._msg_bids if side == BID else self._msg_asks).append((tick, lots))
-        # Keep the best prices exact incrementally; a full search only when the best empties.
+        # Keep the best prices exact incrementally; a search only when the best empties.
         if side == BID:
             if lots and (self.best_bid is None or tick > self.best_bid):
                 self.best_bid = tick
@@ -201,47 +199,35 @@ class SymbolBook:
 
     def _search(self, side: int, from_tick: int) -> int | None:
         """Next non-empty level beyond ``from_tick`` away from the touch (None when the side is empty)."""
-        i = from_tick - self.base
-        if side == BID:
-            lo = max(0, i - 512)
-            while True:
-                nz = np.flatnonzero(self.bid[lo:i])
-                if len(nz):
-                    return self.base + lo + int(nz[-1])
-                if lo == 0:
-                    return None
-                i, lo = lo, max(0, lo - 4096)
-        lo = i + 1
-        while True:
-            hi = min(WINDOW_TICKS, lo + 512)
-            nz = np.flatnonzero(self.ask[lo:hi])
-            if len(nz):
-                return self.base + lo + int(nz[0])
-            if hi == WINDOW_TICKS:
-                return None
-            lo = hi
+        levels = self.bid if side == BID else self.ask
+        if not levels:
+            return None
+        step = -1 if side == BID else 1
+        tick = from_tick + step
+        for _ in range(64):
+            if tick in levels:
+                return tick
+            tick += step
+        return max(levels) if side == BID else min(levels)
 
     def nearest_level(self, side: int, tick: int, span: int = 64) -> int | None:
         """The first non-empty level at ``tick`` or farther from the touch within ``span`` ticks."""
-        i = tick - self.base
-        if side == BID:
-            lo = max(0, i - span)
-            nz = np.flatnonzero(self.bid[lo:i + 1])
-            return self.base + lo + int(nz[-1]) if len(nz) else None
-        nz = np.flatnonzero(self.ask[i:min(WINDOW_TICKS, i + span + 1)])
-        return self.base + i + int(nz[0]) if len(nz) else None
+        levels = self.bid if side == BID else self.ask
+        step = -1 if side == BID else 1
+        for _ in range(span + 1):
+            if tick in levels:
+                return tick
+            tick += step
+        return None
 
     def levels(self, side: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(ticks best-first, lots) of one side, optionally only the best ``n``."""
-        if side == BID:
-            idx = np.flatnonzero(self.bid)[::-1]
-            if n is not None:
-                idx = idx[:n]
-            return idx + self.base, self.bid[idx]
-        idx = np.flatnonzero(self.ask)
+        """(ticks best-first, lots) of one side as int64 arrays, optionally only the best ``n``."""
+        levels = self.bid if side == BID else self.ask
+        ticks = sorted(levels, reverse=side == BID)
         if n is not None:
-            idx = idx[:n]
-        return idx + self.base, self.ask[idx]
+            ticks = ticks[:n]
+        return (np.fromiter(ticks, dtype=np.int64, count=len(ticks)),
+                np.fromiter((levels[t] for t in ticks), dtype=np.int64, count=len(ticks)))
 
     def top(self) -> Top:
         """Best bid/ask ticks and lots now."""
@@ -271,17 +257,19 @@ class SymbolBook:
             bids = list(dict(bids).items())
         if len(asks) > 1:
             asks = list(dict(asks).items())
-        return BookChange(self.spec.symbol, exch_ns, self._msg_first, self.update_id, bids, asks, self.top())
+        bb, ba = self.best_bid, self.best_ask
+        top = Top(bb, self.bid[bb] if bb is not None else 0, ba, self.ask[ba] if ba is not None else 0)
+        return BookChange(self.spec.symbol, exch_ns, self._msg_first, self.update_id, bids, asks, top)
 
     # -- actions ----------------------------------------------------------------------------
     def add(self, side: int, tick: int, lots: int) -> None:
         """Add lots to a level (a new limit order)."""
-        self.set_level(side, tick, self.lots_at(side, tick) + lots)
+        self.set_level(side, tick, (self.bid if side == BID else self.ask).get(tick, 0) + lots)
 
     def cancel(self, side: int, tick: int, lots: int) -> int:
         """Remove up to ``lots`` from a level; returns what was removed."""
-        have = self.lots_at(side, tick)
-        take = min(have, lots)
+        have = (self.bid if side == BID else self.ask).get(tick, 0)
+        take = have if have < lots else lots
         if take:
             self.set_level(side, tick, have - take)
         return take
@@ -417,22 +405,25 @@ class MarketModel:
         book.fair += reversion + book.rng.normal(0.0, spec.volatility * math.sqrt(dt_s))
 
     def _noise(self, book: SymbolBook, t0: int, dt_ns: int, n: int, out: list) -> None:
-        """``n`` background messages spread evenly over the interval."""
+        """``n`` background messages spread evenly over the interval (random draws made in bulk)."""
         if n <= 0:
             return
         rng = book.rng
         spec = book.spec
-        kinds = rng.random(n)
-        sides = rng.random(n)
-        fracs = rng.random(n)
+        kinds = rng.random(n).tolist()
+        sides = rng.random(n).tolist()
+        fracs = rng.random(n).tolist()
+        dists = self._distances(book, n).tolist()
+        sizes = rng.lognormal(math.log(spec.median_lots * 0.7), 0.85, n).tolist()
         target = float(spec.levels_target)
+        market_p = 0.075 if book.noise_market else 0.0
         for k in range(n):
             ts = t0 + (k + 1) * dt_ns // n
             book.begin()
             side = BID if sides[k] < 0.5 else ASK
             u = kinds[k]
-            if u < 0.075 and book.noise_market:
-                trade = self._noise_market(book, ts)
+            if u < market_p:
+                trade = self._noise_market(book, ts, fracs[k], sizes[k])
                 if trade is not None:
                     change = book.end(ts)
                     if change is not None:
@@ -440,58 +431,65 @@ class MarketModel:
                     out.append(trade)
                 continue
             p_add = 0.5 + 0.35 * max(-1.0, min(1.0, (target - book.level_count[side]) / target))
-            if u < 0.075 + 0.925 * p_add:
-                self._noise_add(book, side)
+            d = dists[k]
+            if u < market_p + (1.0 - market_p) * p_add:
+                self._noise_add(book, side, d, max(1, int(sizes[k] * (1.0 + d / 40.0))))
             else:
-                self._noise_cancel(book, side, fracs[k])
+                self._noise_cancel(book, side, d, fracs[k])
             change = book.end(ts)
             if change is not None:
                 out.append(change)
 
-    def _noise_add(self, book: SymbolBook, side: int) -> None:
-        d = self._distance(book)
+    def _distances(self, book: SymbolBook, n: int) -> np.ndarray:
+        """Distances from the touch: mostly a few ticks, with a long tail (a thin small-cap book)."""
+        rng = book.rng
+        near = rng.geometric(0.22, n) - 1
+        far = rng.exponential(book.spec.levels_target * 0.9, n).astype(np.int64)
+        return np.where(rng.random(n) < 0.55, near, far)
+
+    def _noise_add(self, book: SymbolBook, side: int, d: int, lots: int) -> None:
         if side == BID:
-            anchor = math.floor(book.fair) - 1
-            tick = anchor - d
+            tick = math.floor(book.fair) - 1 - d
             if book.best_ask is not None and tick >= book.best_ask:
                 tick = book.best_ask - 1
         else:
-            anchor = math.ceil(book.fair) + 1
-            tick = anchor + d
+            tick = math.ceil(book.fair) + 1 + d
             if book.best_bid is not None and tick <= book.best_bid:
                 tick = book.best_bid + 1
-        for b_side, lo, hi in book.blocked:
-            if b_side == side and lo <= tick <= hi:
-                return
-        book.add(side, tick, self._size(book, d))
+        if book.blocked:
+            for b_side, lo, hi in book.blocked:
+                if b_side == side and lo <= tick <= hi:
+                    return
+        book.add(side, tick, lots)
 
-    def _noise_cancel(self, book: SymbolBook, side: int, frac: float) -> None:
+    def _noise_cancel(self, book: SymbolBook, side: int, d: int, frac: float) -> None:
         best = book.best_bid if side == BID else book.best_ask
         if best is None:
             return
-        d = self._distance(book)
-        tick = best - d if side == BID else best + d
-        found = book.nearest_level(side, tick, span=16)
+        found = book.nearest_level(side, best - d if side == BID else best + d, span=16)
         if found is None:
             return
-        if any(found == p for p in book.protect.values()) or any(
-                s == side and lo <= found <= hi for s, lo, hi in book.blocked):
-            return
+        if book.protect or book.blocked:
+            band = book.protect.get(side)
+            if (band is not None and band[0] <= found <= band[1]) or any(
+                    s == side and lo <= found <= hi for s, lo, hi in book.blocked):
+                return
         have = book.lots_at(side, found)
         book.cancel(side, found, have if frac < 0.45 else max(1, int(have * (frac - 0.3))))
 
-    def _noise_market(self, book: SymbolBook, ts: int) -> TradeBurst | None:
-        rng = book.rng
+    def _noise_market(self, book: SymbolBook, ts: int, u: float, size: float) -> TradeBurst | None:
         spec = book.spec
         mid = book.mid_tick()
         p_buy = 0.5 + 0.3 * math.tanh((book.fair - mid) / 2.0)
-        aggressor = BID if rng.random() < p_buy else ASK
-        lots = max(1, int(spec.median_lots * 0.25 * (rng.pareto(1.4) + 0.2)))
+        aggressor = BID if u < p_buy else ASK
+        # Heavy tail: lognormal size times a Pareto draw (most orders small, a few walk many levels).
+        lots = max(1, int(size * 0.35 * (book.rng.pareto(1.4) + 0.2)))
         limit = None
         book_side = ASK if aggressor == BID else BID
-        if book_side in book.protect:
+        band = book.protect.get(book_side)
+        if band is not None:
             # Background flow never trades a planted level: the scenario drives it alone.
-            limit = book.protect[book_side] + (-1 if book_side == ASK else 1)
+            limit = band[0] - 1 if book_side == ASK else band[1] + 1
         fills = book.market(aggressor, lots, limit_tick=limit)
         if not fills:
             return None
@@ -510,15 +508,13 @@ class MarketModel:
         spec = book.spec
         book.begin()
         if book.best_bid is not None:
-            lo_i = book.best_bid - spec.max_distance - book.base
-            if lo_i > 0:
-                for i in np.flatnonzero(book.bid[:lo_i]).tolist():
-                    book.set_level(BID, book.base + i, 0)
+            floor = book.best_bid - spec.max_distance
+            for tick in [t for t in book.bid if t < floor]:
+                book.set_level(BID, tick, 0)
         if book.best_ask is not None:
-            hi_i = book.best_ask + spec.max_distance - book.base + 1
-            if hi_i < WINDOW_TICKS:
-                for i in np.flatnonzero(book.ask[hi_i:]).tolist():
-                    book.set_level(ASK, book.base + hi_i + i, 0)
+            cap = book.best_ask + spec.max_distance
+            for tick in [t for t in book.ask if t > cap]:
+                book.set_level(ASK, tick, 0)
         change = book.end(ts)
         if change is not None:
             out.append(change)

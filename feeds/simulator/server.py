@@ -63,6 +63,7 @@ class SimulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         start_ns: int | None = None,
+        manual: bool = False,
     ) -> None:
         if step_ms <= 0:
             raise ValueError(f"step_ms must be > 0, got {step_ms!r}")
@@ -72,6 +73,7 @@ class SimulatorServer:
         self.port = port
         self.faults = faults
         self.speed = speed
+        self.manual = manual  # no clock: the caller drives time with advance() (tests)
         self.step_ns = int(step_ms * 1_000_000)
         self.scenario = scenario
         self.capture = capture
@@ -107,7 +109,9 @@ class SimulatorServer:
         )
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
-        if self.capture is None:
+        if self.manual:
+            pass
+        elif self.capture is None:
             self._clock = asyncio.create_task(self._run_model(), name="simulator-clock")
         else:
             self._clock = asyncio.create_task(self.capture.run(), name="simulator-replay")
@@ -210,6 +214,12 @@ class SimulatorServer:
             now = self.model.now_ns
             self.binance.on_events(events, now)
             self.bybit.on_events(events, now)
+
+    def flush(self) -> None:
+        """Push every coalesced window now, as if its time had come (tests: compare books at rest)."""
+        far = self.now_ns + 3_600_000_000_000
+        self.binance.flush_all(far)
+        self.bybit.flush_all(far)
 
     async def _run_model(self) -> None:
         assert self.model is not None

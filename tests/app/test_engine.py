@@ -425,3 +425,13 @@ def test_open_interest_alone_updates_the_frame_but_emits_nothing() -> None:
     assert m.frame().funding.open_interest == 1234.5
     out = m.apply(funding(0.0002, T0 + 1, 1.5, 1.49), None)
     assert out.funding.open_interest == 1234.5 and out.funding.rate == 0.0002
+
+
+def test_one_top_per_update_id_and_ids_may_restart_after_a_snapshot() -> None:
+    m = market()
+    assert m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 50), 50).top.update_id == 50
+    assert m.apply(diff({999: 1.0}, {}, 50), 50) is None  # the bridging diff ending at the snapshot id
+    assert m.repeated_ids == 1 and m.book.qty_at(ev.BID, 999) == 1.0  # applied, just not reported twice
+    assert m.apply(diff({999: 2.0}, {}, 51), 51).top.update_id == 51
+    assert m.apply(snapshot({900: 1.0}, {901: 1.0}, 1), 1).top.update_id == 1  # Bybit u=1 restart
+    assert m.apply(diff({900: 3.0}, {}, 2), 2).top.update_id == 2

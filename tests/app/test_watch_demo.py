@@ -49,7 +49,9 @@ def test_watch_demo_json_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
 def test_watch_demo_with_faults_counts_them_and_never_reports_a_broken_book(
         tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     cfg = tmp_path / "faults.toml"
-    cfg.write_text('[simulator]\nrate = 1500\nfaults = "drop=0.02,malformed=0.02,duplicate=0.02,start_after=40,seed=3"\n')
+    # Uncoalesced depth (a message per book change) so drops land in the depth stream within seconds.
+    cfg.write_text('[simulator]\nrate = 600\ncoalesce = false\n'
+                   'faults = "drop=0.01,malformed=0.01,duplicate=0.01,start_after=100,seed=3"\n')
     objs = run_watch(["watch", "demo:ALTUSDT", "--json", "--duration", "4", "--config", str(cfg)], capsys)
     summary = objs[-1]
     assert summary["malformed"] > 0 and summary["resyncs"] > 0
@@ -103,4 +105,44 @@ def test_engine_thread_on_the_demo_equals_the_simulators_book() -> None:
         assert engine.lag_ns("demo:ETHUSDT") < 5 * 10**9
     finally:
         engine.stop()
+    assert no_simulator_threads()
+
+
+def test_engine_recovers_from_faults_to_the_simulators_book() -> None:
+    """Malformed frames, duplicates and a dropped connection: counts match what the exchange injected
+    and, after recovery, the engine's book equals the exchange's."""
+    import time
+
+    engine = Engine({"engine": {"ring_capacity": 1 << 16}, "simulator": {
+        "rate": 400, "coalesce": False,
+        "faults": "malformed=0.02,duplicate=0.02,disconnect=0.004,max_disconnects=1,start_after=150,seed=5"}})
+    engine.add_source("demo:ETHUSDT")
+    sim = engine._source_factory.simulators[0]
+    statuses: list[str] = []
+    engine.listen("status", lambda venue, symbol, state, reason: statuses.append(state))
+    engine.start()
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            counts = sim.call(lambda s: s.fault_counts())
+            if counts["disconnect"] >= 1 and counts["malformed"] >= 3 and statuses[-1:] == ["live"]:
+                break
+            time.sleep(0.1)
+        sim.call(lambda s: setattr(s, "speed", 1e-9))
+        time.sleep(0.8)
+        counts = sim.call(lambda s: s.fault_counts())
+        (bid_t, bid_q), (ask_t, ask_q) = sim.call(lambda s: s.levels("ETHUSDT"))
+        market = engine.market("demo:ETHUSDT")
+        with market._lock:
+            our_bid = market.book.levels(1, 20)
+            our_ask = market.book.levels(-1, 20)
+    finally:
+        engine.stop()
+    assert counts["disconnect"] >= 1 and counts["malformed"] >= 3
+    feed_counts = engine.summary_sources()[0]
+    assert feed_counts["malformed"] == counts["malformed"]
+    assert feed_counts["reconnects"] >= 1 and feed_counts["resyncs"] >= 1
+    assert "disconnected" in statuses or "resyncing" in statuses
+    assert our_bid[0].tolist() == bid_t[:20].tolist() and our_ask[0].tolist() == ask_t[:20].tolist()
+    assert our_bid[1] == pytest.approx(bid_q[:20]) and our_ask[1] == pytest.approx(ask_q[:20])
     assert no_simulator_threads()

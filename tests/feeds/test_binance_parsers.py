@@ -202,3 +202,22 @@ def test_rest_line_embeds_body_verbatim() -> None:
     body = '{"openInterest":"1.5","symbol":"BTCUSDT","time":1}'
     line = rest_line("/fapi/v1/openInterest?symbol=BTCUSDT", body)
     assert line == '{"rest":"/fapi/v1/openInterest?symbol=BTCUSDT","data":' + body + "}"
+
+
+def test_decode_levels_flat_and_strict() -> None:
+    from feeds.common import decode_levels
+
+    assert decode_levels(b'[["61800.20","2.909"],["5000.00","0.000"]]') == [61800.2, 2.909, 5000.0, 0.0]
+    assert decode_levels(b"[]") == []
+    for bad in (b'[["abc","1"]]', b'[["NaN","1"]]', b'[["1","2","3"]]', b'[["1"]]', b'[["1","2"],["3"]]'):
+        with pytest.raises(ValueError):
+            decode_levels(bad)
+
+
+def test_bad_level_text_is_malformed_not_fatal() -> None:
+    from feeds.binance_usdm import BinanceUsdmProcessor
+    from tests.feeds._helpers import RecordingSink
+
+    p = BinanceUsdmProcessor([BTC], RecordingSink())
+    p.on_line(DEPTH.replace('"0.092"', '"zero"'), LOCAL)
+    assert p.malformed == 1
