@@ -24,6 +24,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -238,6 +239,9 @@ class CaptureIndex:
         return SeekPlan(keyframes, catch_up, target)
 
 
+FeedSinkLike = Any  # the _Collector below: on_batch/on_status/on_instrument/on_raw
+
+
 class _Collector:
     """A FeedSink that appends every batch to chunk files and keeps book state for keyframes."""
 
@@ -356,6 +360,35 @@ def open_index(
 def _build(reader: CaptureReader, instruments: dict[str, Instrument], route: Callable, folder: Path,
            identity: dict, inst_meta: dict, progress: Callable[[float], None] | None,
            keyframe_interval_ns: int) -> CaptureIndex:
+    size = max(1, sum(p.stat().st_size for p in reader.files))
+
+    def feed(sink: _Collector) -> int:
+        router = route(sink)
+        n = 0
+        for rec in reader:
+            router(rec)
+            n += 1
+            if progress is not None and n % 20_000 == 0:
+                progress(min(0.99, reader.stats.bytes_read / size))
+        finish = getattr(router, "finish", None)
+        if finish is not None:
+            finish()
+        return n
+
+    index = write_index(folder, reader.venue or "", reader.format, instruments, feed, identity,
+                        keyframe_interval_ns)
+    if progress is not None:
+        progress(1.0)
+    return index
+
+
+def write_index(folder: Path, venue: str, fmt: str, instruments: dict[str, Instrument],
+                feed: Callable[[FeedSinkLike], int], identity: dict | None = None,
+                keyframe_interval_ns: int = KEYFRAME_INTERVAL_NS) -> CaptureIndex:
+    """Build a cache in ``folder`` from whatever ``feed(sink)`` delivers to the sink (returns records read).
+
+    ``open_index`` feeds it a capture through the venue processor; benchmarks feed synthetic batches.
+    """
     tmp = folder.with_name(folder.name + ".building")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -364,27 +397,17 @@ def _build(reader: CaptureReader, instruments: dict[str, Instrument], route: Cal
         raise CaptureError(f"cannot build the seek cache in {tmp.parent}: {exc.strerror or exc}") from None
     symbols = sorted(instruments)
     sink = _Collector(tmp, symbols, instruments, keyframe_interval_ns)
-    router = route(sink)
-    size = max(1, sum(p.stat().st_size for p in reader.files))
-    n = 0
-    for rec in reader:
-        router(rec)
-        n += 1
-        if progress is not None and n % 20_000 == 0:
-            progress(min(0.99, reader.stats.bytes_read / size))
-    finish = getattr(router, "finish", None)
-    if finish is not None:
-        finish()
+    n = feed(sink)
     sink.finish()
     first = sink.batches[0][4] if sink.batches else 0
     last = sink.batches[-1][4] if sink.batches else 0
     meta = {
         "version": CACHE_VERSION,
-        "capture": identity,
-        "format": reader.format,
-        "venue": reader.venue,
+        "capture": identity or {},
+        "format": fmt,
+        "venue": venue,
         "symbols": symbols,
-        "instruments": inst_meta,
+        "instruments": {s: {"tick_size": i.tick_size, "lot_size": i.lot_size} for s, i in sorted(instruments.items())},
         "rows": sink.rows,
         "batches": len(sink.batches),
         "chunk_rows": CHUNK_ROWS,
@@ -399,6 +422,4 @@ def _build(reader: CaptureReader, instruments: dict[str, Instrument], route: Cal
     (tmp / "meta.json").write_text(json.dumps(meta))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
-    if progress is not None:
-        progress(1.0)
     return CaptureIndex(folder, meta)
