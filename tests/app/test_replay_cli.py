@@ -165,3 +165,29 @@ def test_round_trip_record_from_the_simulator_then_replay_gives_the_same_tops(tm
     _tops(again, replayed)
     asyncio.run(again.run_until(None))
     assert replayed == live
+
+
+def test_record_command_writes_a_capture_that_verifies_and_replays(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rec" / "demo.zst"
+    assert main(["record", "demo:ALTUSDT", "--out", str(out), "--duration", "2"]) == 0
+    assert "recorded" in capsys.readouterr().err
+    side = json.loads((tmp_path / "rec" / "demo.zst.json").read_text())
+    assert side["venue"] == "binance-usdm" and side["source_venue"] == "demo" and side["tick_sizes"]["ALTUSDT"] > 0
+    assert side["stopped_ns"] > side["started_ns"] and side["lines"] > 20
+    assert main(["verify", str(out)]) == 0
+    assert "result: OK" in capsys.readouterr().out
+    assert main(["replay", str(out), "--max", "--json"]) == 0
+    lines = _lines(capsys.readouterr().out)
+    assert lines[-1]["messages"] == side["lines"] and any(ln["type"] == "top" for ln in lines)
+    assert all(ln["venue"] == "demo" for ln in lines if ln["type"] == "top")
+
+
+def test_record_refuses_mixed_venues_and_unwritable_places(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["record", "demo:ALTUSDT", "bybit-linear:BTCUSDT", "--out", str(tmp_path / "x.gz")]) == 2
+    assert "one venue per capture" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["record", "demo:ALTUSDT", "--out", str(blocker / "x.gz"), "--duration", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot record" in err and err.count("\n") == 1
