@@ -64,7 +64,7 @@ _TARDIS_BOOK_HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,sid
 _TARDIS_TRADE_HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
 _CF1_LINK = re.compile(r"^(\S+://\S+) (<->|<-|->) (\d+(?:\.\d+)?)(?:: (.*))?$", re.S)
 _CF1_RECV = re.compile(r"^(\d+(?:\.\d+)?): (.*)$", re.S)
-_TS_FIELD = re.compile(r'"ts":(\d+)')
+_TS_FIELD = re.compile(r'"ts":\s*(\d+)')
 _json_decode = msgspec.json.Decoder().decode
 
 
