@@ -21,6 +21,9 @@ from feeds.capture.readers import BINANCE_USDM, BYBIT_LINEAR, CaptureError, Capt
 
 _decode = msgspec.json.Decoder().decode
 SCAN_RECORDS = 20_000  # enough book messages for hundreds of distinct prices per symbol
+ENOUGH_PRICES = 1000  # distinct prices after which a symbol's messages are only looked at for its name
+_BINANCE_SYMBOL = re.compile(r'"s":"([A-Z0-9]+)"')
+_BYBIT_SYMBOL = re.compile(r'"topic":"[A-Za-z]+\.(?:[0-9]+\.)?([A-Z0-9]+)"')
 MIN_PRICES = 30  # fewer distinct prices than this: the inferred grid may be too coarse (a warning)
 
 
@@ -189,6 +192,12 @@ def resolve_instruments(
             continue
         if not ch.startswith("ws") or "/spot" in ch:
             continue
+        # a cheap look at the symbol first: once a symbol has enough prices its messages are not decoded
+        m = (_BINANCE_SYMBOL if venue == BINANCE_USDM else _BYBIT_SYMBOL).search(rec.raw, 0, 240)
+        if m is not None:
+            grid = prices.get(m.group(1))
+            if grid is not None and len(grid.values) >= ENOUGH_PRICES:
+                continue
         try:
             obj = _decode(rec.raw)
         except msgspec.DecodeError:
@@ -202,21 +211,23 @@ def resolve_instruments(
                 _bybit_symbols(obj, prices, sizes)
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
-    wanted = sorted(prices) if symbols is None else [s.upper() for s in symbols]
+    side = reader.sidecar() or {}
+    side_ticks = side.get("tick_sizes") or {}
+    # a native capture names its symbols: one first heard of late in the file is still replayed
+    found = sorted(set(prices) | set(side.get("symbols") or ()))
+    wanted = found if symbols is None else [s.upper() for s in symbols]
     if not wanted:
         raise CaptureError(f"{reader.path.name}: no {venue} market data found in the first {n} records")
-    missing = [s for s in wanted if s not in prices]
-    if missing:
-        raise CaptureError(f"{reader.path.name}: symbol(s) {', '.join(missing)} not in this capture "
-                           f"(it has {', '.join(sorted(prices)) or 'none'})")
     recorded: dict[str, Instrument] = {}
     for ch, body in info_bodies:
         if venue == BYBIT_LINEAR and "instruments-info" in ch:
             recorded.update(_bybit_instruments(body))
         elif venue == BINANCE_USDM and "exchangeInfo" in ch:
             recorded.update(_binance_instruments(body, wanted))
-    side = reader.sidecar() or {}
-    side_ticks = side.get("tick_sizes") or {}
+    missing = [s for s in wanted if s not in found]
+    if missing:
+        raise CaptureError(f"{reader.path.name}: symbol(s) {', '.join(missing)} not in this capture "
+                           f"(it has {', '.join(found) or 'none'})")
     contents = CaptureContents(venue, {}, {})
     for sym in wanted:
         lot = sizes.get(sym, _Grid()).step()
@@ -228,11 +239,11 @@ def resolve_instruments(
             base = recorded.get(sym)
             contents.instruments[sym] = Instrument(venue, sym, float(side_ticks[sym]), base.lot_size if base else lot)
             contents.source[sym] = "sidecar"
-        elif sym in recorded and _on_grid(prices[sym], recorded[sym].tick_size):
+        elif sym in recorded and _on_grid(prices.get(sym, _Grid()), recorded[sym].tick_size):
             contents.instruments[sym] = recorded[sym]
             contents.source[sym] = "exchangeInfo" if venue == BINANCE_USDM else "instruments-info"
         else:
-            grid = prices[sym]
+            grid = prices.get(sym, _Grid())
             tick = grid.step()
             if sym in recorded:  # the venue changed the tick since the info was fetched: trust the prices
                 contents.warnings.append(f"{sym}: recorded tick size {recorded[sym].tick_size:g} does not fit "
