@@ -191,3 +191,22 @@ def test_record_refuses_mixed_venues_and_unwritable_places(tmp_path: Path, capsy
     assert main(["record", "demo:ALTUSDT", "--out", str(blocker / "x.gz"), "--duration", "1"]) == 2
     err = capsys.readouterr().err
     assert "cannot record" in err and err.count("\n") == 1
+
+
+def test_disk_full_stops_the_recording_but_the_live_view_goes_on(tmp_path: Path) -> None:
+    from app.commands.watch import load_user_config
+
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    engine = Engine(load_user_config(None))
+    engine.add_sources(["demo:ALTUSDT"])
+    errors: list[tuple[float, str]] = []
+    writer = CaptureWriter("/dev/full", "binance-usdm", ["ALTUSDT"], sidecar=tmp_path / "full.json", flush_lines=1,
+                           on_error=lambda msg: errors.append((len(tops), msg)))
+    tops: list = []
+    engine.listen("raw", lambda _v, ns, raw: writer.write(ns, raw))
+    _tops(engine, tops)
+    asyncio.run(engine.run_until(2.0))
+    writer.close()
+    assert len(errors) == 1 and "No space left" in errors[0][1]
+    assert len(tops) > errors[0][0] + 5  # the book kept updating after the recording stopped
