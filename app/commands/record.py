@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import math
 import sys
+from typing import Any
 
 from app.cli import UserError
 from feeds.capture.readers import CaptureError
@@ -34,12 +35,30 @@ def wire_venue(venue: str) -> str:
     return DEMO_VENUE if venue == DEMO else venue
 
 
+def attach_recorder(engine: Any, path: str, source_venue: str, symbols: list[str], **writer_options: Any) -> Any:
+    """Record everything ``engine``'s feeds receive to ``path`` (for ``record``, ``watch --record``, the GUI).
+
+    Returns the :class:`~feeds.capture.writer.CaptureWriter`; close it when the session ends. Instruments
+    and resyncs/disconnects go to the sidecar. A write error stops only the recording (``on_error`` in
+    ``writer_options`` hears of it); raises :class:`CaptureError` when the file cannot be opened.
+    """
+    from feeds.capture.writer import CaptureWriter
+
+    writer = CaptureWriter(path, wire_venue(source_venue), symbols, **writer_options)
+    if source_venue != wire_venue(source_venue):
+        writer.set_source_venue(source_venue)
+    engine.listen("raw", lambda _venue, local_ns, raw: writer.write(local_ns, raw))
+    engine.listen("instrument", lambda inst: writer.set_instruments({inst.symbol: inst.tick_size}))
+    engine.listen("status", lambda _v, symbol, state, reason: writer.note_gap(symbol, writer.last_ns, reason)
+                  if state in ("resyncing", "disconnected") else None)
+    return writer
+
+
 def run(args: argparse.Namespace) -> int:
     """Record until the duration ends or the user stops it."""
     from app.commands.watch import _analytics, _watch, load_user_config
     from app.config import parse_source
     from app.engine import Engine
-    from feeds.capture.writer import CaptureWriter
 
     if args.duration is not None and (not math.isfinite(args.duration) or args.duration <= 0):
         raise UserError(f"--duration must be a positive number of seconds, got {args.duration}")
@@ -56,16 +75,14 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine(config, **_analytics(config))
     errors: list[str] = []
     try:
-        writer = CaptureWriter(
-            args.out, wire_venue(source_venue), symbols,
+        writer = attach_recorder(
+            engine, args.out, source_venue, symbols,
             rotate_bytes=int(args.rotate_mb * 1e6) if args.rotate_mb else None, rotate_hourly=args.rotate_hourly,
             on_error=lambda msg: (errors.append(msg), engine.request_stop()),
         )
     except CaptureError as exc:
         engine.discard()
         raise UserError(str(exc)) from None
-    if source_venue != wire_venue(source_venue):
-        writer.set_source_venue(source_venue)
     try:
         engine.add_sources(args.sources)
     except UserError:
@@ -76,10 +93,6 @@ def run(args: argparse.Namespace) -> int:
         engine.discard()
         writer.close()
         raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
-    engine.listen("raw", lambda _venue, local_ns, raw: writer.write(local_ns, raw))
-    engine.listen("instrument", lambda inst: writer.set_instruments({inst.symbol: inst.tick_size}))
-    engine.listen("status", lambda _v, symbol, state, reason: writer.note_gap(symbol, writer.last_ns, reason)
-                  if state in ("resyncing", "disconnected") else None)
     try:
         asyncio.run(_watch(engine, args.duration, None))
     finally:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from app.commands.record import attach_recorder
 from app.commands.replay import parse_time
 from app.engine import Engine
 from app.paths import recorded
@@ -150,9 +151,7 @@ def test_round_trip_record_from_the_simulator_then_replay_gives_the_same_tops(tm
     live: list = []
     engine = Engine(config)
     engine.add_sources(["demo:ALTUSDT"])
-    writer = CaptureWriter(path, "binance-usdm", ["ALTUSDT"])
-    writer.set_source_venue("demo")
-    engine.listen("raw", lambda _v, ns, raw: writer.write(ns, raw))
+    writer = attach_recorder(engine, str(path), "demo", ["ALTUSDT"])  # what record / watch --record use
     _tops(engine, live)
     try:
         asyncio.run(engine.run_until(3.0))
