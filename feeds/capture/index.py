@@ -366,9 +366,11 @@ class _Collector:
         np.save(self.folder / "keyframes.npy", k)
 
 
-def _capture_identity(path: Path) -> dict:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+def _capture_identity(paths: list[Path]) -> dict:
+    """What the cache was built from: every file's size and mtime (siblings and rotated parts too)."""
+    stats = [p.stat() for p in paths]
+    return {"path": str(paths[0].resolve()), "size": sum(st.st_size for st in stats),
+            "mtime_ns": max(st.st_mtime_ns for st in stats), "files": [p.name for p in paths]}
 
 
 def open_index(
@@ -386,7 +388,7 @@ def open_index(
     the fraction of the capture read (0..1) while building.
     """
     folder = cache_dir or default_cache_dir(reader.path)
-    identity = _capture_identity(reader.path)
+    identity = _capture_identity(reader.files)
     inst_meta = {s: {"tick_size": i.tick_size, "lot_size": i.lot_size} for s, i in sorted(instruments.items())}
     meta_path = folder / "meta.json"
     if not rebuild and meta_path.exists():
