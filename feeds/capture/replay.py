@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import re
 import threading
 import time
@@ -404,8 +405,22 @@ class ReplayFeed:
         self._router = router
         end_ns = self.end_ns
         anchor = [0.0, 0]
-        n = 0
-        for rec in self.reader:
+        records = iter(self.reader)
+        while True:
+            if self.speed is None and not self._paused and self._seek_to is None and end_ns is None:
+                # max speed, nothing to watch for: a tight loop, control flags checked between slices
+                last = None
+                for rec in itertools.islice(records, _YIELD_EVERY):
+                    router(rec)
+                    last = rec
+                if last is None:
+                    break
+                self.position_ns = last.local_ns
+                await asyncio.sleep(0)
+                continue
+            rec = next(records, None)
+            if rec is None:
+                break
             local_ns = rec.local_ns
             if end_ns is not None and local_ns > end_ns:
                 break
@@ -413,15 +428,9 @@ class ReplayFeed:
             if target is not None and local_ns >= target:
                 self._seek_to = None
                 self._reanchor = True
-            if target is None:
-                if self.speed is not None or self._paused:
-                    await self._gate(local_ns, anchor)
-                    n = 0
-                else:
-                    n += 1
-                    if n >= _YIELD_EVERY:
-                        n = 0
-                        await asyncio.sleep(0)
+                target = None
+            if target is None and (self.speed is not None or self._paused):
+                await self._gate(local_ns, anchor)
             self.position_ns = local_ns
             router(rec)
         finish = getattr(router, "finish", None)
