@@ -36,7 +36,8 @@ from app.core.events import (
     OPEN_INTEREST_EVENT,
     TRADE_EVENT,
 )
-from app.core.frame import Frame, FundingState
+from app.core.frame import Frame
+from app.core.funding import FundingState, FundingTracker
 from app.core.instrument import Instrument
 from app.core.profile import VolumeProfile
 from app.core.ring import EventRing
@@ -95,6 +96,7 @@ class Emit(NamedTuple):
     detections: Sequence[Detection]
     exch_ts: int
     local_ts: int
+    alerts: Sequence[Any] = ()  # app.analytics.alerts.Alert objects
 
 
 DetectorHook = Callable[[np.ndarray, DepthBook], Sequence[Detection]]
@@ -114,6 +116,7 @@ class MarketState:
         instrument: Instrument,
         config: Mapping[str, Any] | None = None,
         detectors: DetectorHook | Any | None = None,
+        alerts: Any = None,
     ) -> None:
         config = config or {}
         self.instrument = instrument
@@ -126,17 +129,25 @@ class MarketState:
         if detectors is not None and hasattr(detectors, "on_batch"):
             detectors = detectors.on_batch
         self._detect: DetectorHook | None = detectors
+        self.alerts = alerts  # an app.analytics.alerts.AlertEngine (or None): matched under the lock
         self._lock = threading.Lock()
         self.state = CONNECTING
         self.version = 0
         self.ring = EventRing(self._ring_capacity)
         self._reset_session()
 
-    def reset(self) -> None:
-        """Start the session over: empty book, rings, profile, funding, detections and counters."""
+    def reset(self, detectors: DetectorHook | Any | None = None) -> None:
+        """Start the session over: empty book, rings, profile, funding, detections and counters.
+
+        Pass fresh ``detectors`` (their state belongs to the old session); without them the old
+        ones are kept and told to ``reset()`` when they can.
+        """
         with self._lock:
             self.ring.clear()
-            if self.detectors is not None and hasattr(self.detectors, "reset"):
+            if detectors is not None:
+                self.detectors = detectors
+                self._detect = detectors.on_batch if hasattr(detectors, "on_batch") else detectors
+            elif self.detectors is not None and hasattr(self.detectors, "reset"):
                 self.detectors.reset()
             self._reset_session()
             self.version += 1
@@ -144,7 +155,8 @@ class MarketState:
     def _reset_session(self) -> None:
         self.book = DepthBook(self.instrument)
         self.profile = VolumeProfile()
-        self.funding_state: FundingState | None = None
+        self.funding = FundingTracker(multiplier=self.instrument.multiplier)
+        self.funding_rejected = 0
         self.synced = False
         self.messages = 0  # batches applied
         self.events = 0  # rows applied
@@ -194,6 +206,7 @@ class MarketState:
             self.version += 1
             funding: FundingState | None = None
             detections: Sequence[Detection] = ()
+            alerts: Sequence[Any] = ()
             if n:
                 evs = batch["ev"].tolist()
                 # Which kinds are present, as bits: a Python pass over the few distinct ev values is
@@ -228,17 +241,20 @@ class MarketState:
                     if kinds & _FUNDING_BITS:
                         rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
                         state = self._on_funding(rows)
-                        if kinds & _MARK_FUNDING_BITS:  # open interest alone updates frames, not listeners
+                        if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
                             funding = state
                 if self.ring.total_written - self._profile_seq >= self._profile_flush_rows:
                     self._flush_profile()
                 if self._detect is not None:
                     detections = self._detect(batch, self.book) or ()
-                    for det in detections:
-                        if det.state == "close":
-                            self.open_detections.pop(det.id, None)
-                        else:
-                            self.open_detections[det.id] = det
+                    if detections:
+                        self._track(detections)
+                alerter = self.alerts
+                if alerter is not None:
+                    if detections and alerter.rules:
+                        alerts = alerter.match(detections, self._centre_tick(), self._median_level())
+                    if kinds & _TRADE_BIT and alerter.price_rules:
+                        alerts = [*alerts, *alerter.check_trades(batch)]
                 if local_ts >= self._next_snapshot_ts:
                     self._take_snapshot(local_ts)
             else:
@@ -261,9 +277,37 @@ class MarketState:
                         self._last_top_id = uid
                 else:
                     self.repeated_ids += 1
-        if top is None and funding is None and not detections:
+        if top is None and funding is None and not detections and not alerts:
             return None
-        return Emit(top, funding, detections, exch_ts, local_ts)
+        return Emit(top, funding, detections, exch_ts, local_ts, alerts)
+
+    def _track(self, detections: Sequence[Detection]) -> None:
+        for det in detections:
+            if det.state == "close":
+                self.open_detections.pop(det.id, None)
+            else:
+                self.open_detections[det.id] = det
+
+    def _median_level(self) -> float | None:
+        """Median size of the 20 best levels of both sides (for "k × median level" alert rules)."""
+        sizes = np.concatenate([self.book.levels(1, 20)[1], self.book.levels(-1, 20)[1]])
+        return float(np.median(sizes)) if len(sizes) else None
+
+    def finish(self) -> Emit | None:
+        """End of the stream: close every open detection (a replay never ends with one open)."""
+        close_all = getattr(self.detectors, "close_all", None)
+        if close_all is None:
+            return None
+        with self._lock:
+            detections = close_all(self.last_exch_ts) or ()
+            if not detections:
+                return None
+            self._track(detections)
+            self.version += 1
+            alerts: Sequence[Any] = ()
+            if self.alerts is not None and self.alerts.rules:
+                alerts = self.alerts.match(detections, self._centre_tick(), self._median_level())
+        return Emit(None, None, detections, self.last_exch_ts, self.last_local_ts, alerts)
 
     def _top(self, exch_ts: int, local_ts: int, update_id: int) -> TopOfBook | None:
         book = self.book
@@ -309,24 +353,15 @@ class MarketState:
             return np.zeros(0, dtype=view.dtype)
         return np.concatenate(found[::-1])  # concatenate copies: never a view of the live ring
 
-    def _on_funding(self, rows: np.ndarray) -> FundingState:
-        """Fold mark (px mark, fval index), funding (fval rate, ival next time) and open-interest (qty) rows."""
-        cur = self.funding_state or FundingState()
-        mark, index, rate, next_ts, oi = cur.mark_px, cur.index_px, cur.rate, cur.next_funding_ts, cur.open_interest
-        for row in rows:  # a handful of rows per second at most
-            kind = int(row["ev"]) & KIND_MASK
-            if kind == MARK_PRICE_EVENT:
-                mark = float(row["px"])
-                index = float(row["fval"]) or index
-            elif kind == FUNDING_EVENT:
-                rate = float(row["fval"])
-                next_ts = int(row["ival"])
-                mark = float(row["px"]) or mark
-            else:
-                oi = float(row["qty"])
-        self.funding_state = FundingState(rate=rate, next_funding_ts=next_ts, mark_px=mark, index_px=index,
-                                          open_interest=oi, interval_hours=cur.interval_hours)
-        return self.funding_state
+    def _on_funding(self, rows: np.ndarray) -> FundingState | None:
+        """Fold mark/funding/open-interest rows; a batch the tracker refuses (out of order) is counted."""
+        try:
+            self.funding.add(rows)
+        except ValueError as exc:
+            self.funding_rejected += 1
+            log.warning("%s: funding rows refused (%s)", self.instrument.key, exc)
+            return None
+        return self.funding.state
 
     def _roll_rate(self, local_ts: int) -> None:
         start = self._rate_window_ts
@@ -414,7 +449,7 @@ class MarketState:
                 ladder_size_change=change,
                 trades=self.recent_trades(trades),
                 detections=tuple(self.open_detections.values()),
-                funding=self.funding_state,
+                funding=self.funding.state if self.funding.version else None,
                 message_rate=self.message_rate,
                 ring_fill=self.ring.fill,
             )
