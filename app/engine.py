@@ -72,8 +72,9 @@ class FeedError:
     def message(self) -> str:
         """One line for the user."""
         err = self.root
-        text = str(err) or type(err).__name__
-        return f"{self.source}: {text.splitlines()[0]}"
+        text = (str(err) or type(err).__name__).splitlines()[0]
+        venue = self.source.split(":", 1)[0]
+        return text if text.startswith(f"{venue}:") else f"{self.source}: {text}"  # no "venue: venue:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +336,8 @@ class Engine:
             run.error = exc
             err = FeedError(run.label, exc)
             self.errors.append(err)
-            log.warning("feed %s failed: %s", run.label, err.message, exc_info=err.root)
+            log.info("feed %s failed: %s", run.label, err.message)  # status, error listeners and summary carry it
+            log.debug("feed %s failure", run.label, exc_info=err.root)
             for symbol in run.feed.symbols:
                 self._set_status(run.feed.venue, symbol, STOPPED, err.message)
             self._call("error", run.label, exc)
