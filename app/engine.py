@@ -45,8 +45,7 @@ LISTENER_KINDS = {
     "top": "(instrument, exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)",
     "funding": "(instrument, funding_state, exch_ts, local_ts)",
     "detection": "(instrument, detection)",
-    "alert": "(instrument, rule_name, detection)",
-    "price_alert": "(instrument, alert)  # app.analytics.alerts.Alert of a kind=\"price\" rule (no detection)",
+    "alert": "(instrument, alert)  # app.analytics.alerts.Alert: rule, kind, detection (None: price rule)",
     "raw": "(venue, local_ns, raw_text)",
     "error": "(source_label, exception)",
     "stopped": "()",
@@ -137,7 +136,6 @@ class _FeedRun:
 
 
 DetectorFactory = Callable[[Instrument], Any]
-AlertMatcher = Callable[[Any], Sequence[str]]
 
 
 def _config_detectors(config: Mapping[str, Any]) -> DetectorFactory:
@@ -160,14 +158,11 @@ class Engine:
         *,
         detect: bool = True,
         detector_factory: DetectorFactory | None = None,
-        alert_matcher: AlertMatcher | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         """``detect``: run the detectors of ``[detectors]`` and the ``[[alerts]]`` rules on every symbol
-        (both validated here, so a bad setting fails at once); ``detector_factory`` replaces them.
-        ``alert_matcher(detection) -> rule names`` adds rules kept elsewhere (the GUI's rule editor)."""
+        (both validated here, so a bad setting fails at once); ``detector_factory`` replaces them."""
         self.config: Mapping[str, Any] = config or {}
-        self._alert_matcher = alert_matcher
         if detector_factory is None and detect:
             detector_factory = _config_detectors(self.config)
         self._detector_factory = detector_factory
@@ -384,14 +379,8 @@ class Engine:
             self._call("funding", inst, out.funding, out.exch_ts, out.local_ts)
         for det in out.detections:
             self._call("detection", inst, det)
-            if self._alert_matcher is not None:
-                for rule in self._alert_matcher(det):
-                    self._call("alert", inst, rule, det)
         for alert in out.alerts:
-            if alert.detection is not None:
-                self._call("alert", inst, alert.rule, alert.detection)
-            else:
-                self._call("price_alert", inst, alert)
+            self._call("alert", inst, alert)
 
     # -- pulls (thread-safe) --------------------------------------------------------------------
 

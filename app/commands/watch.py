@@ -80,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
         engine.listen("funding", broken.wrap(writer.funding))
         engine.listen("detection", broken.wrap(writer.detection))
         engine.listen("alert", broken.wrap(writer.alert))
-        engine.listen("price_alert", broken.wrap(writer.price_alert))
     started = time.monotonic()
     asyncio.run(_watch(engine, duration, view))
     elapsed = time.monotonic() - started

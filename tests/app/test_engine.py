@@ -466,21 +466,11 @@ def test_detections_alerts_and_the_final_close_through_the_engine() -> None:
     engine.add_feed(FakeFeed(basic_script()))
     got = []
     engine.listen("detection", lambda inst, d: got.append(("detection", d.state)))
-    engine.listen("alert", lambda inst, rule, d: got.append(("alert", rule, d.state)))
+    engine.listen("alert", lambda inst, a: got.append(("alert", a.rule, a.detection.state)))
     asyncio.run(engine.run_until(5))
     assert got == [("detection", "open"), ("alert", "big bid", "open"),
                    ("detection", "close"), ("alert", "big bid", "close")]
     assert engine.frame("ALTUSDT").detections == ()
-
-
-def test_an_alert_matcher_adds_rules_kept_elsewhere() -> None:
-    engine = Engine(SMALL, detector_factory=lambda inst: ScriptedDetectors(),
-                    alert_matcher=lambda d: ["gui rule"] if d.state == "open" else [])
-    engine.add_feed(FakeFeed(basic_script()))
-    got = []
-    engine.listen("alert", lambda inst, rule, d: got.append((rule, d.kind, d.state)))
-    asyncio.run(engine.run_until(5))
-    assert got == [("gui rule", "large_order", "open")]
 
 
 def test_price_alert_fires_on_a_trade_through_the_price() -> None:
@@ -488,7 +478,7 @@ def test_price_alert_fires_on_a_trade_through_the_price() -> None:
     steps = basic_script()
     engine.add_feed(FakeFeed([Step(sleep=0.05), *steps]))
     alerts = []
-    engine.listen("price_alert", lambda inst, a: alerts.append((a.rule, a.kind, a.price_tick, a.detection)))
+    engine.listen("alert", lambda inst, a: alerts.append((a.rule, a.kind, a.price_tick, a.detection)))
 
     async def main() -> None:
         task = asyncio.ensure_future(engine.run_until(5))
