@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from app.analytics.detectors import DetectorSet
-from app.core.detection import Detection
+from app.core.detection import KINDS, Detection
 from app.core.instrument import Instrument
 from app.paths import REPO_ROOT, recorded
 from benchmarks import BenchResult
 
+KINDS_SET = set(KINDS)
 BTC = Instrument("binance-usdm", "BTCUSDT", tick_size=0.1, lot_size=0.001)
 ETH = Instrument("binance-usdm", "ETHUSDT", tick_size=0.01, lot_size=0.001)
 
@@ -143,11 +145,71 @@ def run_real(quick: bool = False) -> list[BenchResult]:
     return rows
 
 
+def run_scenario(scenario: Any, config: dict[str, Any] | None = None,
+                 venue: str = "binance-usdm") -> tuple[list[dict[str, Any]], list[dict[str, Any]], Instrument]:
+    """One simulator scenario: wire records → Binance parsers → book → detectors → JSON lines.
+
+    Returns (the ``detection`` JSON objects, the scenario's labels, the instrument).
+    """
+    from app.analytics.alerts import detection_json
+    from feeds.binance_usdm import BinanceUsdmProcessor
+
+    spec = scenario.symbol_spec
+    inst = Instrument(venue, spec.symbol, tick_size=spec.tick_size, lot_size=spec.lot_size)
+    records, labels = scenario.render(venue)
+    sink = _Collect()
+    proc = BinanceUsdmProcessor([inst], sink)
+    for local, raw in records:
+        proc.on_line(raw, local)
+    cls, _ = book_class()
+    book = cls(inst)
+    dets = DetectorSet(inst, config)
+    lines: list[str] = []
+    for b in sink.batches:
+        book.apply(b)
+        for d in dets.on_batch(b, book):
+            lines.append(json.dumps(detection_json(d, inst)))
+    for d in dets.close_all(int(sink.batches[-1]["exch_ts"].max())):
+        lines.append(json.dumps(detection_json(d, inst)))
+    return [json.loads(x) for x in lines], labels, inst
+
+
+def score_suite(config: dict[str, Any] | None = None, seeds: tuple[int, ...] | None = None,
+                kinds: tuple[str, ...] | None = None) -> tuple[dict[str, Any], list[tuple[str, list, list]]]:
+    """Score the simulator's ScenarioSuite; returns (per-kind scores, per-scenario (name, dets, labels))."""
+    from app.analytics.scoring import detections_from_json, label_from_dict, score
+    from feeds.simulator.scenarios import ScenarioSuite
+
+    suite = ScenarioSuite(**({"seeds": seeds} if seeds else {}), **({"kinds": kinds} if kinds else {}))
+    all_dets: list[Detection] = []
+    all_labels = []
+    per = []
+    offset = 0
+    for sc in suite.scenarios():
+        objs, labels, inst = run_scenario(sc, config)
+        dets = detections_from_json(objs)
+        # Scenarios share a clock origin: shift each onto its own hour so they never overlap in time.
+        shift = offset * 3600 * 1_000_000_000
+        offset += 1
+        dets = [type(d)(d.id + offset * 10_000_000, d.kind, d.venue, d.symbol, d.side, d.price_tick,
+                        d.exch_ts + shift, d.state, d.price_far_tick, d.evidence) for d in dets]
+        labs = [label_from_dict(lb, inst, i) for i, lb in enumerate(labels) if lb["kind"] in KINDS_SET]
+        labs = [type(lb)(lb.kind, lb.side, lb.price_tick, lb.start + shift, lb.end + shift,
+                         None if lb.ready is None else lb.ready + shift, lb.price_far_tick, lb.negative)
+                for lb in labs]
+        all_dets.extend(dets)
+        all_labels.extend(labs)
+        per.append((sc.name, dets, labs))
+    return score(all_dets, all_labels), per
+
+
 def run_scenarios(quick: bool = False) -> list[BenchResult]:
-    """``detect.<kind>.precision|recall|delay_ms`` over the simulator's scenario suite (when merged)."""
-    try:
-        from feeds.simulator.scenarios import ScenarioSuite  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        return [BenchResult("detect.scenarios", float("nan"), "",
-                            extra={"error": "feeds.simulator.scenarios not merged yet"})]
-    return []
+    """``detect.<kind>.precision|recall|delay_ms`` over the simulator's scenario suite."""
+    scores, _ = score_suite(default_detectors_config(), seeds=(101,) if quick else None)
+    rows = []
+    for kind, ks in scores.items():
+        extra = {"detections": ks.detections, "labels": ks.labels}
+        rows.append(BenchResult(f"detect.{kind}.precision", ks.precision, "", extra=extra))
+        rows.append(BenchResult(f"detect.{kind}.recall", ks.recall, "", extra=extra))
+        rows.append(BenchResult(f"detect.{kind}.delay_ms", ks.median_delay_ms, "ms", extra=extra))
+    return rows

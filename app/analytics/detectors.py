@@ -303,11 +303,9 @@ class DetectorSet:
             self.iceberg.on_tick(now, out)
         if self.pulls is not None:
             self.pulls.on_tick(now, out, self._known_size)
-        if self.absorption is not None:
-            self.absorption.on_tick(now, book, out)
-        if self.gaps is None and self.thin is None and self.large is None and self.pulls is None:
-            return
         view = self._view(now, book)
+        if self.absorption is not None:
+            self.absorption.on_tick(now, book, out, view.median if view is not None else None)
         if view is None:
             return
         if self.pulls is not None:

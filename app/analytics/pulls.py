@@ -32,7 +32,7 @@ class _Rule:
         self.window_ns = int(cfg.num("window_s", 5.0, 0.0) * SEC)
         self.piece_fraction = cfg.num("piece_fraction", 0.25, 0.0, 1.0)
         # pull: the removed size must have rested this long; stack: the added size must rest this long.
-        self.age_ns = int(cfg.num("min_age_ms" if kind == "pull" else "persist_ms", 1000.0, 0.0) * MS)
+        self.age_ns = int(cfg.num("min_age_ms" if kind == "pull" else "persist_ms", 1000.0 if kind == "pull" else 500.0, 0.0) * MS)
         # Size: auto = max(floor, mean + k·sd) of the resting level sizes near mid (as for large orders):
         # a pull or stack is worth a look when it is as big as a large order.
         self.size = AutoThreshold(ThresholdSpec.parse(cfg.get("size", "auto"), cfg.where("size"),

@@ -322,4 +322,4 @@ def test_a_flickering_quote_is_neither_stack_nor_pull(inst):
     m.depth(3000, asks={MID + 2: 200.0})
     m.idle(3000, 4000)
     st = m.opened("stack")
-    assert len(st) == 1 and st[0].evidence["added"] == 190.0 and st[0].evidence["rested_ms"] >= 1000
+    assert len(st) == 1 and st[0].evidence["added"] == 190.0 and st[0].evidence["rested_ms"] >= 500
