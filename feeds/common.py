@@ -150,6 +150,25 @@ def gap_marker(exch_ts: int, local_ts: int) -> np.ndarray:
     return rows(BOTH_CLOCKS | GAP_EVENT, exch_ts, local_ts, 0.0, 0.0, 0, 0, 0.0)
 
 
+class RestLine(msgspec.Struct):
+    """A recorded REST response as written by :func:`rest_line`."""
+
+    rest: str
+    data: msgspec.Raw
+
+
+_REST_LINE = msgspec.json.Decoder(RestLine)
+
+
+def parse_rest_line(raw: bytes | str) -> tuple[str, bytes] | None:
+    """``(path?query, body)`` of a line written by :func:`rest_line`; ``None`` for any other line."""
+    try:
+        line = _REST_LINE.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return line.rest, bytes(line.data)
+
+
 def rest_line(path: str, body: str) -> str:
     """How a REST response is recorded through ``FeedSink.on_raw``: ``{"rest":"<path?query>","data":<body>}``.
 

@@ -182,6 +182,9 @@ def test_instruments_info_errors() -> None:
         parse_instruments_info('{"retCode":10001,"retMsg":"params error","result":{}}', "X")
     with pytest.raises(FeedError, match="not the expected JSON"):
         parse_instruments_info("[]", "X")
+    closed = '{"retCode":0,"result":{"list":[{"symbol":"X","status":"Closed","priceFilter":{"tickSize":"1"}}]}}'
+    with pytest.raises(FeedError, match=r"X is not trading \(status Closed\)"):
+        parse_instruments_info(closed, "X")
 
 
 def test_dispatch_and_topic_symbol() -> None:
