@@ -31,6 +31,7 @@ import numpy as np
 
 from app.analytics.alerts import AlertEngine, AlertRule, load_rules
 from app.analytics.detectors import DetectorSet
+from app.core.footprint import FootprintBar
 from app.core.frame import Frame
 from app.core.instrument import Instrument
 from app.market import Emit, MarketState
@@ -408,6 +409,11 @@ class Engine:
         if market is None:
             return None
         return market.frame(ladder_rows=ladder_rows, group=group, centre_tick=centre_tick, trades=trades)
+
+    def footprint(self, symbol: str, last: int | None = 100) -> list[FootprintBar]:
+        """The newest ``last`` footprint bars of ``symbol`` (immutable, thread-safe); [] when unknown."""
+        market = self.market(symbol)
+        return [] if market is None else market.footprint_bars(last)
 
     def stats(self, now_ns: int | None = None) -> list[MarketStats]:
         """One status-bar row per source symbol (cheap; for the 1 Hz clock)."""
