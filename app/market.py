@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -45,6 +46,7 @@ from app.core.ring import EventRing
 from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
 
 log = logging.getLogger(__name__)
+_monotonic_ns = time.monotonic_ns
 
 _KIND_BIT = [0] * 256
 for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
@@ -181,9 +183,9 @@ class MarketState:
         self.last_trade_qty = 0.0
         self.open_detections: dict[int, Detection] = {}
         # message rate over ~1 s windows of receive time
-        self._rate_window_ts = 0
+        self._rate_window_ts = _monotonic_ns()
         self._rate_count = 0
-        self.message_rate = 0.0
+        self._last_rate = 0.0
         self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
         # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
         self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
@@ -270,8 +272,6 @@ class MarketState:
             self.last_exch_ts = exch_ts
             self.last_local_ts = local_ts
             self._rate_count += 1
-            if local_ts - self._rate_window_ts >= 1_000_000_000:
-                self._roll_rate(local_ts)
             top: TopOfBook | None = None
             # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
             # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
@@ -396,12 +396,24 @@ class MarketState:
             return None
         return self.funding.state
 
-    def _roll_rate(self, local_ts: int) -> None:
-        start = self._rate_window_ts
-        if start:
-            self.message_rate = self._rate_count * 1e9 / (local_ts - start)
-        self._rate_window_ts = local_ts
-        self._rate_count = 0
+    @property
+    def message_rate(self) -> float:
+        """Messages applied per wall-clock second, over the last ~1 s window (decays when quiet).
+
+        Wall clock, not receive time: a replay at 100× shows the rate the engine really applies.
+        """
+        now = _monotonic_ns()
+        elapsed = now - self._rate_window_ts
+        if elapsed >= 1_000_000_000:  # roll the window on read: nothing to do per message
+            self._last_rate = self._rate_count * 1e9 / elapsed
+            self._rate_window_ts = now
+            self._rate_count = 0
+            return self._last_rate
+        if elapsed <= 0:
+            return self._last_rate
+        # inside a window: blend the finished window with this one so the figure moves smoothly
+        w = elapsed / 1e9
+        return (1 - w) * self._last_rate + w * (self._rate_count * 1e9 / elapsed)
 
     def _take_snapshot(self, local_ts: int) -> None:
         self._next_snapshot_ts = local_ts + SNAPSHOT_INTERVAL_NS

@@ -527,3 +527,14 @@ def test_engine_footprint_accessor() -> None:
     asyncio.run(engine.run_until(5))
     bars = engine.footprint("ALTUSDT")
     assert len(bars) == 1 and bars[0].buy_volume == 1.5 and engine.footprint("nope:X") == []
+
+
+def test_message_rate_is_per_wall_second_and_decays() -> None:
+    m = market()
+    for i in range(50):
+        m.apply(diff({1000: float(i + 1)}, {}, i + 1), i + 1)
+    time.sleep(1.05)
+    first = m.message_rate  # rolls the ~1 s window: 50 messages in it
+    assert 30 < first < 50.1
+    time.sleep(1.05)
+    assert m.message_rate == 0.0  # quiet for a window: no stale figure
