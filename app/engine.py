@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from app.analytics.alerts import AlertEngine, AlertRule, load_rules
+from app.analytics.detectors import DetectorSet
+from app.core.footprint import FootprintBar
 from app.core.frame import Frame
 from app.core.instrument import Instrument
 from app.market import Emit, MarketState
@@ -43,7 +46,7 @@ LISTENER_KINDS = {
     "top": "(instrument, exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)",
     "funding": "(instrument, funding_state, exch_ts, local_ts)",
     "detection": "(instrument, detection)",
-    "alert": "(instrument, rule_name, detection)",
+    "alert": "(instrument, alert)  # app.analytics.alerts.Alert: rule, kind, detection (None: price rule)",
     "raw": "(venue, local_ns, raw_text)",
     "error": "(source_label, exception)",
     "stopped": "()",
@@ -69,8 +72,9 @@ class FeedError:
     def message(self) -> str:
         """One line for the user."""
         err = self.root
-        text = str(err) or type(err).__name__
-        return f"{self.source}: {text.splitlines()[0]}"
+        text = (str(err) or type(err).__name__).splitlines()[0]
+        venue = self.source.split(":", 1)[0]
+        return text if text.startswith(f"{venue}:") else f"{self.source}: {text}"  # no "venue: venue:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,17 @@ class _FeedRun:
 
 
 DetectorFactory = Callable[[Instrument], Any]
-AlertMatcher = Callable[[Any], Sequence[str]]
+
+
+def _config_detectors(config: Mapping[str, Any]) -> DetectorFactory:
+    """A factory of :class:`DetectorSet` from ``[detectors]``, checked once now on a probe instrument."""
+    section = dict(config.get("detectors") or {})
+    DetectorSet(Instrument("check", "CHECK", 1.0), section)  # raises ValueError for bad settings
+
+    def make(instrument: Instrument) -> DetectorSet:
+        return DetectorSet(instrument, section)
+
+    return make
 
 
 class Engine:
@@ -143,13 +157,17 @@ class Engine:
         self,
         config: Mapping[str, Any] | None = None,
         *,
+        detect: bool = True,
         detector_factory: DetectorFactory | None = None,
-        alert_matcher: AlertMatcher | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``detect``: run the detectors of ``[detectors]`` and the ``[[alerts]]`` rules on every symbol
+        (both validated here, so a bad setting fails at once); ``detector_factory`` replaces them."""
         self.config: Mapping[str, Any] = config or {}
+        if detector_factory is None and detect:
+            detector_factory = _config_detectors(self.config)
         self._detector_factory = detector_factory
-        self._alert_matcher = alert_matcher
+        self._alert_rules = load_rules(self.config.get("alerts")) if detect else []
         self._clock_ns = clock_ns
         self._listeners: dict[str, list[Callable[..., Any]]] = {k: [] for k in LISTENER_KINDS}
         self._markets: dict[str, MarketState] = {}  # "venue:SYMBOL" -> state
@@ -257,7 +275,26 @@ class Engine:
         """Forget a symbol's session state (book, rings, profile, detections): a replay seek does this."""
         market = self.market(source)
         if market is not None:
-            market.reset()
+            fresh = self._detector_factory(market.instrument) if self._detector_factory else None
+            market.reset(detectors=fresh)
+
+    def add_price_alert(self, symbol: str, name: str, price_tick: int, direction: str = "up",
+                        sound: bool = True, once: bool = True) -> AlertRule:
+        """Click-to-alert (thread-safe): alert when ``symbol`` trades at/through ``price_tick``."""
+        market = self.market(symbol)
+        if market is None:
+            raise ValueError(f"no market {symbol!r} yet")
+        with market._lock:
+            if market.alerts is None:
+                market.alerts = AlertEngine(market.instrument, [])
+            return market.alerts.add_price_alert(name, price_tick, direction, sound=sound, once=once)
+
+    def remove_alert(self, symbol: str, name: str) -> None:
+        """Drop the alert rule ``name`` of ``symbol`` (thread-safe)."""
+        market = self.market(symbol)
+        if market is not None and market.alerts is not None:
+            with market._lock:
+                market.alerts.remove(name)
 
     def add_resource(self, resource: Any) -> None:
         """Close/stop ``resource`` (e.g. an embedded simulator) when the engine stops."""
@@ -295,7 +332,8 @@ class Engine:
             run.error = exc
             err = FeedError(run.label, exc)
             self.errors.append(err)
-            log.warning("feed %s failed: %s", run.label, err.message, exc_info=err.root)
+            log.info("feed %s failed: %s", run.label, err.message)  # status, error listeners and summary carry it
+            log.debug("feed %s failure", run.label, exc_info=err.root)
             for symbol in run.feed.symbols:
                 self._set_status(run.feed.venue, symbol, STOPPED, err.message)
             self._call("error", run.label, exc)
@@ -312,7 +350,8 @@ class Engine:
         if market is not None and market.instrument == instrument:
             return market
         detectors = self._detector_factory(instrument) if self._detector_factory else None
-        market = MarketState(instrument, self.config, detectors=detectors)
+        alerts = AlertEngine(instrument, list(self._alert_rules)) if self._alert_rules or detectors else None
+        market = MarketState(instrument, self.config, detectors=detectors, alerts=alerts)
         state, _reason = self._status.get(key, (CONNECTING, ""))
         market.set_state(state)
         with self._registry_lock:
@@ -339,12 +378,10 @@ class Engine:
             self._call("top", inst, *out.top)
         if out.funding is not None and self._listeners["funding"]:
             self._call("funding", inst, out.funding, out.exch_ts, out.local_ts)
-        if out.detections:
-            for det in out.detections:
-                self._call("detection", inst, det)
-                if self._alert_matcher is not None:
-                    for rule in self._alert_matcher(det):
-                        self._call("alert", inst, rule, det)
+        for det in out.detections:
+            self._call("detection", inst, det)
+        for alert in out.alerts:
+            self._call("alert", inst, alert)
 
     # -- pulls (thread-safe) --------------------------------------------------------------------
 
@@ -372,6 +409,11 @@ class Engine:
         if market is None:
             return None
         return market.frame(ladder_rows=ladder_rows, group=group, centre_tick=centre_tick, trades=trades)
+
+    def footprint(self, symbol: str, last: int | None = 100) -> list[FootprintBar]:
+        """The newest ``last`` footprint bars of ``symbol`` (immutable, thread-safe); [] when unknown."""
+        market = self.market(symbol)
+        return [] if market is None else market.footprint_bars(last)
 
     def stats(self, now_ns: int | None = None) -> list[MarketStats]:
         """One status-bar row per source symbol (cheap; for the 1 Hz clock)."""
@@ -531,6 +573,10 @@ class Engine:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+        for market in list(self._markets.values()):  # close what is still open: no open without a close
+            out = market.finish()
+            if out is not None:
+                self._emit(market, out)
         for run in self._runs:
             for symbol in run.feed.symbols:
                 if self._status.get(f"{run.feed.venue}:{symbol}", ("",))[0] != STOPPED:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -36,13 +37,16 @@ from app.core.events import (
     OPEN_INTEREST_EVENT,
     TRADE_EVENT,
 )
-from app.core.frame import Frame, FundingState
+from app.core.footprint import FootprintAggregator, FootprintBar
+from app.core.frame import Frame
+from app.core.funding import FundingState, FundingTracker
 from app.core.instrument import Instrument
 from app.core.profile import VolumeProfile
 from app.core.ring import EventRing
 from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
 
 log = logging.getLogger(__name__)
+_monotonic_ns = time.monotonic_ns
 
 _KIND_BIT = [0] * 256
 for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
@@ -95,6 +99,7 @@ class Emit(NamedTuple):
     detections: Sequence[Detection]
     exch_ts: int
     local_ts: int
+    alerts: Sequence[Any] = ()  # app.analytics.alerts.Alert objects
 
 
 DetectorHook = Callable[[np.ndarray, DepthBook], Sequence[Detection]]
@@ -114,6 +119,7 @@ class MarketState:
         instrument: Instrument,
         config: Mapping[str, Any] | None = None,
         detectors: DetectorHook | Any | None = None,
+        alerts: Any = None,
     ) -> None:
         config = config or {}
         self.instrument = instrument
@@ -122,21 +128,33 @@ class MarketState:
         if self._ring_capacity <= 0 or self._size_change_ns <= 0:
             raise ValueError("engine ring_capacity and size_change_s must be > 0")
         self._profile_flush_rows = max(1, self._ring_capacity // 2)
+        self._footprint_bar_ns = int(float(engine_setting(config, "footprint_bar_s", 60.0)) * 1e9)
+        self._footprint_group = int(engine_setting(config, "footprint_group", 1))
+        if self._footprint_bar_ns <= 0 or self._footprint_group < 1:
+            raise ValueError("engine footprint_bar_s must be > 0 and footprint_group >= 1")
         self.detectors = detectors
         if detectors is not None and hasattr(detectors, "on_batch"):
             detectors = detectors.on_batch
         self._detect: DetectorHook | None = detectors
+        self.alerts = alerts  # an app.analytics.alerts.AlertEngine (or None): matched under the lock
         self._lock = threading.Lock()
         self.state = CONNECTING
         self.version = 0
         self.ring = EventRing(self._ring_capacity)
         self._reset_session()
 
-    def reset(self) -> None:
-        """Start the session over: empty book, rings, profile, funding, detections and counters."""
+    def reset(self, detectors: DetectorHook | Any | None = None) -> None:
+        """Start the session over: empty book, rings, profile, funding, detections and counters.
+
+        Pass fresh ``detectors`` (their state belongs to the old session); without them the old
+        ones are kept and told to ``reset()`` when they can.
+        """
         with self._lock:
             self.ring.clear()
-            if self.detectors is not None and hasattr(self.detectors, "reset"):
+            if detectors is not None:
+                self.detectors = detectors
+                self._detect = detectors.on_batch if hasattr(detectors, "on_batch") else detectors
+            elif self.detectors is not None and hasattr(self.detectors, "reset"):
                 self.detectors.reset()
             self._reset_session()
             self.version += 1
@@ -144,7 +162,11 @@ class MarketState:
     def _reset_session(self) -> None:
         self.book = DepthBook(self.instrument)
         self.profile = VolumeProfile()
-        self.funding_state: FundingState | None = None
+        self.footprint = FootprintAggregator(bar_ns=self._footprint_bar_ns, group=self._footprint_group)
+        self._footprint_ts = -(2**62)
+        self.aggregate_rejected = 0
+        self.funding = FundingTracker(multiplier=self.instrument.multiplier)
+        self.funding_rejected = 0
         self.synced = False
         self.messages = 0  # batches applied
         self.events = 0  # rows applied
@@ -161,9 +183,9 @@ class MarketState:
         self.last_trade_qty = 0.0
         self.open_detections: dict[int, Detection] = {}
         # message rate over ~1 s windows of receive time
-        self._rate_window_ts = 0
+        self._rate_window_ts = _monotonic_ns()
         self._rate_count = 0
-        self.message_rate = 0.0
+        self._last_rate = 0.0
         self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
         # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
         self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
@@ -194,6 +216,7 @@ class MarketState:
             self.version += 1
             funding: FundingState | None = None
             detections: Sequence[Detection] = ()
+            alerts: Sequence[Any] = ()
             if n:
                 evs = batch["ev"].tolist()
                 # Which kinds are present, as bits: a Python pass over the few distinct ev values is
@@ -228,17 +251,20 @@ class MarketState:
                     if kinds & _FUNDING_BITS:
                         rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
                         state = self._on_funding(rows)
-                        if kinds & _MARK_FUNDING_BITS:  # open interest alone updates frames, not listeners
+                        if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
                             funding = state
                 if self.ring.total_written - self._profile_seq >= self._profile_flush_rows:
                     self._flush_profile()
                 if self._detect is not None:
                     detections = self._detect(batch, self.book) or ()
-                    for det in detections:
-                        if det.state == "close":
-                            self.open_detections.pop(det.id, None)
-                        else:
-                            self.open_detections[det.id] = det
+                    if detections:
+                        self._track(detections)
+                alerter = self.alerts
+                if alerter is not None:
+                    if detections and alerter.rules:
+                        alerts = alerter.match(detections, self._centre_tick(), self._median_level())
+                    if kinds & _TRADE_BIT and alerter.price_rules:
+                        alerts = [*alerts, *alerter.check_trades(batch)]
                 if local_ts >= self._next_snapshot_ts:
                     self._take_snapshot(local_ts)
             else:
@@ -246,8 +272,6 @@ class MarketState:
             self.last_exch_ts = exch_ts
             self.last_local_ts = local_ts
             self._rate_count += 1
-            if local_ts - self._rate_window_ts >= 1_000_000_000:
-                self._roll_rate(local_ts)
             top: TopOfBook | None = None
             # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
             # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
@@ -261,9 +285,37 @@ class MarketState:
                         self._last_top_id = uid
                 else:
                     self.repeated_ids += 1
-        if top is None and funding is None and not detections:
+        if top is None and funding is None and not detections and not alerts:
             return None
-        return Emit(top, funding, detections, exch_ts, local_ts)
+        return Emit(top, funding, detections, exch_ts, local_ts, alerts)
+
+    def _track(self, detections: Sequence[Detection]) -> None:
+        for det in detections:
+            if det.state == "close":
+                self.open_detections.pop(det.id, None)
+            else:
+                self.open_detections[det.id] = det
+
+    def _median_level(self) -> float | None:
+        """Median size of the 20 best levels of both sides (for "k × median level" alert rules)."""
+        sizes = np.concatenate([self.book.levels(1, 20)[1], self.book.levels(-1, 20)[1]])
+        return float(np.median(sizes)) if len(sizes) else None
+
+    def finish(self) -> Emit | None:
+        """End of the stream: close every open detection (a replay never ends with one open)."""
+        close_all = getattr(self.detectors, "close_all", None)
+        if close_all is None:
+            return None
+        with self._lock:
+            detections = close_all(self.last_exch_ts) or ()
+            if not detections:
+                return None
+            self._track(detections)
+            self.version += 1
+            alerts: Sequence[Any] = ()
+            if self.alerts is not None and self.alerts.rules:
+                alerts = self.alerts.match(detections, self._centre_tick(), self._median_level())
+        return Emit(None, None, detections, self.last_exch_ts, self.last_local_ts, alerts)
 
     def _top(self, exch_ts: int, local_ts: int, update_id: int) -> TopOfBook | None:
         book = self.book
@@ -278,15 +330,40 @@ class MarketState:
         return TopOfBook(exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)
 
     def _flush_profile(self) -> None:
-        """Add the trades that arrived since the last flush to the session profile in one vector call.
+        """Add the trades that arrived since the last flush to the profile and footprint in one call each.
 
-        Lazy on purpose: the profile is read by frames (≤ 60 Hz), so per-message accumulation would
-        cost more than the reads; it is flushed before the ring could overwrite unflushed rows.
+        Lazy on purpose: both are read by frames and views (≤ 60 Hz), so per-message accumulation would
+        cost more than the reads; the flush also runs before the ring could overwrite unflushed rows.
+        A trade older than the one before it (a late print) is counted at the newest time seen.
         """
         rows = self.ring.since(self._profile_seq)
-        if len(rows):
-            self.profile.add(rows)
         self._profile_seq = self.ring.total_written
+        if not len(rows):
+            return
+        trades = rows[_kinds_of(rows) == TRADE_EVENT]  # a copy: the ring may move on
+        if not len(trades):
+            return
+        try:
+            self.profile.add(trades)
+        except ValueError as exc:
+            self.aggregate_rejected += 1
+            log.warning("%s: volume profile refused trades (%s)", self.instrument.key, exc)
+        ts = trades["exch_ts"]
+        ordered = np.maximum(np.maximum.accumulate(ts), self._footprint_ts)
+        if (ordered != ts).any():
+            trades["exch_ts"] = ordered
+        self._footprint_ts = int(ordered[-1])
+        try:
+            self.footprint.add(trades)
+        except ValueError as exc:
+            self.aggregate_rejected += 1
+            log.warning("%s: footprint refused trades (%s)", self.instrument.key, exc)
+
+    def footprint_bars(self, last: int | None = None) -> list[FootprintBar]:
+        """The newest ``last`` footprint bars (immutable; the open bar last)."""
+        with self._lock:
+            self._flush_profile()
+            return self.footprint.bars(last)
 
     def recent_trades(self, n: int, max_scan: int = 1 << 18) -> np.ndarray:
         """A copy of the newest ``n`` trade rows (oldest first), looking back at most ``max_scan`` rows."""
@@ -309,31 +386,34 @@ class MarketState:
             return np.zeros(0, dtype=view.dtype)
         return np.concatenate(found[::-1])  # concatenate copies: never a view of the live ring
 
-    def _on_funding(self, rows: np.ndarray) -> FundingState:
-        """Fold mark (px mark, fval index), funding (fval rate, ival next time) and open-interest (qty) rows."""
-        cur = self.funding_state or FundingState()
-        mark, index, rate, next_ts, oi = cur.mark_px, cur.index_px, cur.rate, cur.next_funding_ts, cur.open_interest
-        for row in rows:  # a handful of rows per second at most
-            kind = int(row["ev"]) & KIND_MASK
-            if kind == MARK_PRICE_EVENT:
-                mark = float(row["px"])
-                index = float(row["fval"]) or index
-            elif kind == FUNDING_EVENT:
-                rate = float(row["fval"])
-                next_ts = int(row["ival"])
-                mark = float(row["px"]) or mark
-            else:
-                oi = float(row["qty"])
-        self.funding_state = FundingState(rate=rate, next_funding_ts=next_ts, mark_px=mark, index_px=index,
-                                          open_interest=oi, interval_hours=cur.interval_hours)
-        return self.funding_state
+    def _on_funding(self, rows: np.ndarray) -> FundingState | None:
+        """Fold mark/funding/open-interest rows; a batch the tracker refuses (out of order) is counted."""
+        try:
+            self.funding.add(rows)
+        except ValueError as exc:
+            self.funding_rejected += 1
+            log.warning("%s: funding rows refused (%s)", self.instrument.key, exc)
+            return None
+        return self.funding.state
 
-    def _roll_rate(self, local_ts: int) -> None:
-        start = self._rate_window_ts
-        if start:
-            self.message_rate = self._rate_count * 1e9 / (local_ts - start)
-        self._rate_window_ts = local_ts
-        self._rate_count = 0
+    @property
+    def message_rate(self) -> float:
+        """Messages applied per wall-clock second, over the last ~1 s window (decays when quiet).
+
+        Wall clock, not receive time: a replay at 100× shows the rate the engine really applies.
+        """
+        now = _monotonic_ns()
+        elapsed = now - self._rate_window_ts
+        if elapsed >= 1_000_000_000:  # roll the window on read: nothing to do per message
+            self._last_rate = self._rate_count * 1e9 / elapsed
+            self._rate_window_ts = now
+            self._rate_count = 0
+            return self._last_rate
+        if elapsed <= 0:
+            return self._last_rate
+        # inside a window: blend the finished window with this one so the figure moves smoothly
+        w = elapsed / 1e9
+        return (1 - w) * self._last_rate + w * (self._rate_count * 1e9 / elapsed)
 
     def _take_snapshot(self, local_ts: int) -> None:
         self._next_snapshot_ts = local_ts + SNAPSHOT_INTERVAL_NS
@@ -414,7 +494,7 @@ class MarketState:
                 ladder_size_change=change,
                 trades=self.recent_trades(trades),
                 detections=tuple(self.open_detections.values()),
-                funding=self.funding_state,
+                funding=self.funding.state if self.funding.version else None,
                 message_rate=self.message_rate,
                 ring_fill=self.ring.fill,
             )

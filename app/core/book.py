@@ -68,8 +68,9 @@ _SMAX = np.maximum.reduce
 _SMIN = np.minimum.reduce
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
 _BAD_QTY_BITS = _U64(0x7FF0000000000000)
+_KEY_MASK = KIND_MASK | SIDE_MASK
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
-_LOG_FOLD = 512  # fold the far-level log into the far arrays after this many messages
+_LOG_FOLD = 2048  # fold the far-level log into the far arrays after this many messages
 _EMPTY_T = np.empty(0, dtype=np.int64)
 _EMPTY_Q = np.empty(0, dtype=np.float64)
 _SCAN = 64  # first window searched below a deleted best level
@@ -165,13 +166,15 @@ class DepthBook:
                 return
         if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
             qty = _checked_qty(qty)
-        # Min/max of the raw ticks, as Python ints: exact range checks, no int64 wrap-around.
-        lo = int(_SMIN(ticks))
-        hi = int(_SMAX(ticks))
+        lo, hi = _tick_range(ticks)
         if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
             _check_ticks(ticks)
+        self._write(side, st, ticks, qty, lo, hi)
+        self.version += 1
+
+    def _write(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray, lo: int, hi: int) -> None:
+        """Apply validated sizes to one side; ``lo``/``hi`` are the min/max tick."""
         if not self._anchored and not self._anchor(side, ticks, qty):
-            self.version += 1
             return
         base = self._base
         top = self._top
@@ -180,7 +183,6 @@ class DepthBook:
             pos = ticks - self._bid_origin
             if hi > top:  # a bid above the ROI: exact slow path
                 self._apply_general(side, st, ticks, qty)
-                self.version += 1
                 return
             hp = hi - self._bid_origin  # highest position touched
             far = lo < base
@@ -188,7 +190,6 @@ class DepthBook:
             pos = self._ask_origin - ticks
             if lo < base:  # an ask below the ROI
                 self._apply_general(side, st, ticks, qty)
-                self.version += 1
                 return
             hp = self._ask_origin - lo
             far = hi > top
@@ -201,12 +202,10 @@ class DepthBook:
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
                 self._fold(side, st)
                 self._settle_best(side, st)
-                self.version += 1
                 return
             if len(st.log) >= _LOG_FOLD:
                 self._fold(side, st)
             if hp < 1:
-                self.version += 1
                 return
         else:
             arr[pos] = qty
@@ -216,7 +215,7 @@ class DepthBook:
             else:  # the top of the update is a delete: look between the old best and it
                 start = bp + 1 if bp >= 1 else 1
                 if start < hp:
-                    nz = np.flatnonzero(arr[start:hp])
+                    nz = arr[start:hp].nonzero()[0]
                     if nz.shape[0]:
                         bp = start + int(nz[-1])
         if 1 <= bp <= self._roi and arr[bp] == 0:
@@ -224,7 +223,6 @@ class DepthBook:
         if bp != st.best:
             st.best = bp
             self._best_changed(side, bp)
-        self.version += 1
 
     def _apply_general(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray) -> None:
         """Levels better than the ROI, or anything unusual: exact, slower."""
@@ -250,11 +248,11 @@ class DepthBook:
         """The best position strictly below ``bp`` (whose level was just deleted)."""
         arr = st.arr
         start = bp - _SCAN if bp > _SCAN else 1
-        nz = np.flatnonzero(arr[start:bp])
+        nz = arr[start:bp].nonzero()[0]  # the method: no Python wrapper on this path
         if nz.shape[0]:
             return start + int(nz[-1])
         if start > 1:
-            nz = np.flatnonzero(arr[1:start])
+            nz = arr[1:start].nonzero()[0]
             if nz.shape[0]:
                 return 1 + int(nz[-1])
         # The ROI side is empty: the best, if any, is the best far level (all are worse here).
@@ -353,46 +351,76 @@ class DepthBook:
         if not n:
             return
         ev = batch["ev"]
-        kind = ev & KIND_MASK
-        flags = ev & SIDE_MASK
-        ts = batch["exch_ts"]
+        key = ev & _KEY_MASK  # kind and side flags of each row
         if n > 1:
-            back = np.flatnonzero(ts[1:] < ts[:-1])
-            if back.shape[0]:
-                i = int(back[0]) + 1
+            ts = batch["exch_ts"]
+            if (ts[1:] < ts[:-1]).any():
+                i = int((ts[1:] < ts[:-1]).nonzero()[0][0]) + 1
                 raise ValueError(
                     f"DepthBook.apply: unsorted batch: exch_ts decreases at row {i} "
                     f"({int(ts[i - 1])} -> {int(ts[i])}); book unchanged"
                 )
-        depth = (kind == DEPTH_EVENT) | (kind == DEPTH_SNAPSHOT_EVENT)
-        clear = kind == DEPTH_CLEAR_EVENT
-        if not depth.any() and not clear.any():
+            cuts = ((key[1:] != key[:-1]).nonzero()[0] + 1).tolist()
+        else:
+            cuts = []
+        # Runs of rows with the same kind and side: a venue message is typically two (bids, asks).
+        runs = []  # (side or None for a clear, first row, end row, clear side)
+        depth_rows = 0
+        for a, b in zip([0, *cuts], [*cuts, n], strict=True):
+            k = int(key[a])
+            kind = k & KIND_MASK
+            flag = k & SIDE_MASK
+            if kind == DEPTH_EVENT or kind == DEPTH_SNAPSHOT_EVENT:
+                if flag != BUY_EVENT and flag != SELL_EVENT:
+                    what = "no side flag" if flag == 0 else "both side flags"
+                    raise ValueError(
+                        f"DepthBook.apply: depth row {a} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged"
+                    )
+                runs.append((BID if flag == BUY_EVENT else ASK, a, b))
+                depth_rows += b - a
+            elif kind == DEPTH_CLEAR_EVENT:
+                runs.append((None, a, b, BID if flag == BUY_EVENT else ASK if flag == SELL_EVENT else 0))
+        if not runs:
             return
-        rows = np.flatnonzero(depth)
-        if rows.shape[0]:
-            _validate_depth_rows(batch, rows, flags, self._tick_size)
-        # One code per row: 1 bid depth, 2 ask depth, 3 clear bid, 4 clear ask, 5 clear both.
-        code = np.zeros(n, dtype=np.int8)
-        code[depth & (flags == BUY_EVENT)] = 1
-        code[depth & (flags == SELL_EVENT)] = 2
-        code[clear & (flags == BUY_EVENT)] = 3
-        code[clear & (flags == SELL_EVENT)] = 4
-        code[clear & ((flags == 0) | (flags == SIDE_MASK))] = 5
-        keep = np.flatnonzero(code)
-        code = code[keep]
-        cuts = np.flatnonzero(code[1:] != code[:-1]) + 1
-        starts = [0, *cuts.tolist()]
-        ends = [*cuts.tolist(), code.shape[0]]
-        version = self.version
-        for a, b in zip(starts, ends, strict=True):
-            c = int(code[a])
-            if c <= 2:
-                sel = keep[a:b]
-                self.apply_side(BID if c == 1 else ASK, batch["ival"][sel], batch["qty"][sel])
+        ival = batch["ival"]
+        qty = batch["qty"]
+        ranges = []
+        if depth_rows:
+            # Whole-batch checks first (a few vector operations); the exact row-by-row diagnosis
+            # runs only when one fails, so its message can name the row.
+            if depth_rows == n:
+                rows = None
+                suspect = _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS
+                dev = _SMAX(np.abs(batch["px"] * (1.0 / self._tick_size) - ival))
             else:
-                self.clear(BID if c == 3 else ASK if c == 4 else 0)
-        if rows.shape[0]:
-            self.update_id = int(batch["order_id"][rows[-1]])
+                rows = np.concatenate([np.arange(r[1], r[2]) for r in runs if r[0] is not None])
+                suspect = True
+                dev = 0.0
+            for r in runs:
+                if r[0] is not None:
+                    lo, hi = _tick_range(ival[r[1] : r[2]])
+                    ranges.append((lo, hi))
+                    suspect = suspect or lo <= -TICK_LIMIT or hi >= TICK_LIMIT
+            biggest = max(max(-lo, hi) for lo, hi in ranges)
+            if suspect or not dev <= 1e-6 + biggest * 4e-16:  # `not <=`: a NaN px fails too
+                if rows is None:
+                    rows = np.arange(n)
+                _validate_depth_rows(batch, rows, ev & SIDE_MASK, self._tick_size)
+                qty = qty + 0.0  # validated: only -0.0 can remain, and it means 0
+        version = self.version
+        ranges.reverse()
+        for r in runs:
+            if r[0] is None:
+                self.clear(r[3])
+            else:
+                side = r[0]
+                lo, hi = ranges.pop()
+                self._write(
+                    side, self._bid if side == BID else self._ask, ival[r[1] : r[2]], qty[r[1] : r[2]], lo, hi
+                )
+        last_depth = [r for r in runs if r[0] is not None]
+        if last_depth:
+            self.update_id = int(batch["order_id"][last_depth[-1][2] - 1])
         self.version = version + 1
 
     def clear(self, side: int = 0) -> None:
@@ -614,6 +642,15 @@ def _count(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
+
+
+def _tick_range(ticks: np.ndarray) -> tuple[int, int]:
+    """(min, max) tick as Python ints: exact range checks, no int64 wrap-around. Short arrays (the
+    median venue diff has ~17 levels a side) are quicker through a list than through two reductions."""
+    if ticks.shape[0] <= 24:
+        listed = ticks.tolist()
+        return min(listed), max(listed)
+    return int(_SMIN(ticks)), int(_SMAX(ticks))
 
 
 def _coerce(ticks: object, qty: object) -> tuple[np.ndarray, np.ndarray]:

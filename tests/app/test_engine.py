@@ -435,3 +435,106 @@ def test_one_top_per_update_id_and_ids_may_restart_after_a_snapshot() -> None:
     assert m.apply(diff({999: 2.0}, {}, 51), 51).top.update_id == 51
     assert m.apply(snapshot({900: 1.0}, {901: 1.0}, 1), 1).top.update_id == 1  # Bybit u=1 restart
     assert m.apply(diff({900: 3.0}, {}, 2), 2).top.update_id == 2
+
+
+class ScriptedDetectors:
+    """A DetectorSet stand-in: opens a large order on the 2nd batch; close_all closes what is open."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.open: dict[int, Detection] = {}
+
+    def on_batch(self, batch: np.ndarray, book: object) -> list[Detection]:
+        self.batches += 1
+        if self.batches == 2:
+            det = Detection(1, "large_order", "fake", "ALTUSDT", 1, 1000, T0, "open", evidence={"peak": 50.0})
+            self.open[1] = det
+            return [det]
+        return []
+
+    def close_all(self, exch_ts: int) -> list[Detection]:
+        out = [Detection(d.id, d.kind, d.venue, d.symbol, d.side, d.price_tick, exch_ts, "close", evidence=d.evidence)
+               for d in self.open.values()]
+        self.open.clear()
+        return out
+
+
+def test_detections_alerts_and_the_final_close_through_the_engine() -> None:
+    config = {**SMALL, "alerts": [{"name": "big bid", "kind": "large_order", "side": "bid", "band_ticks": 5,
+                                   "states": ["open", "close"], "cooldown_s": 0}]}
+    engine = Engine(config, detector_factory=lambda inst: ScriptedDetectors())
+    engine.add_feed(FakeFeed(basic_script()))
+    got = []
+    engine.listen("detection", lambda inst, d: got.append(("detection", d.state)))
+    engine.listen("alert", lambda inst, a: got.append(("alert", a.rule, a.detection.state)))
+    asyncio.run(engine.run_until(5))
+    assert got == [("detection", "open"), ("alert", "big bid", "open"),
+                   ("detection", "close"), ("alert", "big bid", "close")]
+    assert engine.frame("ALTUSDT").detections == ()
+
+
+def test_price_alert_fires_on_a_trade_through_the_price() -> None:
+    engine = Engine(SMALL, detect=False)
+    steps = basic_script()
+    engine.add_feed(FakeFeed([Step(sleep=0.05), *steps]))
+    alerts = []
+    engine.listen("alert", lambda inst, a: alerts.append((a.rule, a.kind, a.price_tick, a.detection)))
+
+    async def main() -> None:
+        task = asyncio.ensure_future(engine.run_until(5))
+        while engine.market("ALTUSDT") is None:
+            await asyncio.sleep(0.001)
+        engine.add_price_alert("ALTUSDT", "at 1.002", 1002, "up")
+        await task
+
+    asyncio.run(main())
+    assert alerts == [("at 1.002", "price", 1002, None)]
+
+
+def test_the_real_detectors_run_on_the_engine_by_default() -> None:
+    engine = Engine(SMALL)
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    m = engine.market("ALTUSDT")
+    assert type(m.detectors).__name__ == "DetectorSet" and m.alerts is not None
+
+
+@pytest.mark.parametrize("config", [
+    {"detectors": {"no_such_kind": {}}},
+    {"alerts": [{"name": "x", "kind": "nope"}]},
+])
+def test_bad_detector_or_alert_settings_fail_at_construction(config: dict) -> None:
+    with pytest.raises(ValueError):
+        Engine(config)
+
+
+def test_footprint_bars_from_trades_including_a_late_print() -> None:
+    m = MarketState(INST, {"engine": {"ring_capacity": 1024, "footprint_bar_s": 1.0}})
+    m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1)
+    m.apply(trade(ev.BID, 1001, 1.0, T0 + 100), None)
+    m.apply(trade(ev.ASK, 1000, 2.0, T0 + 50), None)  # late print: counted at T0 + 100
+    m.apply(trade(ev.BID, 1001, 3.0, T0 + 1_500_000_000), None)  # next 1 s bar
+    bars = m.footprint_bars()
+    assert len(bars) == 2 and bars[0].closed and not bars[1].closed
+    assert (bars[0].buy_volume, bars[0].sell_volume, bars[1].buy_volume) == (1.0, 2.0, 3.0)
+    assert m.aggregate_rejected == 0
+    assert m.frame(ladder_rows=4).ladder_traded_buy.sum() == 4.0
+
+
+def test_engine_footprint_accessor() -> None:
+    engine = Engine(SMALL, detect=False)
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    bars = engine.footprint("ALTUSDT")
+    assert len(bars) == 1 and bars[0].buy_volume == 1.5 and engine.footprint("nope:X") == []
+
+
+def test_message_rate_is_per_wall_second_and_decays() -> None:
+    m = market()
+    for i in range(50):
+        m.apply(diff({1000: float(i + 1)}, {}, i + 1), i + 1)
+    time.sleep(1.05)
+    first = m.message_rate  # rolls the ~1 s window: 50 messages in it
+    assert 30 < first < 50.1
+    time.sleep(1.05)
+    assert m.message_rate == 0.0  # quiet for a window: no stale figure

@@ -9,6 +9,7 @@ import pytest
 from test_engine_fakes import INST, T0, FakeFeed, Step, basic_script, diff, resync_script
 
 from app import sources
+from app.analytics.alerts import Alert
 from app.cli import main
 from app.core.detection import Detection
 from app.core.events import NO_PRICE
@@ -163,16 +164,21 @@ def test_writer_detection_alert_and_funding_lines() -> None:
     det = Detection(7, "liquidity_gap", "fake", "ALTUSDT", -1, 1005, T0, "open", price_far_tick=1012,
                     evidence={"ticks": 7, "depth": float("nan"), "band": (1005, 1012)})
     w.detection(INST, det)
-    w.alert(INST, "vacuum ahead", det)
+    w.alert(INST, Alert("vacuum ahead", det, T0, 1005, False, "liquidity_gap"))
+    w.alert(INST, Alert("at 1.010", None, T0 + 5, 1010, True, "price"))
     w.funding(INST, FundingState(rate=-0.0002, next_funding_ts=5, mark_px=1.0, index_px=0.9995), 1, 2)
     w.summary([{"source": "a", "messages": 3, "resyncs": 1, "reconnects": 0, "malformed": 2},
                {"source": "b", "messages": 4, "resyncs": 0, "reconnects": 1, "malformed": 0}], duration_s=1.5)
-    d, a, f, s = (json.loads(x) for x in sink.text.splitlines())
+    d, a, p, f, s = (json.loads(x) for x in sink.text.splitlines())
     assert d == {"type": "detection", "kind": "liquidity_gap", "venue": "fake", "symbol": "ALTUSDT", "id": 7,
                  "side": "ask", "price": 1.005, "exch_ts": T0, "state": "open", "price_far": 1.012,
                  "ticks": 7, "depth": None, "band": [1005, 1012]}
     assert '"price":1.005,' in sink.text
-    assert a["type"] == "alert" and a["rule"] == "vacuum ahead" and a["detection"] == d
+    assert a == {"type": "alert", "rule": "vacuum ahead", "kind": "liquidity_gap", "exch_ts": T0, "sound": False,
+                 "detection": d}
+    assert p == {"type": "alert", "rule": "at 1.010", "kind": "price", "exch_ts": T0 + 5, "sound": True,
+                 "venue": "fake", "symbol": "ALTUSDT", "price": 1.01}
+    assert '"price":1.010}' in sink.text
     assert f["rate"] == -0.0002 and f["index_px"] == 0.9995 and '"mark_px":1.0,' in sink.text
     assert (s["messages"], s["resyncs"], s["reconnects"], s["malformed"]) == (7, 1, 1, 2)
     assert s["duration_s"] == 1.5 and len(s["sources"]) == 2
@@ -265,3 +271,11 @@ def test_text_view_redraws_in_place_on_a_terminal() -> None:
     assert "\x1b[" not in first and first.count("\n") == 1
     view.draw()
     assert tty.text[len(first):].startswith("\x1b[1F\x1b[J")  # back up one line, clear, redraw
+
+
+def test_bad_alert_rule_in_config_exits_2(tmp_path, capsys) -> None:
+    cfg = tmp_path / "alerts.toml"
+    cfg.write_text('[[alerts]]\nname = "x"\nkind = "iceberg"\nside = "up"\n')
+    assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "alert" in err and "side" in err
