@@ -264,3 +264,20 @@ def test_tardis_rows_become_book_and_trade_batches(tmp_path: Path) -> None:
     assert ref.sides[BUY_EVENT] == {618002: 2.5, 618001: 1.5} and ref.sides[SELL_EVENT] == {618005: 3.0}
     trade = sink.batches[1][1]
     assert int(trade["ev"][0]) & SIDE_MASK == SELL_EVENT and trade["exch_ts"][0] == 1723161256500000000
+
+
+def test_bare_snapshots_of_a_multi_symbol_capture_find_their_symbol(tmp_path: Path) -> None:
+    """hftbacktest-style lines (no channel, bare REST bodies) for 4 symbols: each snapshot syncs its own book."""
+    src = ReplayFeed(recorded("binance_usdm", "cryptofeed_BINANCE_FUTURES.ws.1.0"))
+    path = tmp_path / "bare.gz"
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        for rec in src.reader:
+            if rec.channel.startswith("ws") or "/depth" in rec.channel:
+                f.write(f"{rec.local_ns} {rec.raw}\n")
+    feed = ReplayFeed(path, tick_size=None)
+    sink = _run(feed)
+    live = {sym for sym, st, _ in sink.statuses if st == LIVE}
+    assert live == {"AKROUSDT", "KEEPUSDT", "SUSHIUSDT", "CTKUSDT"}
+    assert feed.counters().resyncs == 0
