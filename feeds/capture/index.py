@@ -210,6 +210,20 @@ class CaptureIndex:
         return (self.symbols[int(b["sym"])], self.rows(int(b["row0"]), int(b["row0"]) + int(b["nrows"])),
                 None if uid == NO_UPDATE_ID else uid)
 
+    def batch_slice(self, start: int, stop: int) -> list[tuple[str, np.ndarray, int | None, int]]:
+        """Batches ``[start, stop)`` as (symbol, rows, update id or None, local ns): the fast replay path."""
+        b = self.batches[start:stop]
+        cr = self.chunk_rows
+        chunks = self._chunks
+        symbols = self.symbols
+        out = []
+        for r0, n, s, u, t in zip(b["row0"].tolist(), b["nrows"].tolist(), b["sym"].tolist(),
+                                  b["update_id"].tolist(), b["local_ns"].tolist(), strict=True):
+            c, off = divmod(r0, cr)
+            rows = chunks[c][off : off + n] if off + n <= cr else self.rows(r0, r0 + n)
+            out.append((symbols[s], rows, None if u == NO_UPDATE_ID else u, t))
+        return out
+
     def batch_at(self, local_ns: int) -> int:
         """Index of the first batch at or after ``local_ns``."""
         return int(np.searchsorted(self._batch_ns, local_ns, side="left"))

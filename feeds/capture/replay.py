@@ -491,6 +491,22 @@ class ReplayFeed:
                 target, self._seek_to = self._seek_to, None
                 i, s_ptr = self._apply_seek(idx, sink, target)
                 continue
+            if self.speed is None and not self._paused:
+                # max speed: a slice of batches per loop turn, control flags checked between slices
+                on_batch = sink.on_batch
+                for sym, rows, uid, t in idx.batch_slice(i, min(n_total, i + _YIELD_EVERY)):
+                    if end_ns is not None and t > end_ns:
+                        return
+                    while s_ptr < len(statuses) and statuses[s_ptr][0] <= i:
+                        _, ssym, state, reason = statuses[s_ptr]
+                        sink.on_status(ssym, state, reason)
+                        s_ptr += 1
+                    on_batch(sym, rows, uid)
+                    self.position_ns = t
+                    self._batches_delivered += 1
+                    i += 1
+                await asyncio.sleep(0)
+                continue
             local_ns = int(idx.batches["local_ns"][i])
             if end_ns is not None and local_ns > end_ns:
                 break
