@@ -281,3 +281,20 @@ def test_bare_snapshots_of_a_multi_symbol_capture_find_their_symbol(tmp_path: Pa
     live = {sym for sym, st, _ in sink.statuses if st == LIVE}
     assert live == {"AKROUSDT", "KEEPUSDT", "SUSHIUSDT", "CTKUSDT"}
     assert feed.counters().resyncs == 0
+
+
+def test_a_read_only_capture_gets_its_cache_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from feeds.capture.index import default_cache_dir
+
+    cap = tmp_path / "ro" / "xrp.data"
+    cap.parent.mkdir()
+    shutil.copyfile(recorded("bybit_linear", "nautilus_2024-12-01_XRPUSDT_ob500.data"), cap)
+    assert default_cache_dir(cap) == cap.with_name("xrp.data.ddcache")
+    cap.chmod(0o444)  # like the shared recorded data: never write beside it
+    monkeypatch.setenv("DEPTHDESK_CACHE_DIR", str(tmp_path / "user-cache"))
+    folder = default_cache_dir(cap)
+    assert folder.parent == tmp_path / "user-cache" and folder.name.startswith("xrp.data.")
+    idx = ReplayFeed(cap, cache=True).index()
+    assert idx.folder == folder and not cap.with_name("xrp.data.ddcache").exists()
