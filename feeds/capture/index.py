@@ -59,7 +59,8 @@ _BOOK_KINDS = np.array([DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT], d
 
 
 def default_cache_dir(capture: Path) -> Path:
-    """``<capture>.ddcache`` beside the capture, or a per-user folder when that place is read-only."""
+    """``<capture>.ddcache`` beside the capture; under ``$DEPTHDESK_CACHE_DIR`` when set, else the user's
+    cache folder, when the capture or its folder is read-only (never write beside shared data)."""
     beside = capture.with_name(capture.name + ".ddcache")
     env = os.environ.get("DEPTHDESK_CACHE_DIR")
     writable = os.access(capture.parent, os.W_OK) and (capture.stat().st_mode & 0o222) != 0
