@@ -100,10 +100,12 @@ class SimulatorServer:
         self._clock: asyncio.Task[None] | None = None
         self._writers: set[asyncio.Task[None]] = set()
         self._conn_no = 0
+        self._cpu0 = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> int:
         """Bind and start serving; returns the port (an ephemeral one when ``port`` was 0)."""
+        self._cpu0 = time.process_time()
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._process_request,
             compression=None, ping_interval=180, ping_timeout=600, max_queue=64,
@@ -195,6 +197,7 @@ class SimulatorServer:
             "misrouted_streams": self.binance.misrouted,
             "slow_consumers_cut": sum(c.cut_slow for c in self.connections),
             "steps": self.steps,
+            "cpu_ms": round((time.process_time() - self._cpu0) * 1000),  # process CPU since start()
         }
 
     def disconnect_all(self) -> int:
