@@ -75,7 +75,8 @@ async def _count(url: str, warmup: float, window: float) -> tuple[int, float]:
 
 def _spawn(extra: list[str]) -> tuple[subprocess.Popen, int]:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "simulate", "--json", *extra],
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())",
+                             "simulate", "--json", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO_ROOT)
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -346,6 +346,12 @@ class SimulatorThread:
                 loop.run_forever()
             finally:
                 loop.run_until_complete(self.server.stop())
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
         self._thread = threading.Thread(target=main, name="depthdesk-simulator", daemon=True)
