@@ -254,7 +254,7 @@ class AbsorptionPlant(Plant):
 class GapPlant(Plant):
     """A run of empty ticks just behind the touch, held open for a few seconds."""
 
-    def __init__(self, scenario: Scenario, book: SymbolBook, start_ns: int, side: int, width: int = 8,
+    def __init__(self, scenario: Scenario, book: SymbolBook, start_ns: int, side: int, width: int = 10,
                  hold_s: float = 4.0) -> None:
         super().__init__(scenario, book, start_ns)
         self.side = side

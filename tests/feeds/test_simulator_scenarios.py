@@ -82,7 +82,7 @@ def test_gap_ticks_stay_empty_while_labelled() -> None:
     _, labels, levels_at = _play(sc)
     lab = _one(labels, "liquidity_gap")
     lo, hi = lab["price_tick"], lab["price_far_tick"]
-    assert hi - lo + 1 == 8
+    assert hi - lo + 1 == 10
     held = [t for t in levels_at if lab["start_ns"] <= t < lab["end_ns"]]
     assert len(held) >= 390
     for t in held:
