@@ -168,3 +168,16 @@ def test_server_scenario_mode_serves_the_planted_book_and_labels() -> None:
                 assert float(seen[-1]) >= 25 * sc.symbol_spec.median_lots
 
     asyncio.run(main())
+
+
+def test_write_scenario_files_replay_through_the_capture_reader(tmp_path) -> None:  # noqa: ANN001
+    from feeds.simulator.capture import read_hftbacktest
+    from feeds.simulator.recorder import write_scenario
+
+    sc = Scenario("w", "pull", seed=13, duration_s=12.0)
+    capture, label_file = write_scenario(sc, tmp_path)
+    meta = json.loads(label_file.read_text())
+    assert meta["capture"] == capture.name and meta["tick_size"] == 0.0001
+    assert {lab["kind"] for lab in meta["labels"]} == {"large_order", "stack", "pull", "iceberg"}
+    records = list(read_hftbacktest(capture))
+    assert records == sc.render("binance-usdm")[0]
