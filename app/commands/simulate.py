@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fault spec, e.g. drop=0.001,duplicate=0.001,reorder=0.001,malformed=0.001,"
                              "disconnect=0.0001,stall=0.001,stall_ms=200,seed=7")
     parser.add_argument("--scenario", default=None,
-                        help="plant a labelled scenario (see --list-scenarios); labels print as JSON lines")
+                        help="plant a labelled scenario (see --list-scenarios), or 'showcase' for a stream of "
+                             "planted events on ALTUSDT; labels print as JSON lines at the end")
     parser.add_argument("--list-scenarios", action="store_true", help="list scenario names and exit")
     parser.add_argument("--symbols", default=None, help="comma-separated symbols (default ALTUSDT,BTCUSDT,ETHUSDT)")
     parser.add_argument("--speed", type=float, default=1.0,
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_scenarios:
         for scenario in ScenarioSuite().scenarios():
             print(scenario.name)
+        print("showcase")
         return 0
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")
@@ -57,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UserError(str(exc)) from None
     scenario = None
-    if args.scenario:
+    if args.scenario == "showcase":  # the demo: planted events one after another on ALTUSDT
+        from feeds.simulator.scenarios import Showcase
+
+        scenario = Showcase()
+    elif args.scenario:
         by_name = {s.name: s for s in ScenarioSuite().scenarios()}
         by_kind = {s.kind: s for s in ScenarioSuite().scenarios()}
         scenario = by_name.get(args.scenario) or by_kind.get(args.scenario)

@@ -396,6 +396,26 @@ class SweepPlant(Plant):
         self.phase = "done"
 
 
+def make_plant(kind: str, owner: Any, book: SymbolBook, start_ns: int, side: int) -> Plant:
+    """The plant that stages one scenario kind (``owner.name`` names its labels)."""
+    if kind == "iceberg":
+        return IcebergPlant(owner, book, start_ns, side)
+    if kind == "absorption":
+        return AbsorptionPlant(owner, book, start_ns, side)
+    if kind == "liquidity_gap":
+        return GapPlant(owner, book, start_ns, side)
+    if kind in ("large_order", "stack"):
+        return LargeOrderPlant(owner, book, start_ns, side, "stay", rest_s=6.0,
+                               distance=3 if kind == "large_order" else 5)
+    if kind in ("pull", "pull_not_iceberg"):
+        return LargeOrderPlant(owner, book, start_ns, side, "pull", rest_s=3.0 if kind == "pull" else 5.0)
+    if kind == "eaten_through":
+        return LargeOrderPlant(owner, book, start_ns, side, "eaten", rest_s=1.0, multiple=12.0)
+    if kind == "sweep":
+        return SweepPlant(owner, book, start_ns, side)
+    raise ValueError(f"unknown scenario kind {kind!r}; one of {', '.join(SCENARIO_KINDS)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One labelled scenario: a planted event of ``kind`` on ``symbol`` after ``warmup_s`` of noise."""
@@ -437,22 +457,7 @@ class Scenario:
         book = model.books[self.symbol]
         start = model.now_ns + int(self.warmup_s * S)
         side = self.side
-        plant: Plant
-        if self.kind == "iceberg":
-            plant = IcebergPlant(self, book, start, side)
-        elif self.kind == "absorption":
-            plant = AbsorptionPlant(self, book, start, side)
-        elif self.kind == "liquidity_gap":
-            plant = GapPlant(self, book, start, side)
-        elif self.kind in ("large_order", "stack"):
-            plant = LargeOrderPlant(self, book, start, side, "stay", rest_s=6.0,
-                                    distance=3 if self.kind == "large_order" else 5)
-        elif self.kind in ("pull", "pull_not_iceberg"):
-            plant = LargeOrderPlant(self, book, start, side, "pull", rest_s=3.0 if self.kind == "pull" else 5.0)
-        elif self.kind == "eaten_through":
-            plant = LargeOrderPlant(self, book, start, side, "eaten", rest_s=1.0, multiple=12.0)
-        else:
-            plant = SweepPlant(self, book, start, side)
+        plant = make_plant(self.kind, self, book, start, side)
         self._plants.clear()
         self._plants.append(plant)
         model.planters.append(plant)
@@ -508,3 +513,54 @@ class ScenarioSuite:
                 side = ASK if i % 2 == 0 else BID
                 out.append(Scenario(f"{kind}-s{seed}", kind, seed, side=side))
         return out
+
+
+class Showcase:
+    """The demo's planted events: one kind after another on a live symbol, sides alternating.
+
+    Installed like a scenario (``SimulatorServer(scenario=Showcase())``) but keeps the server's own
+    symbols, seed and rate; labels accumulate for the whole session.
+    """
+
+    def __init__(self, symbol: str = "ALTUSDT", every_s: float = 20.0, first_after_s: float = 10.0,
+                 kinds: tuple[str, ...] = ("large_order", "iceberg", "liquidity_gap", "absorption", "pull",
+                                           "sweep", "stack", "eaten_through")) -> None:
+        self.name = "showcase"
+        self.symbol = symbol
+        self.every_ns = int(every_s * S)
+        self.first_after_ns = int(first_after_s * S)
+        self.kinds = kinds
+        self._plants: list[Plant] = []
+        self._next_ns = 0
+        self._count = 0
+
+    def install(self, model: MarketModel) -> None:
+        """Start staging events on ``model``'s ``symbol``."""
+        if self.symbol not in model.books:
+            raise ValueError(f"showcase symbol {self.symbol} is not simulated")
+        self._plants.clear()
+        self._next_ns = model.now_ns + self.first_after_ns
+        model.planters.append(self._step)
+
+    def _step(self, model: MarketModel, book: SymbolBook, t0: int, dt_ns: int, out: list) -> None:
+        if book.spec.symbol != self.symbol:
+            return
+        now = t0 + dt_ns
+        current = self._plants[-1] if self._plants else None
+        if current is not None and current.phase != "done":
+            current(model, book, t0, dt_ns, out)
+            if current.phase == "done":
+                self._next_ns = now + self.every_ns
+            return
+        if now >= self._next_ns:
+            kind = self.kinds[self._count % len(self.kinds)]
+            side = ASK if self._count % 2 == 0 else BID
+            self._count += 1
+            plant = make_plant(kind, self, book, now, side)
+            self._plants.append(plant)
+            plant(model, book, t0, dt_ns, out)
+            self._next_ns = now + 3600 * S
+
+    def labels(self, venue: str | None = None) -> list[dict[str, Any]]:
+        """Labels of every event staged so far."""
+        return [lab.as_dict(venue) for plant in self._plants for lab in plant.labels]

@@ -37,6 +37,7 @@ from feeds.simulator.bybit import BybitVenue
 from feeds.simulator.conn import ClientConn
 from feeds.simulator.faults import FAULT_KINDS, NO_FAULTS, FaultPlan
 from feeds.simulator.market import DEFAULT_SYMBOLS, MarketModel, SymbolSpec
+from feeds.simulator.scenarios import Scenario
 
 log = logging.getLogger("depthdesk.simulator")
 T = TypeVar("T")
@@ -79,9 +80,9 @@ class SimulatorServer:
         self.capture = capture
         self.model: MarketModel | None = None
         if capture is None:
-            specs = scenario.symbols if scenario is not None else symbols
-            if scenario is not None:  # a scenario fixes its own seed and background rate
-                seed, rate = scenario.seed, scenario.rate
+            specs = symbols
+            if isinstance(scenario, Scenario):  # a scenario fixes its symbol, seed and background rate
+                specs, seed, rate = scenario.symbols, scenario.seed, scenario.rate
             self.model = MarketModel(specs, seed=seed, rate=rate,
                                      start_ns=start_ns if start_ns is not None else time.time_ns())
             if scenario is not None:

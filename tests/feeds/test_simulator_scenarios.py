@@ -181,3 +181,19 @@ def test_write_scenario_files_replay_through_the_capture_reader(tmp_path) -> Non
     assert {lab["kind"] for lab in meta["labels"]} == {"large_order", "stack", "pull", "iceberg"}
     records = list(read_hftbacktest(capture))
     assert records == sc.render("binance-usdm")[0]
+
+
+def test_showcase_stages_events_one_after_another_on_a_live_model() -> None:
+    from feeds.simulator.market import MarketModel
+    from feeds.simulator.scenarios import Showcase
+
+    show = Showcase(every_s=1.0, first_after_s=0.5)
+    model = MarketModel(seed=14, rate=600.0)
+    show.install(model)
+    for _ in range(4000):  # 40 s
+        model.step(10_000_000)
+    kinds = {lab["kind"] for lab in show.labels() if not lab["negative"]}
+    assert {"large_order", "iceberg", "liquidity_gap", "absorption", "pull", "sweep"} <= kinds
+    assert all(lab["symbol"] == "ALTUSDT" and lab["scenario"] == "showcase" for lab in show.labels())
+    starts = [lab["start_ns"] for lab in show.labels() if lab["kind"] in ("iceberg", "liquidity_gap", "sweep")]
+    assert len(starts) >= 3
