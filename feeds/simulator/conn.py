@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -55,7 +54,6 @@ class ClientConn:
         self.conn_id = f"sim{number:06d}-{venue}"
         self.combined = False
         self.streams: list[str] = []  # in subscription order (LIST_SUBSCRIPTIONS)
-        self.state: dict[str, Any] = {}
         self.faults = FaultInjector(plan, number)
         self.stall_s = plan.stall_ms / 1000.0
         self.out: deque[str] = deque()
