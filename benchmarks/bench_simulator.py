@@ -121,15 +121,19 @@ def loopback_synthetic(rate: float, window: float) -> BenchResult:
 def loopback_capture(window: float) -> BenchResult:
     """Messages/s one client receives from a max-speed replay of the real BTCUSDT capture."""
     path = recorded("binance_usdm", "hftbacktest_usdm_btcusdt_20240808.gz")
-    proc, port = _spawn(["--capture", str(path), "--speed", "0", "--duration", str(window + 30)])
+    proc, port = _spawn(["--capture", str(path), "--speed", "0", "--duration", str(window + 3)])
     try:
         url = f"ws://127.0.0.1:{port}/public/stream?streams=btcusdt@depth@0ms/btcusdt@bookTicker"
         n, elapsed = asyncio.run(_count(url, 0.2, window))
-    finally:
+    except BaseException:
         proc.kill()
-        proc.wait()
+        raise
+    stats = _finish(proc)
+    sent = stats.get("data_messages_sent", 0)
+    cpu_us = 1e3 * stats["cpu_ms"] / sent if sent else None
     return BenchResult("simulator loopback capture replay (max speed)", n / elapsed, "msg/s",
-                       extra={"messages": n})
+                       extra={"messages": n, "server_cpu_us_per_msg": round(cpu_us, 2) if cpu_us else None,
+                              "server_capacity_msg_per_cpu_s": round(1e6 / cpu_us) if cpu_us else None})
 
 
 def run(quick: bool = False) -> list[BenchResult]:
