@@ -165,6 +165,9 @@ class IcebergPlant(Plant):
             book.protect[side] = (best, best)
             # No background quotes may improve on it: the iceberg stays the touch.
             book.blocked.append((side, best - 200, best) if side == ASK else (side, best, best + 200))
+            # The touch's own size is the iceberg's display size: never shrink a level without a trade.
+            self.visible = max(self.visible, book.lots_at(side, best))
+            self.hidden = max(self.hidden, 8 * self.visible)
             self.set_levels(now, out, [(side, best, self.visible)])
             self.phase = "run"
             self.next_hit = now + 100 * MS
