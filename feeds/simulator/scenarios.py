@@ -91,6 +91,9 @@ class Plant:
         self.labels: list[Label] = []
         self.rng = book.rng
         self.median = book.spec.median_lots
+        # In a scenario a large resting order stays (protected, label open) until the scenario ends,
+        # so nothing unlabelled happens to it; the showcase releases it to make room for the next event.
+        self.hold = getattr(scenario, "hold_to_end", True)
 
     def label(self, kind: str, side: int, tick: int, start_ns: int, **kw: Any) -> Label:
         """Record a new label."""
@@ -215,6 +218,7 @@ class AbsorptionPlant(Plant):
         self.ticks: tuple[int, int] = (0, 0)
         self.next_hit = 0
         self.lab: Label | None = None
+        self.large: list[Label] = []
 
     def step(self, model: MarketModel, now: int, out: list) -> None:
         side, book = self.side, self.book
@@ -227,6 +231,13 @@ class AbsorptionPlant(Plant):
             book.protect[side] = (min(inner, outer), max(inner, outer))
             book.blocked.append((side, best - 200, best) if side == ASK else (side, best, best + 200))
             self.set_levels(now, out, [(side, inner, self.band_lots), (side, outer, self.band_lots)])
+            # The band's levels are large resting orders in their own right: label them so a
+            # large_order/stack detector firing here is counted right, not as a false positive.
+            ev = {"size": self.band_lots * book.spec.lot_size, "multiple_of_median": self.band_lots / self.median}
+            self.large = [self.label("large_order", side, t, now, evidence_ns=now + 500 * MS, evidence=dict(ev))
+                          for t in (inner, outer)]
+            for t in (inner, outer):
+                self.label("stack", side, t, now, end_ns=now, evidence_ns=now, evidence=dict(ev))
             self.target = int(self.band_lots * 2 * 0.6)
             self.phase = "settle"
             self.next_hit = now + 800 * MS  # the band rests visibly before flow arrives
@@ -241,8 +252,11 @@ class AbsorptionPlant(Plant):
             self.lab.end_ns = now
             self.lab.evidence.update(executed=self.executed * book.spec.lot_size,
                                      band_ticks=2, visible=self.band_lots * 2 * book.spec.lot_size)
-            book.protect.pop(side, None)
-            book.blocked.clear()
+            if not self.hold:  # else the band's remains rest, protected, their labels open to the end
+                for lab in self.large:
+                    lab.end_ns = now
+                book.protect.pop(side, None)
+                book.blocked.clear()
             self.phase = "done"
             return
         lots = max(1, int(self.median * (0.4 + 1.2 * self.rng.random())))
@@ -336,6 +350,9 @@ class LargeOrderPlant(Plant):
             if now - self.placed_ns < self.rest_ns:
                 return
             if self.ending == "stay":
+                if self.hold:
+                    self.phase = "done"  # rests, protected, until the scenario ends (finish closes it)
+                    return
                 self.large.end_ns = now
                 self._release()
             elif self.ending == "pull":
@@ -529,6 +546,7 @@ class Showcase:
                  kinds: tuple[str, ...] = ("large_order", "iceberg", "liquidity_gap", "absorption", "pull",
                                            "sweep", "stack", "eaten_through")) -> None:
         self.name = "showcase"
+        self.hold_to_end = False
         self.symbol = symbol
         self.every_ns = int(every_s * S)
         self.first_after_ns = int(first_after_s * S)
