@@ -7,7 +7,7 @@ Typical use::
     async with SimulatorServer(seed=7) as sim:
         config_endpoints = sim.endpoints()      # {"binance-usdm": {...}, "bybit-linear": {...}}
 
-    with SimulatorThread(seed=7) as runner:     # in-process, background thread (depthdesk --demo)
+    with SimulatorThread(demo_server) as runner:    # in-process, background thread (depthdesk --demo)
         endpoints = runner.server.endpoints()
 """
 
@@ -17,7 +17,7 @@ from feeds.simulator.capture import CaptureSource, read_hftbacktest
 from feeds.simulator.faults import FAULT_KINDS, FaultPlan
 from feeds.simulator.market import DEFAULT_SYMBOLS, MarketModel, SymbolSpec
 from feeds.simulator.scenarios import SCENARIO_KINDS, Scenario, ScenarioSuite
-from feeds.simulator.server import SimulatorServer, SimulatorThread
+from feeds.simulator.server import SimulatorServer, SimulatorThread, demo_server
 
 __all__ = [
     "CaptureSource",
@@ -30,6 +30,7 @@ __all__ = [
     "ScenarioSuite",
     "SimulatorServer",
     "SimulatorThread",
+    "demo_server",
     "SymbolSpec",
     "read_hftbacktest",
 ]

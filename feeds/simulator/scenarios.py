@@ -291,9 +291,12 @@ class GapPlant(Plant):
             book.protect[side] = (best, best)  # the touch holds, so the gap stays outside the spread
             book.blocked.append((side, lo, hi))
             book.blocked.append((side, best - 200, best - 1) if side == ASK else (side, best + 1, best + 200))
-            self.set_levels(now, out, [(side, t, 0) for t in range(lo, hi + 1) if book.lots_at(side, t)])
+            removed = [(t, book.lots_at(side, t)) for t in range(lo, hi + 1) if book.lots_at(side, t)]
+            self.set_levels(now, out, [(side, t, 0) for t, _ in removed])
+            ev = {"ticks": self.width, "removed": sum(q for _, q in removed) * book.spec.lot_size,
+                  "levels_removed": len(removed)}
             self.lab = self.label("liquidity_gap", side, near, now, price_far_tick=far,
-                                  evidence_ns=now + 500 * MS, evidence={"ticks": self.width})
+                                  evidence_ns=now + 500 * MS, evidence=ev)
             self.phase = "run"
             return
         assert self.lab is not None

@@ -109,7 +109,7 @@ class SimulatorServer:
         self._cpu0 = time.process_time()
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._process_request,
-            compression=None, ping_interval=180, ping_timeout=600, max_queue=64,
+            compression=None, ping_interval=180, ping_timeout=600, max_queue=64, close_timeout=2,
             logger=logging.getLogger("depthdesk.simulator.ws"),
         )
         sock = next(iter(self._server.sockets))
@@ -134,9 +134,12 @@ class SimulatorServer:
             conn.closed = True
             conn.wake.set()
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # close frames (1001 going away) to every client
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                await asyncio.wait_for(self._server.wait_closed(), 3)
+            for conn in self.connections:  # a client that never read its backlog: cut it
+                if conn.ws.transport is not None and not conn.ws.transport.is_closing():
+                    conn.ws.transport.abort()
             self._server = None
         for task in list(self._writers):
             task.cancel()
@@ -403,6 +406,14 @@ def serve_forever_blocking(server: SimulatorServer, duration: float | None,
             await server.stop()
 
     asyncio.run(main())
+
+
+def demo_server(port: int = 0, seed: int = 7, rate: float = 600.0) -> SimulatorServer:
+    """The embedded demo exchange (``depthdesk --demo``, ``watch demo:ALTUSDT``): the default symbols
+    with planted events staged one after another on ALTUSDT."""
+    from feeds.simulator.scenarios import Showcase
+
+    return SimulatorServer(seed=seed, rate=rate, scenario=Showcase(), port=port)
 
 
 def parse_symbols(names: Iterable[str]) -> list[SymbolSpec]:

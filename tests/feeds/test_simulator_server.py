@@ -107,3 +107,12 @@ def test_simulate_command_prints_endpoints_and_stops_after_duration() -> None:
     bad = subprocess.run([*CLI, "simulate", "--faults", "explode=1"],
                          capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=25)
     assert bad.returncode == 2 and bad.stderr.startswith("depthdesk: bad fault spec") and "Traceback" not in bad.stderr
+
+
+def test_demo_server_in_a_thread_stages_events() -> None:
+    from feeds.simulator import demo_server
+
+    with SimulatorThread(lambda: demo_server(rate=300)) as runner:
+        assert set(runner.call(lambda s: s.symbols)) == {"ALTUSDT", "BTCUSDT", "ETHUSDT"}
+        assert runner.call(lambda s: s.scenario.name) == "showcase"
+        assert runner.call(lambda s: s.labels()) == []  # the first event comes after 10 s
