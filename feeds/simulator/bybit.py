@@ -195,8 +195,9 @@ class BybitVenue:
                       seq: int | None = None) -> str:
         f = self.fmt[book.symbol]
         px, qty = f.px, f.qty
-        b = ",".join([f'["{px(t)}","{qty(q)}"]' for t, q in levels[0]])
-        a = ",".join([f'["{px(t)}","{qty(q)}"]' for t, q in levels[1]])
+        # Bybit deletes a level with a bare "0" (protocols.md B.2 real delta), whatever the lot decimals.
+        b = ",".join([f'["{px(t)}","{qty(q) if q else "0"}"]' for t, q in levels[0]])
+        a = ",".join([f'["{px(t)}","{qty(q) if q else "0"}"]' for t, q in levels[1]])
         if seq is None:
             seq = self.model.books[book.symbol].update_id if self.model is not None else book.u
         ts = now_ns // 1_000_000
