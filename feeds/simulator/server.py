@@ -224,6 +224,15 @@ class SimulatorServer:
             self.binance.on_events(events, now)
             self.bybit.on_events(events, now)
 
+    async def pause(self) -> None:
+        """Stop the model clock (time then moves only by ``advance``): freeze the market to compare books."""
+        self.manual = True
+        if self._clock is not None and self.capture is None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+            self._clock = None
+
     def flush(self) -> None:
         """Push every coalesced window now, as if its time had come (tests: compare books at rest)."""
         far = self.now_ns + 3_600_000_000_000

@@ -213,3 +213,30 @@ def test_partial_depth_stream_is_a_top_n_snapshot() -> None:
                 assert float(msg["b"][0][0]) < float(msg["a"][0][0])
 
     asyncio.run(main())
+
+
+def test_live_clock_sync_with_rest_mid_stream_then_freeze_and_compare() -> None:
+    async def main() -> None:
+        async with SimulatorServer(seed=12, rate=1500) as srv:
+            base = srv.endpoints()["binance-usdm"]
+            async with connect(f"{base['ws_public']}/stream?streams=altusdt@depth", max_queue=None) as ws:
+                client = BinanceSyncBook()
+                fetch = None
+                t_end = asyncio.get_running_loop().time() + 1.5
+                while asyncio.get_running_loop().time() < t_end:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 2))
+                    client.on_event(msg["data"])
+                    if fetch is None:
+                        fetch = asyncio.ensure_future(http_get(f"{base['rest']}/fapi/v1/depth?symbol=ALTUSDT&limit=1000"))
+                    elif fetch.done() and not client.synced:
+                        assert client.on_snapshot(json.loads(fetch.result()[1]))
+                await srv.pause()
+                srv.flush()
+                last_u = srv.model.books["ALTUSDT"].update_id
+                while client.last_u != last_u:
+                    client.on_event(json.loads(await asyncio.wait_for(ws.recv(), 2))["data"])
+                assert client.synced and client.gaps == 0 and client.applied >= 3
+                assert normalize(client.sides()[0]) == model_sides(srv, "ALTUSDT")[0]
+                assert normalize(client.sides()[1]) == model_sides(srv, "ALTUSDT")[1]
+
+    asyncio.run(main())
