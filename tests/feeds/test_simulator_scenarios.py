@@ -253,3 +253,26 @@ def test_pull_on_the_wire_removes_size_with_no_trade_at_the_price() -> None:
     assert (t_pull, pull["evidence"]["removed"]) in drops
     t_placed = _one(labels, "large_order")["start_ns"] // 1_000_000
     assert not [p for t, p, _, _ in trades if p == price and t_placed <= t <= t_pull]
+
+
+PRIMARY = {"iceberg": "iceberg", "absorption": "absorption", "liquidity_gap": "liquidity_gap",
+           "large_order": "large_order", "pull": "pull", "stack": "stack", "sweep": "sweep",
+           "pull_not_iceberg": "pull", "eaten_through": "large_order"}
+NEGATIVES = {"pull_not_iceberg": {"iceberg"}, "pull": {"iceberg"}, "eaten_through": {"absorption", "iceberg"}}
+
+
+@pytest.mark.parametrize("scenario", ScenarioSuite().scenarios(), ids=lambda s: s.name)
+def test_every_suite_scenario_plants_its_event(scenario: Scenario) -> None:
+    for _ in scenario.run():
+        pass
+    labels = scenario.labels()
+    positives = [lab for lab in labels if not lab["negative"]]
+    assert PRIMARY[scenario.kind] in {lab["kind"] for lab in positives}
+    assert {lab["kind"] for lab in labels if lab["negative"]} == NEGATIVES.get(scenario.kind, set())
+    warmup_end = 1_767_225_600_000_000_000 + int(scenario.warmup_s * 1e9)
+    for lab in labels:
+        assert lab["side"] == ("ask" if scenario.side == ASK else "bid")
+        assert warmup_end <= lab["start_ns"] <= lab["end_ns"]
+        if lab["evidence_ns"] is not None:
+            assert lab["start_ns"] <= lab["evidence_ns"] <= lab["end_ns"] + 1_000_000
+    assert json.loads(json.dumps(labels)) == labels
