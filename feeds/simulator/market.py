@@ -336,10 +336,11 @@ class MarketModel:
     def levels(self, symbol: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """((bid ticks desc, bid qty), (ask ticks asc, ask qty)) of the model's own book; qty in base units."""
         book = self.books[symbol]
-        lot = book.spec.lot_size
+        lot, dec = book.spec.lot_size, book.spec.qty_decimals
         bt, bl = book.levels(BID)
         at, al = book.levels(ASK)
-        return (bt, bl * lot), (at, al * lot)
+        # Rounded to the lot's decimals: the same double a client gets from float("2.301").
+        return (bt, np.round(bl * lot, dec)), (at, np.round(al * lot, dec))
 
     def snapshot(self, symbol: str, limit: int | None = None) -> tuple[int, tuple, tuple]:
         """(last update id, (bid ticks, lots), (ask ticks, lots)) best-first, ``limit`` levels per side."""
