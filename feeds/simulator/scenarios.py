@@ -583,7 +583,8 @@ class Showcase:
             plant = make_plant(kind, self, book, now, side)
             self._plants.append(plant)
             plant(model, book, t0, dt_ns, out)
-            self._next_ns = now + 3600 * S
+            # A one-shot event (a sweep) is done already: the next one is due after the usual pause.
+            self._next_ns = now + self.every_ns if plant.phase == "done" else now + 3600 * S
 
     def labels(self, venue: str | None = None) -> list[dict[str, Any]]:
         """Labels of every event staged so far."""

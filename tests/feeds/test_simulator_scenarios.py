@@ -190,10 +190,11 @@ def test_showcase_stages_events_one_after_another_on_a_live_model() -> None:
     show = Showcase(every_s=1.0, first_after_s=0.5)
     model = MarketModel(seed=14, rate=600.0)
     show.install(model)
-    for _ in range(4000):  # 40 s
+    for _ in range(6000):  # 60 s: every kind once
         model.step(10_000_000)
     kinds = {lab["kind"] for lab in show.labels() if not lab["negative"]}
-    assert {"large_order", "iceberg", "liquidity_gap", "absorption", "pull", "sweep"} <= kinds
+    assert {"large_order", "iceberg", "liquidity_gap", "absorption", "pull", "sweep", "stack"} <= kinds
+    assert {lab["kind"] for lab in show.labels() if lab["negative"]} == {"iceberg", "absorption"}  # eaten_through
     assert all(lab["symbol"] == "ALTUSDT" and lab["scenario"] == "showcase" for lab in show.labels())
     starts = [lab["start_ns"] for lab in show.labels() if lab["kind"] in ("iceberg", "liquidity_gap", "sweep")]
     assert len(starts) >= 3
