@@ -571,3 +571,48 @@ def test_aggregates_survive_a_batch_longer_than_the_ring() -> None:
     f = m.frame(ladder_rows=4)
     assert f.ladder_traded_buy.sum() == 3.0  # the first trade was flushed before the ring wrapped
     assert m.aggregate_rejected == 0
+
+
+def test_stop_from_a_listener_on_the_engine_thread() -> None:
+    engine = Engine(SMALL, detect=False)
+    engine.add_feed(FakeFeed(basic_script(), hold=True))
+    engine.listen("top", lambda inst, *top: engine.stop() if top[2] == 101 else None)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while engine.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not engine.running
+    finally:
+        engine.stop()
+    assert not _engine_threads()
+
+
+def test_remove_source_from_the_engine_thread_leaves_no_status() -> None:
+    engine = Engine(SMALL, detect=False)
+    feed = FakeFeed(basic_script(), hold=True)
+    engine.add_feed(feed)
+    statuses = []
+    engine.listen("status", lambda venue, sym, state, reason: statuses.append(state))
+    removed = []
+    engine.listen("funding", lambda *a: removed.append(engine.remove_source("fake:ALTUSDT")))
+
+    async def main() -> None:
+        await engine.run_until(0.5)
+
+    asyncio.run(main())
+    assert removed == [True] and feed.cancelled
+    assert "fake:ALTUSDT" not in engine.statuses() and statuses == [SYNCING, LIVE]
+
+
+def test_feeds_added_while_the_thread_starts_are_never_lost() -> None:
+    for _ in range(20):
+        engine = Engine(SMALL, detect=False)
+        engine.start()
+        feed = FakeFeed(basic_script(), hold=True)
+        engine.add_feed(feed)
+        deadline = time.monotonic() + 5
+        while engine.version("fake:ALTUSDT") < 7 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        engine.stop()
+        assert feed.delivered == 5
