@@ -174,6 +174,7 @@ class Engine:
         self._listeners: dict[str, list[Callable[..., Any]]] = {k: [] for k in LISTENER_KINDS}
         self._markets: dict[str, MarketState] = {}  # "venue:SYMBOL" -> state
         self._status: dict[str, tuple[str, str]] = {}  # "venue:SYMBOL" -> (state, reason)
+        self._reported: set[str] = set()  # keys whose feed has reported a state (listeners told)
         self._runs: list[_FeedRun] = []
         self._pending: list[_FeedRun] = []
         self._resources: list[Any] = []  # objects with close()/stop() to end with the engine
@@ -264,6 +265,7 @@ class Engine:
                 self._runs.remove(run)
             self._markets.pop(f"{venue}:{symbol}", None)
             self._status.pop(f"{venue}:{symbol}", None)
+            self._reported.discard(f"{venue}:{symbol}")
         others = [f"{venue}:{s}" for s in run.feed.symbols if s != symbol]
         if others:
             self.add_sources(others)
@@ -372,7 +374,9 @@ class Engine:
         market = self._markets.get(key)
         if market is not None:
             market.set_state(state)
-        if previous is None or previous[0] != state or previous[1] != reason:
+        # The placeholder "connecting" put by add_feed is not a report: the feed's own first one is news.
+        if key not in self._reported or previous is None or previous != (state, reason):
+            self._reported.add(key)
             self._call("status", venue, symbol, state, reason)
 
     def _emit(self, market: MarketState, out: Emit) -> None:
