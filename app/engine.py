@@ -39,6 +39,8 @@ from feeds.base import CONNECTING, DISCONNECTED, FEED_STATES, STOPPED, Feed, Fee
 
 log = logging.getLogger(__name__)
 
+RESOURCE_CLOSE_S = 8.0  # longest wait for an embedded resource (simulator) to stop at engine stop
+
 # Listener kinds and the arguments each callback receives.
 LISTENER_KINDS = {
     "instrument": "(instrument)",
@@ -519,7 +521,7 @@ class Engine:
         if not ready.wait(10):
             raise RuntimeError("engine thread did not start")
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
         """Cancel the feeds, join the engine thread, stop embedded resources and flush listeners."""
         thread = self._thread
         if thread is None:
@@ -598,9 +600,12 @@ class Engine:
             if closer is None:
                 continue
             try:
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
+                if asyncio.iscoroutinefunction(closer):
+                    await asyncio.wait_for(closer(), RESOURCE_CLOSE_S)
+                else:  # blocking (a simulator thread's join): off the loop, bounded
+                    await asyncio.wait_for(asyncio.to_thread(closer), RESOURCE_CLOSE_S)
+            except TimeoutError:
+                log.warning("closing %r took more than %.0f s; going on", resource, RESOURCE_CLOSE_S)
             except Exception:  # noqa: BLE001 - stopping must go on for the other resources
                 log.exception("closing %r failed", resource)
         self._resources.clear()
