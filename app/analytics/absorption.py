@@ -1,8 +1,8 @@
 """Absorption: heavy aggressive volume into a narrow band that does not give way.
 
 Per book side, over a sliding window of ``window_s`` seconds: the band is the ``band_ticks + 1`` ticks
-that took the most aggressive volume; it is broken when a fill goes beyond it (lower for bids, higher
-for asks) after it started taking fills.
+around the latest fill that took the most aggressive volume since price last went beyond it (lower for
+bids, higher for asks); a fill beyond an open band means it gave way.
 Absorption opens when the volume into the band passes the threshold (and ``visible_ratio`` × the most
 the band showed, off by default), the band is still quoted with at least ``hold_fraction`` of the most
 it showed, and all of that has held for ``confirm_ms`` — a level simply eaten through fails the
@@ -49,18 +49,18 @@ class AbsorptionDetector:
         self.em = emitter
         self.band_ticks = cfg.int("band_ticks", 1, 0, 2)
         self.window_ns = int(cfg.num("window_s", 3.0, 1.0, 5.0) * SEC)
-        self.confirm_ns = int(cfg.num("confirm_ms", 600.0, 0.0) * MS)
+        self.confirm_ns = int(cfg.num("confirm_ms", 500.0, 0.0) * MS)
         # Sustained flow, not one aggressor: fills at this many different exchange times in the band.
         self.min_fills = cfg.int("min_fills", 4, 1)
         # Volume also counts as heavy at this multiple of the median level size (0 = off): sustained
         # flow worth several typical levels into a band that holds is absorption even where bursts
         # of sweeps make the statistical threshold high.
-        self.median_multiple = cfg.num("median_multiple", 4.0, 0.0)
+        self.median_multiple = cfg.num("median_multiple", 0.0, 0.0)
         self._median = 0.0
         self.visible_ratio = cfg.num("visible_ratio", 0.0, 0.0)
         # The band must still show this fraction of the most it showed: a level being eaten away is
         # not holding, however much traded into it.
-        self.hold_fraction = cfg.num("hold_fraction", 0.5, 0.0, 1.0)
+        self.hold_fraction = cfg.num("hold_fraction", 0.3, 0.0, 1.0)
         self.update_ns = int(cfg.num("update_ms", 1000.0, 0.0) * MS)
         self.volume = AutoThreshold(ThresholdSpec.parse(cfg.get("volume", "auto"), cfg.where("volume"),
                                                         k=2.0, minutes=5.0, min_samples=25))
@@ -118,27 +118,25 @@ class AbsorptionDetector:
         qty = self._qty[m]
         t_ts = self._ts[m]
         k = self.band_ticks
-        if ep is not None and (ticks >= ep.lo).any() and (ticks <= ep.hi).any():
-            lo, hi = ep.lo, ep.hi  # keep following the band we are on while it is hit
-        else:
-            # The band of k+1 ticks that took the most volume in the window.
-            u, inv = np.unique(ticks, return_inverse=True)
-            vols = np.bincount(inv, weights=qty)
-            csum = np.concatenate(([0.0], np.cumsum(vols)))
-            end = np.searchsorted(u, u + k, side="right")
-            best_i = int(np.argmax(csum[end] - csum[np.arange(len(u))]))
-            lo = int(u[best_i])
-            hi = lo + k
-            if side < 0:  # asks lifted: align the band to its highest hit tick
-                top = int(u[end[best_i] - 1])
-                lo, hi = top - k, top
-        # Only the fills since price last went beyond the band count: earlier ones belong to another
-        # visit. If the latest fill is beyond it, the band gave way.
-        beyond = (ticks < lo) if side > 0 else (ticks > hi)
-        last_beyond = int(t_ts[beyond].max()) if beyond.any() else -(2**62)
-        in_band = (ticks >= lo) & (ticks <= hi) & (t_ts > last_beyond)
-        broken = not in_band.any() or (ep is not None and ep.det_id and last_beyond > ep.since)
-        vol = float(qty[in_band].sum())
+        # The band is where the flow is now: of the k+1-tick bands holding the latest fill's tick, the
+        # one that took the most since price last went beyond it (earlier fills were another visit).
+        anchor = int(ticks[int(np.argmax(t_ts))])
+        best_vol = -1.0
+        lo = hi = anchor
+        in_band = ticks < 0
+        last_beyond = -(2**62)
+        # On a tie the band reaching away from mid wins (where price would go if it gave way).
+        cands = range(anchor - k, anchor + 1) if side > 0 else range(anchor, anchor - k - 1, -1)
+        for cand_lo in cands:
+            cand_hi = cand_lo + k
+            beyond = (ticks < cand_lo) if side > 0 else (ticks > cand_hi)
+            lb = int(t_ts[beyond].max()) if beyond.any() else -(2**62)
+            sel = (ticks >= cand_lo) & (ticks <= cand_hi) & (t_ts > lb)
+            v = float(qty[sel].sum())
+            if v > best_vol:
+                best_vol, lo, hi, in_band, last_beyond = v, cand_lo, cand_hi, sel, lb
+        broken = not in_band.any() or bool(ep is not None and ep.det_id and last_beyond > ep.since)
+        vol = best_vol
         best = book.best_bid_tick if side > 0 else book.best_ask_tick
         quoted = best != NO_PRICE and (best >= lo if side > 0 else best <= hi)
         thr = self.volume.value()
@@ -193,8 +191,9 @@ class AbsorptionDetector:
               "threshold": round(ep.threshold, 10), "duration_ms": (ts - ep.since) // MS}
         if reason:
             ev["reason"] = reason
-        price = ep.lo if side > 0 else ep.hi
-        d = self.em.make(ep.det_id, "absorption", side, price, ts, state, ev, ep.hi if side > 0 else ep.lo)
+        # price: the band's edge nearest mid; price_far: its other edge.
+        price, far = (ep.hi, ep.lo) if side > 0 else (ep.lo, ep.hi)
+        d = self.em.make(ep.det_id, "absorption", side, price, ts, state, ev, far)
         out.append(d)
         if state == "close":
             self._open.pop(ep.det_id, None)

@@ -147,7 +147,7 @@ class DetectorSet:
             if self._pending and now - self._pending[0][0] >= self.align_ns:
                 self._next_drain = now + self.drain_ns
                 self._drain(now, book, out)
-            elif self._tn and now - self._tts[0] >= self.align_ns + self.eval_ns:
+            elif self._tn and now - self._tts[0] >= self.align_ns:
                 self._next_drain = now + self.drain_ns
                 self._drain(now, book, out)  # fills but no depth update for a while
         if now >= self._next_eval:
