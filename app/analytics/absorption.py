@@ -144,7 +144,8 @@ class AbsorptionDetector:
             thr = min(thr, self.median_multiple * self._median)
         self.volume.add(vol, ts)
         if ep is not None and (lo != ep.lo or hi != ep.hi or broken):
-            self._end(side, ts, "traded_through" if broken else "moved", out)
+            through = broken or (lo < ep.lo if side > 0 else hi > ep.hi)
+            self._end(side, ts, "traded_through" if through else "moved", out)
             ep = None
         if broken:
             return
