@@ -54,6 +54,8 @@ class GapDetector:
         self.min_ticks = AutoThreshold(ThresholdSpec.parse(
             cfg.get("min_ticks", "auto"), cfg.where("min_ticks"), floor=3.0, k=3.0, minutes=5.0, min_samples=30))
         self.distance_ticks = cfg.int("distance_ticks", 20, 2)
+        # -1: a run anywhere within distance_ticks; n >= 0: it must start within n ticks of the touch.
+        self.front_ticks = cfg.int("front_ticks", 1, -1)
         self.epsilon = cfg.num("epsilon", 0.1, 0.0, 1.0)
         self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
         self.close_ns = int(cfg.num("close_ms", 300.0, 0.0) * MS)
@@ -75,8 +77,15 @@ class GapDetector:
                 keep = (ticks <= far_limit) & (ticks > v.best_ask)
             ticks, qty = ticks[keep], qty[keep]
             starts, lengths = near_empty_runs(qty < self.epsilon * v.median)
-            self.min_ticks.add(float(lengths.max()) if len(lengths) else 0.0, v.ts)
+            if self.front_ticks >= 0:
+                # Only a vacuum right in front of price counts: its run starts within front_ticks of
+                # the touch. The automatic size is learnt from that same run (0 when there is none).
+                front = starts <= self.front_ticks
+                starts, lengths = starts[front], lengths[front]
             ok = np.flatnonzero(lengths >= g_min) if math.isfinite(g_min) else np.empty(0, dtype=np.int64)
+            if not len(ok) and side not in self._gaps:
+                # Learn the normal only from normal moments: a vacuum must not raise its own bar.
+                self.min_ticks.add(float(lengths.max()) if len(lengths) else 0.0, v.ts)
             self._track(side, v.ts, ticks, starts[ok[0]] if len(ok) else -1,
                         lengths[ok[0]] if len(ok) else 0, v.median, out)
 
