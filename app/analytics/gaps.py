@@ -32,7 +32,7 @@ def near_empty_runs(empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Gap:
-    __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median")
+    __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median", "bar")
 
     def __init__(self, near: int, far: int, ts: int) -> None:
         self.near = near
@@ -42,6 +42,7 @@ class _Gap:
         self.det_id = 0
         self.width = abs(far - near) + 1
         self.median = 0.0
+        self.bar = math.inf
 
 
 class GapDetector:
@@ -82,15 +83,17 @@ class GapDetector:
                 # the touch. The automatic size is learnt from that same run (0 when there is none).
                 front = starts <= self.front_ticks
                 starts, lengths = starts[front], lengths[front]
-            ok = np.flatnonzero(lengths >= g_min) if math.isfinite(g_min) else np.empty(0, dtype=np.int64)
-            if not len(ok) and side not in self._gaps:
-                # Learn the normal only from normal moments: a vacuum must not raise its own bar.
-                self.min_ticks.add(float(lengths.max()) if len(lengths) else 0.0, v.ts)
+            # A candidate is judged against the bar of the moment it appeared: a vacuum must not
+            # raise its own bar while it persists (it still counts for the bar of later ones).
+            g = self._gaps.get(side)
+            bar = min(g_min, g.bar) if g is not None else g_min
+            ok = np.flatnonzero(lengths >= bar) if math.isfinite(bar) else np.empty(0, dtype=np.int64)
+            self.min_ticks.add(float(lengths.max()) if len(lengths) else 0.0, v.ts)
             self._track(side, v.ts, ticks, starts[ok[0]] if len(ok) else -1,
-                        lengths[ok[0]] if len(ok) else 0, v.median, out)
+                        lengths[ok[0]] if len(ok) else 0, v.median, out, bar)
 
     def _track(self, side: int, ts: int, ticks: np.ndarray, start: int, length: int, median: float,
-               out: list[Detection]) -> None:
+               out: list[Detection], bar: float = math.inf) -> None:
         g = self._gaps.get(side)
         if start < 0:
             if g is not None and ts - g.seen >= self.close_ns:
@@ -103,6 +106,7 @@ class GapDetector:
             g = None
         if g is None:
             g = _Gap(near, far, ts)
+            g.bar = bar
             self._gaps[side] = g
         changed = (near, far) != (g.near, g.far)
         g.near, g.far, g.seen, g.width, g.median = near, far, ts, int(length), median
