@@ -42,7 +42,7 @@ class LargeOrderDetector:
         self.distance_ticks = cfg.int("distance_ticks", 20, 1)
         # Size rule: a number of contracts, or auto = max(floor, mean + k·sd) of level sizes near mid.
         self.size = AutoThreshold(ThresholdSpec.parse(cfg.get("size", "auto"), cfg.where("size"),
-                                                      k=4.0, minutes=5.0, min_samples=200))
+                                                      k=3.5, minutes=5.0, min_samples=200))
         self.notional = cfg.num("notional", 0.0, 0.0)
         self.median_multiple = cfg.num("median_multiple", 4.0, 0.0)
         self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
