@@ -68,6 +68,7 @@ class AbsorptionDetector:
         ei = np.empty(0, dtype=np.int64)
         self._ts, self._side, self._tick, self._qty = ei, ei, ei, e
         self._ep: dict[int, _Episode] = {}
+        self._new = {1: False, -1: False}  # fills arrived on that side since its last evaluation
         self._seen: dict[tuple[int, int], tuple[float, int]] = {}  # level hit -> (most it showed, last ts)
         self._open: dict[int, Detection] = {}
 
@@ -85,6 +86,8 @@ class AbsorptionDetector:
                 old = seen.get((s, t))
                 seen[(s, t)] = (max(vis, old[0]) if old else vis, w.ts)
         if len(w.t_qty):
+            self._new[1] = self._new[1] or bool((w.t_side > 0).any())
+            self._new[-1] = self._new[-1] or bool((w.t_side < 0).any())
             self._ts = np.concatenate((self._ts, w.t_ts))
             self._side = np.concatenate((self._side, w.t_side))
             self._tick = np.concatenate((self._tick, w.t_tick))
@@ -102,7 +105,10 @@ class AbsorptionDetector:
         if not len(self._ts) and not self._ep:
             return
         for side in (1, -1):
-            self._eval_side(side, ts, book, out)
+            # Nothing new on a side with no episode: the answer cannot have changed (cheap skip).
+            if self._new[side] or side in self._ep:
+                self._new[side] = False
+                self._eval_side(side, ts, book, out)
         if len(self._seen) > 64:
             old = ts - self.window_ns
             self._seen = {k: v for k, v in self._seen.items() if v[1] >= old}
@@ -153,6 +159,8 @@ class AbsorptionDetector:
             if ep is not None:
                 self._end(side, ts, "not_quoted", out)
             return
+        if ep is None and not vol >= thr:
+            return  # not heavy: no episode to follow
         visible = 0.0
         shown = 0.0  # the most each band tick showed while being hit: what a plain level could absorb
         for t in range(lo, hi + 1):

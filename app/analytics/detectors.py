@@ -56,7 +56,7 @@ class DetectorSet:
             raise ValueError(f"[detectors]: unknown key(s) {sorted(unknown)} (kinds are {', '.join(KINDS)})")
         top = Section("", {k: cfg[k] for k in _TOP_KEYS if k in cfg})
         self.instrument = instrument
-        self.eval_ns = int(top.num("eval_interval_ms", 200.0, 1.0) * MS)
+        self.eval_ns = int(top.num("eval_interval_ms", 250.0, 1.0) * MS)
         self.align_ns = int(top.num("align_ms", 50.0, 0.0) * MS)
         # Depth updates closer than this are taken together as one window (cheaper; Binance's
         # standard diff stream is 100 ms anyway).

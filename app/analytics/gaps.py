@@ -180,7 +180,8 @@ class ThinBookDetector:
             if new_sec:
                 h = self._hist[side]
                 h[sec % self._n] = depth
-                if self._count >= self.warmup_s:
+                if self._count >= self.warmup_s and (self._count % 5 == 0 or math.isnan(self._ref[side])):
+                    # The 10th percentile of minutes of history moves slowly: every 5 s is enough.
                     self._ref[side] = float(np.nanpercentile(h, self.percentile))
             ref = self._ref[side]
             st = self._state.get(side)
