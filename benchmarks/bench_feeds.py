@@ -30,6 +30,7 @@ from benchmarks import BenchResult
 from feeds.binance_usdm import BinanceUsdmProcessor
 
 CAPTURE = ("binance_usdm", "hftbacktest_usdm_btcusdt_20240808.gz")
+ROWS = ("feeds.binance.decode_sync_apply", "feeds.binance.decode_sync")  # every row name, for `--only`
 BTCUSDT = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001)
 
 

@@ -437,6 +437,11 @@ class BinanceBookSync:
         self._held: Snapshot | None = None  # a snapshot waiting for its bridging diff
         self._delivered = False  # anything reached the book since the last clear
 
+    def bridges(self, last_update_id: int) -> bool:
+        """Whether a snapshot with this ``lastUpdateId`` would sync the buffered diffs (A.4 step 5):
+        lets a replay find which symbol a bare, symbol-less recorded snapshot belongs to."""
+        return self.needs_snapshot and any(d.first_id <= last_update_id <= d.final_id for d in self._buffer)
+
     def on_diff(self, diff: DepthDiff) -> list[SyncBatch]:
         """One ``depthUpdate``: the batches to deliver now (none while buffering)."""
         last = self.update_id
@@ -609,9 +614,10 @@ class BinanceUsdmProcessor:
         self._on_rest(path, body, local_ns)
 
     def reset(self, symbol: str, reason: str, local_ns: int, report: bool = True) -> None:
-        """Reconnect: clear ``symbol``'s book (gap marked) and wait for a new snapshot."""
+        """Reconnect: clear ``symbol``'s book (gap marked at ``local_ns``, which also stands in for the
+        exchange time the venue did not send) and wait for a new snapshot."""
         sync = self.syncs[symbol]
-        self._deliver(symbol, sync, sync.reset(reason, 0, local_ns))
+        self._deliver(symbol, sync, sync.reset(reason, local_ns, local_ns))
         if report:
             self._status(symbol, sync, sync.state)
 
@@ -836,7 +842,7 @@ class BinanceUsdmFeed:
             log.warning("%s: market connection lost: %s", VENUE, reason)
             now = time.time_ns()
             for sym in self.symbols:  # trades were lost while away: mark it for the tape/charts
-                sink.on_batch(sym, gap_marker(0, now), None)
+                sink.on_batch(sym, gap_marker(now, now), None)
 
         await self._connection_loop(self.market_url(), sink, lambda: None, on_close, None)
 

@@ -395,7 +395,7 @@ class BybitLinearProcessor:
     def reset(self, symbol: str, reason: str, local_ns: int, report: bool = True) -> None:
         """Reconnect: clear ``symbol``'s book (gap marked) and wait for the snapshot after subscribe."""
         sync = self.syncs[symbol]
-        for batch, update_id in sync.reset(reason, 0, local_ns):
+        for batch, update_id in sync.reset(reason, local_ns, local_ns):
             self.sink.on_batch(symbol, batch, update_id)
         if report:
             self.sink.on_status(symbol, sync.state, sync.reason)

@@ -708,3 +708,25 @@ def test_apply_batch_with_far_levels_copies_what_it_keeps() -> None:
     batch["qty"] = 9.0
     batch["ival"] = 7
     assert as_dict(book, BID) == {1000: 1.0, 999: 2.0, 5: 3.0, 3: 4.0}
+
+
+@pytest.mark.parametrize("side", [BID, ASK])
+def test_stale_deletes_beyond_the_window_with_a_best_change_in_one_message(side: int) -> None:
+    """Venues send deletes of levels far on the better side; the same message may move the best."""
+    book = make(64)
+    sign = 1 if side == BID else -1
+    put(book, side, {1000: 1.0, 1000 - sign: 2.0, 1000 - 2 * sign: 3.0})
+    stale = 1000 + sign * 5000  # beyond the window, better than any level: a delete of nothing
+    book.apply_side(side, np.array([stale, 1000], dtype=np.int64), np.array([0.0, 0.0]))
+    assert book.levels(side)[0].tolist() == [1000 - sign, 1000 - 2 * sign]
+    assert (book.best_bid() if side == BID else book.best_ask()) == (1000 - sign, 2.0)
+    book.apply_side(side, np.array([stale, 1000 + sign], dtype=np.int64), np.array([0.0, 4.0]))
+    assert (book.best_bid() if side == BID else book.best_ask()) == (1000 + sign, 4.0)
+    book.apply_side(side, np.array([stale + sign], dtype=np.int64), np.array([0.0]))
+    assert (book.best_bid() if side == BID else book.best_ask()) == (1000 + sign, 4.0)
+
+
+def test_apply_rejects_other_structured_arrays() -> None:
+    other = np.zeros(2, dtype=[("ev", "<u8"), ("qty", "<f8")])
+    with pytest.raises(ValueError, match="EVENT_DTYPE"):
+        make().apply(other)

@@ -144,3 +144,16 @@ def test_small_window_gives_the_same_tops(btc_events: tuple, btc_replay: tuple) 
     small, _, small_tops = replay(btc_events[0], BTC, roi=256)
     assert small_tops == tops
     assert small.recentres > 0
+
+
+def test_ethusdt_capture_agrees_with_bookticker_too(eth_capture: Path) -> None:
+    """The second real capture (tick 0.01): every shared update id, and the final book."""
+    eth = Instrument("binance-usdm", "ETHUSDT", 0.01, 0.001)
+    events, tickers = parse(eth_capture, eth)
+    book, ref, tops = replay(events, eth)
+    shared = sorted(tops.keys() & tickers.keys())
+    assert len(shared) > 100
+    assert [u for u in shared if tops[u] != tickers[u]] == []
+    for side in (BID, ASK):
+        t, q = book.levels(side)
+        assert list(zip(t.tolist(), q.tolist(), strict=True)) == ref.levels(side)

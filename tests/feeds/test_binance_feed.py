@@ -32,12 +32,14 @@ class Script:
 
     def __init__(self, drop_after: int | None = None) -> None:
         self.u = 100
+        self.snapshots_served = 0
         self.public_connections = 0
         self.drop_after = drop_after
         self.sent_after_reconnect = asyncio.Event()
 
     def snapshot(self, query: str) -> tuple[int, str]:
         assert "symbol=TESTUSDT" in query and "limit=1000" in query
+        self.snapshots_served += 1
         body = {"lastUpdateId": self.u, "E": 1, "T": 1, "bids": [["100.0", "5.000"], ["99.9", "1.000"]],
                 "asks": [["101.0", "1.000"]]}  # fmt: skip
         return 200, json.dumps(body)
@@ -52,13 +54,18 @@ class Script:
             return
         self.public_connections += 1
         nth = self.public_connections
-        for k in range(40):
+        served_before = self.snapshots_served
+        after = 0  # diffs sent since this connection's snapshot was served
+        for k in range(1000):  # diffs every 10 ms until 30 followed this connection's snapshot
             prev, self.u = self.u, self.u + 10
-            await conn.send(depth(prev + 1, self.u, prev, "100.0", f"{k + 1}.000"))
+            await conn.send(depth(prev + 1, self.u, prev, "100.0", f"{k % 9 + 1}.000"))
             await asyncio.sleep(0.01)
-            if nth == 1 and self.drop_after is not None and k == self.drop_after:
+            after += self.snapshots_served > served_before
+            if nth == 1 and self.drop_after is not None and after == self.drop_after:
                 await conn.close()
                 return
+            if after == 30:
+                break
         if nth > 1:
             self.sent_after_reconnect.set()
         await conn.wait_closed()
@@ -94,7 +101,7 @@ def test_syncs_delivers_and_captures_raw() -> None:
             sink = TopCheckSink([])
 
             def done() -> bool:
-                return script.u >= 400 and any(
+                return script.u >= 400 and ("TESTUSDT", LIVE, "") in sink.statuses and any(
                     int(b["ev"][0]) & KIND_MASK == OPEN_INTEREST_EVENT for _, b, _ in sink.batches)
 
             await run_until(feed, sink, done)
@@ -103,7 +110,8 @@ def test_syncs_delivers_and_captures_raw() -> None:
             assert states[:3] == [CONNECTING, SYNCING, LIVE] and states[-1] == STOPPED
             book = sink.books["TESTUSDT"]
             assert book.best_ask()[0] == 1010
-            assert book.best_bid()[0] == 1000 and book.best_bid()[1] >= 2.0
+            last_depth = json.loads([r for _, r in sink.raw if "@depth" in r[:40]][-1])["data"]
+            assert book.best_bid() == (1000, float(last_depth["b"][0][1]))
             kinds = sink.kinds()
             assert TRADE_EVENT in kinds and OPEN_INTEREST_EVENT in kinds
             c = feed.counters()

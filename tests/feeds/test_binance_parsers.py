@@ -248,3 +248,24 @@ def test_parse_rest_line_round_trip() -> None:
         "/fapi/v1/depth?symbol=X&limit=5", body.encode())  # fmt: skip
     assert parse_rest_line(BOOK_TICKER) is None
     assert parse_rest_line("not json") is None
+
+
+def test_processor_dispatches_every_stream() -> None:
+    from feeds.binance_usdm import BinanceUsdmProcessor
+    from tests.feeds._helpers import RecordingSink
+
+    sink = RecordingSink()
+    p = BinanceUsdmProcessor([BTC, Instrument("binance-usdm", "CTKUSDT", 0.001, 1.0)], sink)
+    frames = [
+        BOOK_TICKER, TRADE, AGG_TRADE,
+        '{"stream":"btcusdt@markPrice@1s","data":' + MARK + "}",
+        '{"stream":"btcusdt@forceOrder","data":' + FORCE + "}",
+        MARK,  # a bare payload (raw /ws/ mode)
+    ]  # fmt: skip
+    for raw in frames:
+        p.on_line(raw, LOCAL)
+    assert p.malformed == 0
+    assert [sym for sym, _, _ in sink.batches] == ["BTCUSDT", "BTCUSDT", "CTKUSDT", "BTCUSDT", "BTCUSDT", "BTCUSDT"]
+    assert sink.kinds() == [DEPTH_BBO_EVENT, DEPTH_BBO_EVENT, TRADE_EVENT, TRADE_EVENT, MARK_PRICE_EVENT,
+                            FUNDING_EVENT, LIQUIDATION_EVENT, MARK_PRICE_EVENT, FUNDING_EVENT]  # fmt: skip
+    assert all(uid is None for _, _, uid in sink.batches)

@@ -212,3 +212,12 @@ def test_off_grid_levels_are_left_out_and_counted() -> None:
     assert sink.batches[-2][1]["ival"].tolist() == [0, 1000, 1001]  # clear row, then on-grid levels
     assert p.off_grid == {"TESTUSDT": 2} and p.malformed == 0
     assert sink.batches[-1][2] == 110 and sink.batches[-1][1]["qty"].tolist() == [2.0]
+
+
+def test_bridges_tells_which_buffer_a_snapshot_fits() -> None:
+    s = BinanceBookSync(INST)
+    s.on_diff(diff(101, 110, 100))
+    s.on_diff(diff(111, 120, 110))
+    assert s.bridges(105) and s.bridges(120) and not s.bridges(100) and not s.bridges(121)
+    s.on_snapshot(snap(105))
+    assert not s.bridges(115)  # synced: wants no snapshot
