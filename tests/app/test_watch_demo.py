@@ -178,3 +178,26 @@ def test_unknown_symbol_on_a_venue_is_one_line_exit_2(tmp_path, capsys: pytest.C
     assert tops and tops[0]["venue"] == "bybit-linear" and objs[-1]["malformed"] == 0
     ids = [t["update_id"] for t in tops]
     assert ids == sorted(set(ids))
+
+
+def test_demo_through_the_bybit_adapter(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bybit.toml"
+    cfg.write_text('[simulator]\nvenue = "bybit-linear"\n')
+    objs = run_watch(["watch", "demo:ALTUSDT", "--json", "--duration", "2.5", "--config", str(cfg)], capsys)
+    tops = [o for o in objs if o["type"] == "top"]
+    assert tops and all(t["venue"] == "demo" and t["bid_px"] < t["ask_px"] for t in tops)
+    ids = [t["update_id"] for t in tops]
+    assert ids == sorted(set(ids))
+    assert objs[-1]["malformed"] == 0 and objs[-1]["messages"] > 0
+    assert no_simulator_threads()
+
+
+def test_bad_simulator_settings_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('[simulator]\nvenue = "okx"\n')
+    assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
+    assert "simulator.venue" in capsys.readouterr().err
+    cfg.write_text('[simulator]\nfaults = "explode=1"\n')
+    assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
+    assert "bad fault spec" in capsys.readouterr().err
+    assert no_simulator_threads()
