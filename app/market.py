@@ -77,6 +77,7 @@ DEFAULT_RING_CAPACITY = 1 << 20
 DEFAULT_SIZE_CHANGE_S = 5.0
 SNAPSHOT_INTERVAL_NS = 250_000_000
 SNAPSHOT_HALF_TICKS = 1024  # size-change memory covers mid ± this many ticks
+TRADES_KEPT = 2000  # newest trade rows a frame can carry (the tape)
 
 
 class TopOfBook(NamedTuple):
@@ -188,6 +189,8 @@ class MarketState:
         self._rate_count = 0
         self._last_rate = 0.0
         self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
+        self._trade_seq = self.ring.total_written  # ring rows before this were scanned for the tape
+        self._trade_tape = np.zeros(0, dtype=self.ring.dtype)
         # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
         self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
             maxlen=max(2, self._size_change_ns // SNAPSHOT_INTERVAL_NS + 2)
@@ -404,26 +407,23 @@ class MarketState:
             self._flush_profile()
             return self.footprint.bars(last)
 
-    def recent_trades(self, n: int, max_scan: int = 1 << 18) -> np.ndarray:
-        """A copy of the newest ``n`` trade rows (oldest first), looking back at most ``max_scan`` rows."""
-        view = self.ring.latest(min(len(self.ring), max_scan))
-        found: list[np.ndarray] = []
-        need = n
-        end = len(view)
-        chunk = 4096
-        while end > 0 and need > 0:
-            start = max(0, end - chunk)
-            part = view[start:end]
-            trades = part[_kinds_of(part) == TRADE_EVENT]
+    def recent_trades(self, n: int) -> np.ndarray:
+        """A copy of the newest ``n`` trade rows (oldest first; at most ``TRADES_KEPT``)."""
+        with self._lock:
+            return self._recent_trades(n)
+
+    def _recent_trades(self, n: int) -> np.ndarray:
+        # Incremental: only ring rows that arrived since the last call are scanned for trades.
+        try:
+            new = self.ring.since(self._trade_seq)
+        except RingOverrun:  # not asked for longer than the ring holds: what is retained will do
+            new = self.ring.latest()
+        self._trade_seq = self.ring.total_written
+        if len(new):
+            trades = new[_kinds_of(new) == TRADE_EVENT]
             if len(trades):
-                take = trades[-need:]
-                found.append(take)
-                need -= len(take)
-            end = start
-            chunk *= 4
-        if not found:
-            return np.zeros(0, dtype=view.dtype)
-        return np.concatenate(found[::-1])  # concatenate copies: never a view of the live ring
+                self._trade_tape = np.concatenate((self._trade_tape, trades))[-TRADES_KEPT:]
+        return self._trade_tape[len(self._trade_tape) - min(n, len(self._trade_tape)):].copy()
 
     def _on_funding(self, rows: np.ndarray) -> FundingState | None:
         """Fold mark/funding/open-interest rows; a batch the tracker refuses (out of order) is counted."""
@@ -531,7 +531,7 @@ class MarketState:
                 ladder_traded_buy=traded_buy,
                 ladder_traded_sell=traded_sell,
                 ladder_size_change=change,
-                trades=self.recent_trades(trades),
+                trades=self._recent_trades(trades),
                 detections=tuple(self.open_detections.values()),
                 funding=self.funding.state if self.funding.version else None,
                 message_rate=self.message_rate,

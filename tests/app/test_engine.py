@@ -616,3 +616,18 @@ def test_feeds_added_while_the_thread_starts_are_never_lost() -> None:
             time.sleep(0.002)
         engine.stop()
         assert feed.delivered == 5
+
+
+def test_the_trade_tape_is_incremental_and_bounded() -> None:
+    from app.market import TRADES_KEPT
+
+    m = MarketState(INST, {"engine": {"ring_capacity": 1 << 14}})
+    m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1)
+    for i in range(TRADES_KEPT + 10):
+        m.apply(trade(ev.BID if i % 2 else ev.ASK, 1001, float(i + 1), T0 + i, trade_id=i), None)
+        if i == 5:
+            assert m.recent_trades(3)["order_id"].tolist() == [3, 4, 5]
+        m.apply(diff({1000: float(i + 1)}, {}, i + 2, T0 + i), i + 2)
+    tape = m.recent_trades(10_000)
+    assert len(tape) == TRADES_KEPT and tape["order_id"][-1] == TRADES_KEPT + 9
+    assert m.recent_trades(0).size == 0 and m.frame(trades=2).trades["qty"].tolist() == [2009.0, 2010.0]
