@@ -1,8 +1,10 @@
 """``venue:SYMBOL`` source strings + configuration -> :class:`feeds.base.Feed` objects.
 
 Venues: ``binance-usdm`` and ``bybit-linear`` (endpoints from ``[venues.<venue>]``), and ``demo``,
-which starts the embedded exchange simulator in-process (once per factory, shared by every demo
-symbol) and connects the real Binance USDⓈ-M adapter to it, so the demo runs live-session code.
+which starts the embedded exchange simulator in-process (shared by the demo symbols given together)
+and connects the real Binance USDⓈ-M adapter to it (Bybit's with ``[simulator] venue =
+"bybit-linear"``), so the demo runs live-session code. ``[simulator]`` also takes ``seed``, ``rate``,
+``speed``, ``step_ms``, ``coalesce`` and ``faults`` (e.g. ``"drop=0.01,malformed=0.005"``).
 Symbols of one venue given together share one feed (one connection set).
 """
 
@@ -19,7 +21,7 @@ from feeds.base import Feed, FeedCounters, FeedSink
 DEMO = "demo"
 BINANCE_USDM = "binance-usdm"
 BYBIT_LINEAR = "bybit-linear"
-DEMO_VENUE = BINANCE_USDM  # the adapter (and wire format) the demo symbols are served with
+DEMO_VENUE = BINANCE_USDM  # the adapter (and wire format) demo symbols use unless [simulator] venue says
 
 
 class VenueAlias:
@@ -59,13 +61,15 @@ FeedBuilder = Callable[[Sequence[str], Mapping[str, Any]], Feed]
 def _binance(symbols: Sequence[str], config: Mapping[str, Any]) -> Feed:
     from feeds.binance_usdm import BinanceUsdmFeed
 
-    return BinanceUsdmFeed(list(symbols), **venue_endpoints(dict(config), BINANCE_USDM))
+    ep = venue_endpoints(dict(config), BINANCE_USDM)
+    return BinanceUsdmFeed(list(symbols), ep["rest"], ep["ws_public"], ep["ws_market"])
 
 
 def _bybit(symbols: Sequence[str], config: Mapping[str, Any]) -> Feed:
     from feeds.bybit_linear import BybitLinearFeed
 
-    return BybitLinearFeed(list(symbols), **venue_endpoints(dict(config), BYBIT_LINEAR))
+    ep = venue_endpoints(dict(config), BYBIT_LINEAR)
+    return BybitLinearFeed(list(symbols), ep["rest"], ep["ws"])
 
 
 BUILDERS: dict[str, FeedBuilder] = {BINANCE_USDM: _binance, BYBIT_LINEAR: _bybit}
@@ -88,18 +92,19 @@ class SourceFactory:
             symbols = by_venue.setdefault(venue, [])
             if symbol not in symbols:
                 symbols.append(symbol)
-        out = []
+        out: list[tuple[str, Feed]] = []
         for venue, symbols in by_venue.items():
             label = ",".join(f"{venue}:{s}" for s in symbols)
             if venue == DEMO:
-                config = self._demo_config(symbols)
-                out.append((label, VenueAlias(BUILDERS[DEMO_VENUE](symbols, config), DEMO)))
+                config, adapter = self._demo_config(symbols)
+                out.append((label, VenueAlias(BUILDERS[adapter](symbols, config), DEMO)))
             else:
                 out.append((label, BUILDERS[venue](symbols, self.config)))
         return out
 
-    def _demo_config(self, symbols: Sequence[str]) -> Mapping[str, Any]:
-        """Start an in-process simulator listing ``symbols``; the demo venue's endpoints point at it.
+    def _demo_config(self, symbols: Sequence[str]) -> tuple[Mapping[str, Any], str]:
+        """Start an in-process simulator listing ``symbols``: (config whose endpoints point at it, the
+        adapter to connect with: ``[simulator] venue``, default binance-usdm).
 
         Symbols already served by a running embedded simulator reuse it; new ones get their own
         (the simulator's symbol list is fixed when it starts).
@@ -107,17 +112,20 @@ class SourceFactory:
         from feeds.simulator.faults import FaultPlan
         from feeds.simulator.server import SimulatorThread, parse_symbols
 
+        settings = self.config.get("simulator", {}) if self.config else {}
+        if not isinstance(settings, Mapping):
+            raise ConfigError("config: [simulator] must be a table")
+        allowed = {"seed", "rate", "speed", "step_ms", "coalesce", "faults", "venue"}
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise ConfigError(f"config: unknown key(s) {', '.join(unknown)} in [simulator] "
+                              f"(known: {', '.join(sorted(allowed))})")
+        adapter = str(settings.get("venue", DEMO_VENUE))
+        if adapter not in BUILDERS:
+            raise ConfigError(f"config: simulator.venue must be one of {', '.join(BUILDERS)}, got {adapter!r}")
         sim = next((s for s in self.simulators if set(symbols) <= set(s.server.symbols)), None)
         if sim is None:
-            settings = self.config.get("simulator", {}) if self.config else {}
-            if not isinstance(settings, Mapping):
-                raise ConfigError("config: [simulator] must be a table")
-            allowed = {"seed", "rate", "speed", "step_ms", "coalesce", "faults"}
-            unknown = sorted(set(settings) - allowed)
-            if unknown:
-                raise ConfigError(f"config: unknown key(s) {', '.join(unknown)} in [simulator] "
-                                  f"(known: {', '.join(sorted(allowed))})")
-            kwargs = dict(settings)
+            kwargs = {k: v for k, v in settings.items() if k != "venue"}
             try:
                 if "faults" in kwargs:  # e.g. "drop=0.01,malformed=0.005,seed=7"
                     kwargs["faults"] = FaultPlan.parse(str(kwargs["faults"]))
@@ -128,8 +136,8 @@ class SourceFactory:
             self.simulators.append(sim)
         assert sim.server is not None
         venues = dict(self.config.get("venues", {})) if self.config else {}
-        venues[DEMO_VENUE] = dict(sim.server.endpoints()[DEMO_VENUE])
-        return {**self.config, "venues": venues}
+        venues[adapter] = dict(sim.server.endpoints()[adapter])
+        return {**self.config, "venues": venues}, adapter
 
     def close(self) -> None:
         """Stop the embedded simulators started for ``demo:`` sources."""

@@ -36,7 +36,7 @@ def test_watch_demo_json_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
         assert t["bid_px"] < t["ask_px"] and t["bid_qty"] > 0 and t["ask_qty"] > 0
         assert t["local_ts"] >= t["exch_ts"] - 10**9
     states = [o["state"] for o in objs if o["type"] == "status"]
-    assert states[0] in ("connecting", "syncing") and "live" in states and states[-1] == "stopped"
+    assert states[:2] == ["connecting", "syncing"] and "live" in states and states[-1] == "stopped"
     assert any(o["type"] == "funding" and o["mark_px"] > 0 for o in objs)
     summary = objs[-1]
     assert summary["type"] == "summary"
@@ -130,6 +130,10 @@ def test_engine_recovers_from_faults_to_the_simulators_book() -> None:
             time.sleep(0.1)
         sim.call(lambda s: setattr(s, "speed", 1e-9))
         time.sleep(0.8)
+        market = engine.market("demo:ETHUSDT")
+        deadline = time.monotonic() + 10  # frozen mid-resync: the REST snapshot still brings it back
+        while not (market.synced and engine.status("demo:ETHUSDT")[0] == "live") and time.monotonic() < deadline:
+            time.sleep(0.05)
         counts = sim.call(lambda s: s.fault_counts())
         (bid_t, bid_q), (ask_t, ask_q) = sim.call(lambda s: s.levels("ETHUSDT"))
         market = engine.market("demo:ETHUSDT")
@@ -143,7 +147,7 @@ def test_engine_recovers_from_faults_to_the_simulators_book() -> None:
     assert feed_counts["malformed"] == counts["malformed"]
     assert feed_counts["reconnects"] >= 1 and feed_counts["resyncs"] >= 1
     assert "disconnected" in statuses or "resyncing" in statuses
-    assert our_bid[0].tolist() == bid_t[:20].tolist() and our_ask[0].tolist() == ask_t[:20].tolist()
+    assert our_bid[0].tolist() == bid_t[:20].tolist() and our_ask[0].tolist() == ask_t[:20].tolist(), statuses
     assert our_bid[1] == pytest.approx(bid_q[:20]) and our_ask[1] == pytest.approx(ask_q[:20])
     assert no_simulator_threads()
 
@@ -174,3 +178,26 @@ def test_unknown_symbol_on_a_venue_is_one_line_exit_2(tmp_path, capsys: pytest.C
     assert tops and tops[0]["venue"] == "bybit-linear" and objs[-1]["malformed"] == 0
     ids = [t["update_id"] for t in tops]
     assert ids == sorted(set(ids))
+
+
+def test_demo_through_the_bybit_adapter(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "bybit.toml"
+    cfg.write_text('[simulator]\nvenue = "bybit-linear"\n')
+    objs = run_watch(["watch", "demo:ALTUSDT", "--json", "--duration", "2.5", "--config", str(cfg)], capsys)
+    tops = [o for o in objs if o["type"] == "top"]
+    assert tops and all(t["venue"] == "demo" and t["bid_px"] < t["ask_px"] for t in tops)
+    ids = [t["update_id"] for t in tops]
+    assert ids == sorted(set(ids))
+    assert objs[-1]["malformed"] == 0 and objs[-1]["messages"] > 0
+    assert no_simulator_threads()
+
+
+def test_bad_simulator_settings_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "sim.toml"
+    cfg.write_text('[simulator]\nvenue = "okx"\n')
+    assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
+    assert "simulator.venue" in capsys.readouterr().err
+    cfg.write_text('[simulator]\nfaults = "explode=1"\n')
+    assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
+    assert "bad fault spec" in capsys.readouterr().err
+    assert no_simulator_threads()
