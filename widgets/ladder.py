@@ -49,6 +49,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
 )
 COLUMN_KEYS = tuple(c[0] for c in COLUMNS)
 
+LIVE_STATES = ("live", "replay")
 # How long a flash lasts, seconds.
 TRADE_FLASH_S = 0.45
 ALERT_FLASH_S = 2.0
@@ -116,6 +117,7 @@ class LadderWidget(QWidget):
         self._header_font = QFont(self._font)
         self._header_font.setPointSizeF(8.0)
         self._frame: Frame | None = None
+        self._feed_state = "live"  # from status events: a disconnect shows before the next frame
         self._group = 1
         self._auto_centre = True
         self._centre_tick: int | None = None
@@ -159,7 +161,24 @@ class LadderWidget(QWidget):
     @property
     def stale(self) -> bool:
         """True when the frame shown is not from a live, synced feed (or there is none)."""
-        return self._frame is None or self._frame.state not in ("live", "replay")
+        if self._feed_state not in LIVE_STATES:
+            return True
+        return self._frame is None or self._frame.state not in LIVE_STATES
+
+    @property
+    def stale_reason(self) -> str:
+        """The state that makes the ladder stale ('' when live)."""
+        if self._feed_state not in LIVE_STATES:
+            return self._feed_state
+        if self._frame is not None and self._frame.state not in LIVE_STATES:
+            return self._frame.state
+        return ""
+
+    def set_feed_state(self, state: str) -> None:
+        """The feed's state from a status event; anything but live/replay shows STALE at once."""
+        if state != self._feed_state:
+            self._feed_state = state
+            self._invalidate()
 
     @property
     def row_count(self) -> int:
@@ -421,7 +440,7 @@ class LadderWidget(QWidget):
             return
         self._paint_rows(painter, view, frame)
         if self.stale:
-            self._paint_stale(painter, frame.state)
+            self._paint_stale(painter, self.stale_reason)
         painter.end()
 
     def _paint_header(self, painter: QPainter) -> None:
