@@ -1,0 +1,867 @@
+"""Binance USDⓈ-M futures: pure parsers, the U/u/pu book sync, a pure message processor, the I/O feed.
+
+Layers, each usable alone (the capture replay uses the pure ones without any network):
+
+* ``parse_*`` functions: one raw message (``bytes``/``str``, with or without the combined-stream
+  envelope, or an already decoded struct) -> an ``EVENT_DTYPE`` batch.
+* :class:`BinanceBookSync`: protocols.md A.4 exactly, no I/O; says when it needs a REST snapshot.
+* :class:`BinanceUsdmProcessor`: routes raw lines (websocket frames and recorded REST lines) through
+  the parsers and syncs to a :class:`~feeds.base.FeedSink`; counts messages, resyncs, malformed.
+* :class:`BinanceUsdmFeed`: two websocket connections (``/public``: depth + bookTicker, ``/market``:
+  trades, mark price, liquidations), REST snapshot / exchangeInfo / openInterest, reconnects.
+
+Recorded REST lines (``FeedSink.on_raw``) have the form ``{"rest":"/fapi/v1/depth?symbol=BTCUSDT&limit=1000",
+"data":<body exactly as received>}`` (see :func:`feeds.common.rest_line`); a bare snapshot body (the
+hftbacktest collector's form) is also accepted when the processor has one symbol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+import numpy as np
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from app.core.events import (
+    BOTH_CLOCKS,
+    BUY_EVENT,
+    DEPTH_BBO_EVENT,
+    DEPTH_EVENT,
+    FUNDING_EVENT,
+    LIQUIDATION_EVENT,
+    MARK_PRICE_EVENT,
+    OPEN_INTEREST_EVENT,
+    SELL_EVENT,
+    TRADE_EVENT,
+)
+from app.core.instrument import Instrument
+from feeds.backoff import Backoff
+from feeds.base import (
+    CONNECTING,
+    DISCONNECTED,
+    LIVE,
+    RESYNCING,
+    STOPPED,
+    SYNCING,
+    FeedCounters,
+    FeedSink,
+)
+from feeds.common import (
+    MS,
+    FeedError,
+    SyncBatch,
+    gap_batch,
+    gap_marker,
+    levels_to_rows,
+    rest_line,
+    rows,
+    snapshot_batch,
+    tick_of,
+)
+from feeds.http import HttpError, http_get
+
+VENUE = "binance-usdm"
+log = logging.getLogger(__name__)
+
+_BUY_TRADE = BOTH_CLOCKS | BUY_EVENT | TRADE_EVENT
+_SELL_TRADE = BOTH_CLOCKS | SELL_EVENT | TRADE_EVENT
+_BID_BBO = BOTH_CLOCKS | BUY_EVENT | DEPTH_BBO_EVENT
+_ASK_BBO = BOTH_CLOCKS | SELL_EVENT | DEPTH_BBO_EVENT
+_MARK = BOTH_CLOCKS | MARK_PRICE_EVENT
+_FUNDING = BOTH_CLOCKS | FUNDING_EVENT
+_OPEN_INTEREST = BOTH_CLOCKS | OPEN_INTEREST_EVENT
+_LONG_LIQUIDATED = BOTH_CLOCKS | SELL_EVENT | LIQUIDATION_EVENT  # the venue sells the long's position
+_SHORT_LIQUIDATED = BOTH_CLOCKS | BUY_EVENT | LIQUIDATION_EVENT
+
+Level = tuple[float, float]
+
+
+# --- wire structs (msgspec, lax: "61800.20" decodes into a float field) -------------------------------
+
+
+class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
+    """``<symbol>@depth@100ms`` diff (also the partial ``@depthN`` form)."""
+
+    E: int
+    s: str
+    U: int
+    u: int
+    pu: int
+    b: list[Level]
+    a: list[Level]
+    T: int = 0
+
+
+class Trade(msgspec.Struct, tag_field="e", tag="trade"):
+    """``<symbol>@trade``."""
+
+    E: int
+    s: str
+    t: int
+    p: float
+    q: float
+    m: bool
+    T: int = 0
+    X: str = "MARKET"
+
+
+class AggTrade(msgspec.Struct, tag_field="e", tag="aggTrade"):
+    """``<symbol>@aggTrade``."""
+
+    E: int
+    s: str
+    a: int
+    p: float
+    q: float
+    m: bool
+    T: int = 0
+    f: int = 0
+    l: int = 0  # noqa: E741 - the venue's field name
+
+
+class BookTicker(msgspec.Struct, tag_field="e", tag="bookTicker"):
+    """``<symbol>@bookTicker``."""
+
+    u: int
+    s: str
+    b: float
+    B: float
+    a: float
+    A: float
+    T: int = 0
+    E: int = 0
+
+
+class MarkPrice(msgspec.Struct, tag_field="e", tag="markPriceUpdate"):
+    """``<symbol>@markPrice@1s``; strings kept because ``r``/``i`` may be empty for some contracts."""
+
+    E: int
+    s: str
+    p: str
+    i: str = ""
+    r: str = ""
+    T: int = 0
+    P: str = ""
+
+
+class ForceOrderBody(msgspec.Struct):
+    """The ``o`` object of a ``forceOrder`` event."""
+
+    s: str
+    S: str
+    q: float
+    p: float
+    ap: float = 0.0
+    z: float = 0.0
+    T: int = 0
+    X: str = ""
+
+
+class ForceOrder(msgspec.Struct, tag_field="e", tag="forceOrder"):
+    """``<symbol>@forceOrder`` (sampled: at most the latest liquidation per symbol per second)."""
+
+    E: int
+    o: ForceOrderBody
+
+
+Payload = DepthUpdate | Trade | AggTrade | BookTicker | MarkPrice | ForceOrder
+
+
+class Envelope(msgspec.Struct):
+    """Combined-stream frame ``{"stream": ..., "data": ...}``."""
+
+    stream: str
+    data: Payload
+
+
+class DepthSnapshot(msgspec.Struct):
+    """REST ``GET /fapi/v1/depth`` body."""
+
+    lastUpdateId: int
+    bids: list[Level]
+    asks: list[Level]
+    E: int = 0
+    T: int = 0
+
+
+class OpenInterest(msgspec.Struct):
+    """REST ``GET /fapi/v1/openInterest`` body."""
+
+    symbol: str
+    openInterest: float
+    time: int = 0
+
+
+class RestLine(msgspec.Struct):
+    """A recorded REST response, see :func:`feeds.common.rest_line`."""
+
+    rest: str
+    data: msgspec.Raw
+
+
+_ENVELOPE = msgspec.json.Decoder(Envelope, strict=False)
+_PAYLOAD = msgspec.json.Decoder(Payload, strict=False)
+_SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
+_OPEN_INTEREST = msgspec.json.Decoder(OpenInterest, strict=False)
+_REST_LINE = msgspec.json.Decoder(RestLine)
+_ANY = msgspec.json.Decoder()
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _payload(raw: bytes | str | Any, kind: type) -> Any:
+    """A decoded payload of type ``kind`` from a raw frame (enveloped or bare) or a struct."""
+    if isinstance(raw, kind):
+        return raw
+    if isinstance(raw, Envelope):
+        data = raw.data
+    else:
+        try:
+            data = _ENVELOPE.decode(raw).data
+        except _DECODE_ERRORS:
+            data = _PAYLOAD.decode(raw)
+    if not isinstance(data, kind):
+        raise ValueError(f"expected a {kind.__name__} message, got {type(data).__name__}")
+    return data
+
+
+# --- pure parsers -------------------------------------------------------------------------------------
+
+
+class DepthDiff(NamedTuple):
+    """A parsed diff: its ids for the sync rule and its depth rows (``order_id`` = ``u``)."""
+
+    first_id: int  # U
+    final_id: int  # u
+    prev_final_id: int  # pu
+    exch_ts: int
+    local_ts: int
+    batch: np.ndarray
+
+
+def parse_depth_update(raw: bytes | str | DepthUpdate | Envelope, inst: Instrument, local_ns: int) -> DepthDiff:
+    """``@depth`` diff -> :class:`DepthDiff` (``DEPTH_EVENT`` rows, bids first; qty 0 deletes).
+
+    Sample: ``{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1723161292018,"T":1723161292007,
+    "s":"BTCUSDT","U":5123110691500,"u":5123110692581,"pu":5123110691288,"b":[["61763.10","0.092"]],
+    "a":[["61858.10","14.960"],["61858.40","0.030"]]}}``
+    """
+    d = _payload(raw, DepthUpdate)
+    exch_ts = (d.T or d.E) * MS
+    batch = levels_to_rows(d.b, d.a, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
+    return DepthDiff(d.U, d.u, d.pu, exch_ts, local_ns, batch)
+
+
+class Snapshot(NamedTuple):
+    """A parsed REST snapshot: ``lastUpdateId`` and the clear + snapshot rows."""
+
+    last_update_id: int
+    exch_ts: int
+    local_ts: int
+    batch: np.ndarray
+
+
+def parse_depth_snapshot(raw: bytes | str | DepthSnapshot, inst: Instrument, local_ns: int) -> Snapshot:
+    """REST depth body -> :class:`Snapshot` (``DEPTH_CLEAR_EVENT`` + ``DEPTH_SNAPSHOT_EVENT`` rows).
+
+    Sample: ``{"lastUpdateId":5123107852948,"E":1723161256501,"T":1723161256493,
+    "bids":[["61800.20","2.909"],["61800.10","0.696"]],"asks":[["61800.30","3.330"]]}``
+    """
+    d = raw if isinstance(raw, DepthSnapshot) else _SNAPSHOT.decode(raw)
+    exch_ts = (d.T or d.E) * MS
+    batch = snapshot_batch(d.bids, d.asks, inst, exch_ts, local_ns, d.lastUpdateId)
+    return Snapshot(d.lastUpdateId, exch_ts, local_ns, batch)
+
+
+def parse_trade(raw: bytes | str | Trade | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
+    """``@trade`` -> one ``TRADE_EVENT`` row; ``m`` true (buyer is maker) = aggressive sell.
+
+    Sample: ``{"stream":"btcusdt@trade","data":{"e":"trade","E":1723161256322,"T":1723161256322,
+    "s":"BTCUSDT","t":5266583935,"p":"61800.30","q":"0.006","X":"MARKET","m":false}}``
+    """
+    d = _payload(raw, Trade)
+    tick = tick_of(inst, d.p)
+    return rows(_SELL_TRADE if d.m else _BUY_TRADE, (d.T or d.E) * MS, local_ns,
+                tick * inst.tick_size, d.q, d.t, tick, 0.0)  # fmt: skip
+
+
+def parse_agg_trade(raw: bytes | str | AggTrade | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
+    """``@aggTrade`` -> one ``TRADE_EVENT`` row (``order_id`` = aggregate id); ``m`` true = aggressive sell.
+
+    Sample: ``{"stream":"ctkusdt@aggTrade","data":{"e":"aggTrade","E":1626992741575,"a":16599292,
+    "s":"CTKUSDT","p":"1.01100","q":"10","f":23961322,"l":23961322,"T":1626992741421,"m":false}}``
+    """
+    d = _payload(raw, AggTrade)
+    tick = tick_of(inst, d.p)
+    return rows(_SELL_TRADE if d.m else _BUY_TRADE, (d.T or d.E) * MS, local_ns,
+                tick * inst.tick_size, d.q, d.a, tick, 0.0)  # fmt: skip
+
+
+def parse_book_ticker(raw: bytes | str | BookTicker | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
+    """``@bookTicker`` -> two ``DEPTH_BBO_EVENT`` rows (bid, then ask), ``order_id`` = book id ``u``.
+
+    The book is not changed by these rows; they are the venue's own top used to verify ours.
+    Sample: ``{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,"s":"BTCUSDT",
+    "b":"61800.20","B":"2.507","a":"61800.30","A":"2.510","T":1723161256313,"E":1723161256313}}``
+    """
+    d = _payload(raw, BookTicker)
+    ts = (d.T or d.E) * MS
+    bt = tick_of(inst, d.b)
+    at = tick_of(inst, d.a)
+    tick_size = inst.tick_size
+    return rows(_BID_BBO, ts, local_ns, bt * tick_size, d.B, d.u, bt, 0.0,
+                _ASK_BBO, ts, local_ns, at * tick_size, d.A, d.u, at, 0.0)  # fmt: skip
+
+
+def parse_mark_price(raw: bytes | str | MarkPrice | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
+    """``@markPrice@1s`` -> ``MARK_PRICE_EVENT`` (px mark, fval index) + ``FUNDING_EVENT`` (fval rate,
+    ival next funding time ns); the funding row is left out when the contract has no funding rate.
+
+    Sample: ``{"stream":"btcusdt@markPrice@1s","data":{"e":"markPriceUpdate","E":1562305380000,
+    "s":"BTCUSDT","p":"11794.15000000","i":"11784.62659091","P":"11784.25641265","r":"0.00038167",
+    "T":1562306400000}}``
+    """
+    d = _payload(raw, MarkPrice)
+    ts = d.E * MS
+    mark = float(d.p)
+    index = float(d.i) if d.i else 0.0
+    if not d.r:
+        return rows(_MARK, ts, local_ns, mark, 0.0, 0, 0, index)
+    return rows(_MARK, ts, local_ns, mark, 0.0, 0, 0, index,
+                _FUNDING, ts, local_ns, mark, 0.0, 0, d.T * MS, float(d.r))  # fmt: skip
+
+
+def parse_force_order(raw: bytes | str | ForceOrder | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
+    """``@forceOrder`` -> one ``LIQUIDATION_EVENT`` row; side flag = the liquidation order's side, so
+    ``SELL_EVENT`` (``o.S`` = SELL) means a long was liquidated. px = average fill price (else order
+    price), qty = filled quantity (else order quantity), ival = px rounded to the nearest tick.
+
+    Sample: ``{"e":"forceOrder","E":1568014460893,"o":{"s":"BTCUSDT","S":"SELL","o":"LIMIT","f":"IOC",
+    "q":"0.014","p":"9910","ap":"9910","X":"FILLED","l":"0.014","z":"0.014","T":1568014460893}}``
+    """
+    d = _payload(raw, ForceOrder)
+    o = d.o
+    if o.S not in ("SELL", "BUY"):
+        raise ValueError(f"forceOrder side {o.S!r}")
+    px = o.ap or o.p
+    return rows(_LONG_LIQUIDATED if o.S == "SELL" else _SHORT_LIQUIDATED, (o.T or d.E) * MS, local_ns,
+                px, o.z or o.q, 0, round(px / inst.tick_size), 0.0)  # fmt: skip
+
+
+def parse_open_interest(raw: bytes | str | OpenInterest, inst: Instrument, local_ns: int) -> np.ndarray:
+    """REST ``/fapi/v1/openInterest`` -> one ``OPEN_INTEREST_EVENT`` row (qty = open interest, base units).
+
+    Sample: ``{"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}``
+    """
+    d = raw if isinstance(raw, OpenInterest) else _OPEN_INTEREST.decode(raw)
+    return rows(_OPEN_INTEREST, d.time * MS, local_ns, 0.0, d.openInterest, 0, 0, 0.0)
+
+
+def parse_exchange_info(raw: bytes | str, symbol: str) -> Instrument:
+    """REST ``/fapi/v1/exchangeInfo`` -> the :class:`Instrument` of ``symbol`` (tickSize from
+    PRICE_FILTER, stepSize from LOT_SIZE); :class:`FeedError` when the venue does not list it.
+
+    Sample (one symbol, trimmed): ``{"symbols":[{"symbol":"BTCUSDT","status":"TRADING","quoteAsset":"USDT",
+    "filters":[{"filterType":"PRICE_FILTER","tickSize":"0.10"},{"filterType":"LOT_SIZE","stepSize":"0.001"}]}]}``
+    """
+    try:
+        info = _ANY.decode(raw)
+        symbols = info["symbols"]
+    except (msgspec.DecodeError, KeyError, TypeError):
+        raise FeedError(f"{VENUE}: exchangeInfo is not the expected JSON") from None
+    for entry in symbols:
+        if entry.get("symbol") != symbol:
+            continue
+        filters = {f.get("filterType"): f for f in entry.get("filters", ())}
+        try:
+            tick = float(filters["PRICE_FILTER"]["tickSize"])
+            lot = float(filters.get("LOT_SIZE", {}).get("stepSize", 0.0))
+            return Instrument(VENUE, symbol, tick, lot, 1.0, entry.get("quoteAsset", "USDT"))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise FeedError(f"{VENUE}: {symbol} has no usable PRICE_FILTER/LOT_SIZE ({exc})") from None
+    raise FeedError(f"{VENUE}: unknown symbol {symbol} (not listed in exchangeInfo)")
+
+
+# Dispatch table: stream-name suffix -> parser (for docs, the simulator and the capture replay); the
+# processor dispatches on the decoded payload type, which is the same mapping.
+STREAM_PARSERS: dict[str, Callable[..., Any]] = {
+    "depth": parse_depth_update,
+    "bookTicker": parse_book_ticker,
+    "trade": parse_trade,
+    "aggTrade": parse_agg_trade,
+    "markPrice": parse_mark_price,
+    "forceOrder": parse_force_order,
+}
+
+
+# --- book sync (protocols.md A.4) ---------------------------------------------------------------------
+
+
+class BinanceBookSync:
+    """The futures local-book algorithm (protocols.md A.4), pure: diffs and snapshots in, batches out.
+
+    1. Buffer diffs until a snapshot (``needs_snapshot``); 2. on the snapshot drop diffs with
+    ``u < lastUpdateId``; if the first left has ``U > lastUpdateId`` the snapshot is older than the
+    buffer: discard it, keep buffering, ask again (``refetches``); 3. otherwise deliver the snapshot
+    (clear + snapshot rows) and the buffered diffs, the first with ``U <= lastUpdateId <= u``, each next
+    with ``pu == previous u``; 4. a broken chain delivers ``GAP_EVENT`` + ``DEPTH_CLEAR_EVENT``, goes
+    ``resyncing`` and buffers again. A diff whose ``u`` is not newer than the book (duplicate, replayed)
+    is dropped and counted in ``stale``: its content is older than what the book already has.
+    """
+
+    def __init__(self, instrument: Instrument, max_buffer: int = 10_000) -> None:
+        self.instrument = instrument
+        self.state = SYNCING
+        self.reason = "waiting for snapshot"
+        self.needs_snapshot = True
+        self.update_id: int | None = None  # u of the last delivered book change
+        self.resyncs = 0
+        self.refetches = 0
+        self.stale = 0
+        self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
+        self._bridging = False  # the next diff must satisfy U <= lastUpdateId <= u
+        self._delivered = False  # anything reached the book since the last clear
+
+    def on_diff(self, diff: DepthDiff) -> list[SyncBatch]:
+        """One ``depthUpdate``: the batches to deliver now (none while buffering)."""
+        last = self.update_id
+        if self.state == LIVE and not self._bridging and diff.prev_final_id == last:
+            self.update_id = diff.final_id
+            return [SyncBatch(diff.batch, diff.final_id)]
+        if self.needs_snapshot:
+            self._buffer.append(diff)
+            return []
+        assert last is not None
+        if diff.final_id < last or (diff.final_id == last and not self._bridging):
+            self.stale += 1
+            return []
+        if self._bridging:
+            if diff.first_id <= last <= diff.final_id:
+                self._bridging = False
+                self.update_id = diff.final_id
+                return [SyncBatch(diff.batch, diff.final_id)]
+            return self._gap(diff, f"first diff U={diff.first_id} is past the snapshot's lastUpdateId={last}")
+        return self._gap(diff, f"pu={diff.prev_final_id} but the previous u={last}")
+
+    def on_snapshot(self, snap: Snapshot) -> list[SyncBatch]:
+        """A REST snapshot: deliver it and the buffered diffs, or ask again when it is too old."""
+        if not self.needs_snapshot:
+            return []  # unsolicited (a late duplicate answer): the book is already synced
+        last_id = snap.last_update_id
+        buf = self._buffer
+        while buf and buf[0].final_id < last_id:
+            buf.popleft()
+        if buf and buf[0].first_id > last_id:
+            self.refetches += 1
+            self.reason = f"snapshot lastUpdateId={last_id} older than buffered U={buf[0].first_id}"
+            return []
+        out = [SyncBatch(snap.batch, last_id)]
+        self.needs_snapshot = False
+        self.state = LIVE
+        self.reason = ""
+        self.update_id = last_id
+        self._bridging = True
+        self._delivered = True
+        pending = list(buf)
+        buf.clear()
+        for diff in pending:
+            out.extend(self.on_diff(diff))
+        return out
+
+    def reset(self, reason: str, exch_ts: int = 0, local_ts: int = 0) -> list[SyncBatch]:
+        """Start over (reconnect): a gap + clear batch if the book had content, then wait for a snapshot."""
+        out = [SyncBatch(gap_batch(exch_ts, local_ts), None)] if self._delivered else []
+        if self._delivered:
+            self.resyncs += 1
+        self._delivered = False
+        self._buffer.clear()
+        self._bridging = False
+        self.needs_snapshot = True
+        self.update_id = None
+        self.state = RESYNCING if out else SYNCING
+        self.reason = reason
+        return out
+
+    def _gap(self, diff: DepthDiff, reason: str) -> list[SyncBatch]:
+        self.resyncs += 1
+        self.state = RESYNCING
+        self.reason = reason
+        self.needs_snapshot = True
+        self.update_id = None
+        self._bridging = False
+        self._delivered = False
+        self._buffer.clear()
+        self._buffer.append(diff)
+        return [SyncBatch(gap_batch(diff.exch_ts, diff.local_ts), None)]
+
+
+# --- the pure processor ------------------------------------------------------------------------------
+
+
+class BinanceUsdmProcessor:
+    """Raw lines in (websocket frames, recorded REST lines), sink calls out; no I/O, no clocks.
+
+    Frames of symbols it was not given, unknown event types, bad JSON and off-grid prices are
+    counted in ``malformed`` and logged (first few), never raised.
+    """
+
+    def __init__(self, instruments: list[Instrument], sink: FeedSink) -> None:
+        self.instruments = {inst.symbol: inst for inst in instruments}
+        self.syncs = {inst.symbol: BinanceBookSync(inst) for inst in instruments}
+        self.sink = sink
+        self.messages = 0
+        self.malformed = 0
+        self._logged = 0
+        self._handlers: dict[type, Callable[[Any, Instrument, int], np.ndarray]] = {
+            BookTicker: parse_book_ticker,
+            Trade: parse_trade,
+            AggTrade: parse_agg_trade,
+            MarkPrice: parse_mark_price,
+        }
+
+    @property
+    def resyncs(self) -> int:
+        """Sequence gaps and reconnect resets that cleared a book, all symbols."""
+        return sum(s.resyncs for s in self.syncs.values())
+
+    def snapshots_wanted(self) -> list[str]:
+        """Symbols whose sync waits for a REST depth snapshot."""
+        return [sym for sym, s in self.syncs.items() if s.needs_snapshot]
+
+    def on_line(self, raw: bytes | str, local_ns: int) -> None:
+        """One websocket frame or recorded REST line."""
+        self.messages += 1
+        try:
+            env = _ENVELOPE.decode(raw)
+        except _DECODE_ERRORS:
+            self._on_other(raw, local_ns)
+            return
+        self._on_payload(env.data, local_ns, raw)
+
+    def on_rest(self, path: str, body: str | bytes, local_ns: int) -> None:
+        """A REST response for ``path`` (``/fapi/v1/depth?symbol=..`` or ``/fapi/v1/openInterest?..``)."""
+        self.messages += 1
+        self._on_rest(path, body, local_ns)
+
+    def reset(self, symbol: str, reason: str, local_ns: int, report: bool = True) -> None:
+        """Reconnect: clear ``symbol``'s book (gap marked) and wait for a new snapshot."""
+        sync = self.syncs[symbol]
+        self._deliver(symbol, sync, sync.reset(reason, 0, local_ns))
+        if report:
+            self._status(symbol, sync, sync.state)
+
+    def _on_payload(self, data: Any, local_ns: int, raw: bytes | str) -> None:
+        symbol = data.o.s if type(data) is ForceOrder else data.s
+        inst = self.instruments.get(symbol)
+        if inst is None:
+            self._bad(raw, f"symbol {symbol} not subscribed")
+            return
+        try:
+            if type(data) is DepthUpdate:
+                sync = self.syncs[symbol]
+                before = sync.state
+                out = sync.on_diff(parse_depth_update(data, inst, local_ns))
+                self._deliver(symbol, sync, out)
+                if sync.state != before:
+                    self._status(symbol, sync, before)
+                return
+            handler = self._handlers.get(type(data), parse_force_order)
+            batch = handler(data, inst, local_ns)
+        except (ValueError, OverflowError) as exc:
+            self._bad(raw, str(exc))
+            return
+        self.sink.on_batch(symbol, batch, None)
+
+    def _on_other(self, raw: bytes | str, local_ns: int) -> None:
+        try:
+            rest = _REST_LINE.decode(raw)
+        except _DECODE_ERRORS:
+            rest = None
+        if rest is not None:
+            self._on_rest(rest.rest, bytes(rest.data), local_ns)
+            return
+        try:
+            obj = _ANY.decode(raw)
+        except msgspec.DecodeError as exc:
+            self._bad(raw, f"bad JSON: {exc}")
+            return
+        if not isinstance(obj, dict):
+            self._bad(raw, "not a JSON object")
+        elif "lastUpdateId" in obj and len(self.syncs) == 1:
+            self._on_snapshot(next(iter(self.syncs)), raw, local_ns)
+        elif "result" in obj and "id" in obj:
+            pass  # a SUBSCRIBE/UNSUBSCRIBE acknowledgement
+        elif "e" in obj:
+            try:
+                data = msgspec.convert(obj, Payload, strict=False)
+            except msgspec.ValidationError as exc:
+                self._bad(raw, f"unexpected event: {exc}")
+                return
+            self._on_payload(data, local_ns, raw)
+        else:
+            self._bad(raw, "unexpected message")
+
+    def _on_rest(self, path: str, body: str | bytes, local_ns: int) -> None:
+        parts = urlsplit(path)
+        symbol = parse_qs(parts.query).get("symbol", [""])[0]
+        inst = self.instruments.get(symbol)
+        try:
+            if parts.path.endswith("/depth") and inst is not None:
+                self._on_snapshot(symbol, body, local_ns)
+            elif parts.path.endswith("/openInterest") and inst is not None:
+                self.sink.on_batch(symbol, parse_open_interest(body, inst, local_ns), None)
+            elif parts.path.endswith("/exchangeInfo"):
+                pass  # instruments are resolved before any line is processed
+            else:
+                self._bad(path, "unexpected REST line")
+        except (*_DECODE_ERRORS, ValueError) as exc:
+            self._bad(body, f"bad REST body for {path}: {exc}")
+
+    def _on_snapshot(self, symbol: str, body: str | bytes, local_ns: int) -> None:
+        sync = self.syncs[symbol]
+        try:
+            snap = parse_depth_snapshot(body, sync.instrument, local_ns)
+        except (*_DECODE_ERRORS, ValueError) as exc:
+            self._bad(body, f"bad depth snapshot: {exc}")
+            return
+        before = sync.state
+        self._deliver(symbol, sync, sync.on_snapshot(snap))
+        if sync.state != before:
+            self._status(symbol, sync, before)
+
+    def _deliver(self, symbol: str, sync: BinanceBookSync, out: list[SyncBatch]) -> None:
+        on_batch = self.sink.on_batch
+        for batch, update_id in out:
+            on_batch(symbol, batch, update_id)
+
+    def _status(self, symbol: str, sync: BinanceBookSync, before: str) -> None:
+        self.sink.on_status(symbol, sync.state, sync.reason)
+
+    def _bad(self, raw: bytes | str, why: str) -> None:
+        self.malformed += 1
+        if self._logged < 20:  # a flood of bad frames must not flood the log
+            self._logged += 1
+            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+            log.warning("%s: skipped a frame (%s): %.200s", VENUE, why, text)
+
+
+# --- the I/O feed ------------------------------------------------------------------------------------
+
+
+class BinanceUsdmFeed:
+    """Live Binance USDⓈ-M adapter: the ``Feed`` protocol over two websockets plus REST polling."""
+
+    venue = VENUE
+
+    def __init__(
+        self,
+        symbols: list[str] | tuple[str, ...],
+        rest: str,
+        ws_public: str,
+        ws_market: str,
+        *,
+        depth_stream: str = "depth@100ms",
+        trade_stream: str = "aggTrade",
+        snapshot_limit: int = 1000,
+        open_interest_poll_s: float = 10.0,
+        max_connection_age_s: float = 23.5 * 3600,
+        backoff: Backoff | None = None,
+        http_timeout_s: float = 10.0,
+        ping_interval_s: float | None = 20.0,
+    ) -> None:
+        if not symbols:
+            raise FeedError(f"{VENUE}: no symbols given")
+        self.symbols = tuple(s.upper() for s in symbols)
+        self.rest = rest.rstrip("/")
+        self.ws_public = ws_public.rstrip("/")
+        self.ws_market = ws_market.rstrip("/")
+        self.depth_stream = depth_stream
+        self.trade_stream = trade_stream
+        self.snapshot_limit = snapshot_limit
+        self.open_interest_poll_s = open_interest_poll_s
+        self.max_connection_age_s = max_connection_age_s
+        self.http_timeout_s = http_timeout_s
+        self.ping_interval_s = ping_interval_s
+        self._backoff_template = backoff or Backoff()
+        self._reconnects = 0
+        self._proc: BinanceUsdmProcessor | None = None
+        self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
+
+    def public_url(self) -> str:
+        """The ``/public`` combined-stream URL: depth diffs and bookTicker of every symbol."""
+        names = [f"{s.lower()}@{kind}" for s in self.symbols for kind in (self.depth_stream, "bookTicker")]
+        return f"{self.ws_public}/stream?streams=" + "/".join(names)
+
+    def market_url(self) -> str:
+        """The ``/market`` combined-stream URL: trades, mark price (1 s) and liquidations."""
+        kinds = (self.trade_stream, "markPrice@1s", "forceOrder")
+        names = [f"{s.lower()}@{kind}" for s in self.symbols for kind in kinds]
+        return f"{self.ws_market}/stream?streams=" + "/".join(names)
+
+    def counters(self) -> FeedCounters:
+        """Totals so far."""
+        p = self._proc
+        if p is None:
+            return FeedCounters(reconnects=self._reconnects)
+        return FeedCounters(p.messages, p.resyncs, self._reconnects, p.malformed)
+
+    async def run(self, sink: FeedSink) -> None:
+        """Resolve instruments, then keep both connections and the OI poll going until cancelled."""
+        for sym in self.symbols:
+            sink.on_status(sym, CONNECTING, "")
+        instruments = await self._instruments(sink)
+        for inst in instruments:
+            sink.on_instrument(inst)
+        self._proc = BinanceUsdmProcessor(instruments, sink)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._public_loop(sink))
+                tg.create_task(self._market_loop(sink))
+                if self.open_interest_poll_s > 0:
+                    tg.create_task(self._open_interest_loop(sink))
+        finally:
+            for task in self._snapshot_tasks.values():
+                task.cancel()
+            for sym in self.symbols:
+                sink.on_status(sym, STOPPED, "")
+
+    async def _instruments(self, sink: FeedSink) -> list[Instrument]:
+        path = "/fapi/v1/exchangeInfo"
+        try:
+            body = await http_get(self.rest + path, self.http_timeout_s)
+        except HttpError as exc:
+            raise FeedError(f"{VENUE}: cannot load exchangeInfo: {exc}") from None
+        sink.on_raw(time.time_ns(), rest_line(path, body))
+        return [parse_exchange_info(body, sym) for sym in self.symbols]
+
+    async def _public_loop(self, sink: FeedSink) -> None:
+        proc = self._proc
+        assert proc is not None
+
+        def on_open() -> None:
+            now = time.time_ns()
+            for sym in self.symbols:
+                proc.reset(sym, "connected", now)  # -> syncing; the first diffs trigger the snapshot
+
+        def on_close(reason: str) -> None:
+            self._cancel_snapshots()
+            now = time.time_ns()
+            for sym in self.symbols:
+                proc.reset(sym, reason, now, report=False)
+                sink.on_status(sym, DISCONNECTED, reason)
+
+        await self._connection_loop(self.public_url(), sink, on_open, on_close, lambda: self._request_snapshots(sink))
+
+    async def _market_loop(self, sink: FeedSink) -> None:
+        def on_close(reason: str) -> None:
+            log.warning("%s: market connection lost: %s", VENUE, reason)
+            now = time.time_ns()
+            for sym in self.symbols:  # trades were lost while away: mark it for the tape/charts
+                sink.on_batch(sym, gap_marker(0, now), None)
+
+        await self._connection_loop(self.market_url(), sink, lambda: None, on_close, None)
+
+    async def _connection_loop(
+        self,
+        url: str,
+        sink: FeedSink,
+        on_open: Callable[[], None],
+        on_close: Callable[[str], None],
+        after_frame: Callable[[], None] | None,
+    ) -> None:
+        """Connect, pump frames into the processor, reconnect with backoff (and before the 24 h cut)."""
+        proc = self._proc
+        assert proc is not None
+        backoff = Backoff(self._backoff_template.base_s, self._backoff_template.cap_s)
+        attempts = 0
+        while True:
+            if attempts:
+                self._reconnects += 1
+                for sym in self.symbols:
+                    sink.on_status(sym, CONNECTING, "reconnecting")
+            attempts += 1
+            connected = False
+            try:
+                async with connect(url, max_size=None, compression=None, ping_interval=self.ping_interval_s,
+                                   open_timeout=self.http_timeout_s) as ws:  # fmt: skip
+                    connected = True
+                    on_open()
+                    opened = time.monotonic()
+                    async with asyncio.timeout(self.max_connection_age_s):
+                        async for raw in ws:
+                            local_ns = time.time_ns()
+                            sink.on_raw(local_ns, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                            proc.on_line(raw, local_ns)
+                            if after_frame is not None:
+                                after_frame()
+                            if attempts > 1 and time.monotonic() - opened > 5.0:
+                                backoff.reset()  # the connection held: next drop starts from base delay
+                reason = "connection closed by the server"
+            except TimeoutError:
+                reason = "planned reconnect before the 24 h cut" if connected else "connect timed out"
+            except (OSError, WebSocketException) as exc:
+                reason = f"{exc.__class__.__name__}: {exc}"
+            on_close(reason)
+            if connected and reason.startswith("planned"):
+                backoff.reset()
+                continue
+            await asyncio.sleep(backoff.next_delay())
+
+    def _request_snapshots(self, sink: FeedSink) -> None:
+        proc = self._proc
+        assert proc is not None
+        for sym in proc.snapshots_wanted():
+            task = self._snapshot_tasks.get(sym)
+            if task is None or task.done():
+                self._snapshot_tasks[sym] = asyncio.create_task(self._fetch_snapshot(sym, sink))
+
+    async def _fetch_snapshot(self, symbol: str, sink: FeedSink) -> None:
+        proc = self._proc
+        assert proc is not None
+        path = f"/fapi/v1/depth?symbol={symbol}&limit={self.snapshot_limit}"
+        await asyncio.sleep(0.05)  # let a few diffs arrive first so the snapshot can bridge them
+        refetch_before = proc.syncs[symbol].refetches
+        for attempt in range(20):
+            try:
+                body = await http_get(self.rest + path, self.http_timeout_s)
+            except HttpError as exc:
+                log.warning("%s: depth snapshot for %s failed: %s", VENUE, symbol, exc)
+                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+                continue
+            local_ns = time.time_ns()
+            sink.on_raw(local_ns, rest_line(path, body))
+            proc.on_rest(path, body, local_ns)
+            sync = proc.syncs[symbol]
+            if not sync.needs_snapshot or sync.refetches == refetch_before:
+                return
+            refetch_before = sync.refetches
+            await asyncio.sleep(0.2)  # snapshot was older than the buffer: wait for the REST cache
+        log.warning("%s: no usable depth snapshot for %s after 20 tries", VENUE, symbol)
+
+    def _cancel_snapshots(self) -> None:
+        for task in self._snapshot_tasks.values():
+            task.cancel()
+        self._snapshot_tasks.clear()
+
+    async def _open_interest_loop(self, sink: FeedSink) -> None:
+        proc = self._proc
+        assert proc is not None
+        while True:
+            for sym in self.symbols:
+                path = f"/fapi/v1/openInterest?symbol={sym}"
+                try:
+                    body = await http_get(self.rest + path, self.http_timeout_s)
+                except HttpError as exc:
+                    log.warning("%s: open interest for %s failed: %s", VENUE, sym, exc)
+                    continue
+                local_ns = time.time_ns()
+                sink.on_raw(local_ns, rest_line(path, body))
+                proc.on_rest(path, body, local_ns)
+            await asyncio.sleep(self.open_interest_poll_s)
