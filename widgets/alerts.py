@@ -99,7 +99,7 @@ class AlertRecord:
 class AlertPanel(QWidget):
     """Fired alerts, newest first: time, symbol, kind, side, price, size, evidence; click jumps the ladder."""
 
-    alert_activated = Signal(str, int)  # symbol, price tick
+    alert_activated = Signal(str, "qint64")  # symbol, price tick
     rules_requested = Signal()
     sound_toggled = Signal(bool)
     tray_toggled = Signal(bool)

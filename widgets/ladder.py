@@ -98,8 +98,8 @@ def group_ladder(ticks: np.ndarray, group: int, *columns: np.ndarray) -> tuple[n
 class LadderWidget(QWidget):
     """Custom-painted DOM ladder over :class:`Frame` s: sizes, bars, traded volume, markers, stale state."""
 
-    price_clicked = Signal(int)  # a price tick the user clicked: create a price alert there
-    size_alert_requested = Signal(int, int, float)  # tick, book side, size resting there now
+    price_clicked = Signal("qint64")  # a price tick the user clicked: create a price alert there
+    size_alert_requested = Signal("qint64", int, float)  # tick, book side, size resting there now
     auto_centre_changed = Signal(bool)
     group_changed = Signal(int)
 
@@ -128,7 +128,7 @@ class LadderWidget(QWidget):
         self._hover_row: int | None = None
         self._trade_flash: tuple[int, int, float] | None = None  # tick, side, until (monotonic)
         self._last_trade_key: tuple[int, int] | None = None
-        self._alert_flashes: dict[int, float] = {}  # tick -> until
+        self._alert_flashes: dict[int, tuple[float, float]] = {}  # tick -> (start, until)
         self._flash_timer = QTimer(self)
         self._flash_timer.setInterval(33)
         self._flash_timer.timeout.connect(self._on_flash_tick)
@@ -152,6 +152,11 @@ class LadderWidget(QWidget):
     def group(self) -> int:
         """Ticks per ladder row."""
         return self._group
+
+    @property
+    def centre_tick(self) -> int | None:
+        """Price (row start) at the middle row, None before the first frame."""
+        return self._centre_tick
 
     @property
     def auto_centre(self) -> bool:
@@ -275,7 +280,8 @@ class LadderWidget(QWidget):
 
     def flash_price(self, tick: int, seconds: float = ALERT_FLASH_S) -> None:
         """Flash a row (an alert fired there)."""
-        self._alert_flashes[(tick // self._group) * self._group] = time.monotonic() + seconds
+        now = time.monotonic()
+        self._alert_flashes[(tick // self._group) * self._group] = (now, now + seconds)
         self._flash_timer.start()
         self.update()
 
@@ -628,7 +634,7 @@ class LadderWidget(QWidget):
                 colour = p.q("buy" if side >= 0 else "sell", alpha)
                 painter.setPen(QPen(colour, 2))
                 painter.drawRect(x0 + 1, self._header_h + row * rh + 1, x1 - x0 - 3, rh - 3)
-        for tick, until in list(self._alert_flashes.items()):
+        for tick, (start, until) in list(self._alert_flashes.items()):
             if until <= now:
                 del self._alert_flashes[tick]
                 continue
@@ -636,7 +642,7 @@ class LadderWidget(QWidget):
             if row is None:
                 continue
             # blink twice a second so a fired alert is seen in the corner of an eye
-            if int((until - now) * 4) % 2 == 0:
+            if int((now - start) * 4) % 2 == 0:
                 painter.fillRect(0, self._header_h + row * rh, self.width(), rh, p.q("alert", 110))
         if self._hover_row is not None and self._hover_row < len(view.ticks):
             painter.setPen(QPen(p.q("accent", 160), 1))
@@ -645,7 +651,7 @@ class LadderWidget(QWidget):
 
     def _on_flash_tick(self) -> None:
         now = time.monotonic()
-        alive = any(until > now for until in self._alert_flashes.values())
+        alive = any(until > now for _start, until in self._alert_flashes.values())
         if self._trade_flash is not None and self._trade_flash[2] > now:
             alive = True
         if not alive:

@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
     play_toggled = Signal(bool)
     speed_changed = Signal(float)
     step_requested = Signal()
-    seek_requested = Signal(int)
+    seek_requested = Signal("qint64")
 
     def __init__(self, settings: Settings | None = None,
                  instruments: Callable[[str], list[str]] | None = None) -> None:

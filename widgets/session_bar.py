@@ -27,7 +27,7 @@ class SessionBar(QWidget):
     play_toggled = Signal(bool)  # True = playing
     speed_changed = Signal(float)  # 0 = max
     step_requested = Signal()
-    seek_requested = Signal(int)  # exch_ts ns
+    seek_requested = Signal("qint64")  # exch_ts ns
     record_toggled = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None, palette: Palette = DARK) -> None:

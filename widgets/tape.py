@@ -57,7 +57,7 @@ def merge_prints(rows: np.ndarray) -> np.ndarray:
 class TimeAndSalesWidget(QWidget):
     """The tape: merged prints coloured by side, a size filter, big prints emphasised, liquidations marked."""
 
-    print_clicked = Signal(int)  # price tick of the clicked print
+    print_clicked = Signal("qint64")  # price tick of the clicked print
 
     def __init__(self, parent: QWidget | None = None, palette: Palette = DARK) -> None:
         super().__init__(parent)

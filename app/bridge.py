@@ -1,0 +1,372 @@
+"""The one module that sees both Qt and the engine: frame clock, 1 Hz clock, event signals, commands.
+
+Frames are *pulled* by a QTimer (DESIGN.md §3) and shown only when the symbol's version, feed state
+or the ladder's view (rows, grouping, scroll) changed; nothing is ever painted from a data callback.
+Rare engine events (status, alerts, errors) arrive on the engine thread through listener callables
+and are re-emitted as Qt signals, which Qt queues to the GUI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+
+from app.core.detection import Detection
+from app.core.events import KIND_MASK, TRADE_EVENT
+from app.core.frame import Frame
+from app.core.instrument import Instrument
+from widgets import fmt
+from widgets.alerts import AlertRecord, RuleSpec
+
+FRAME_HZ = 60.0
+SLOW_HZ = 1.0
+LADDER_MARGIN_ROWS = 4  # rows fetched beyond the visible ones (cumulative depth, quick scroll)
+SIZE_KEYS = ("size", "visible", "qty", "executed", "volume", "absorbed", "hidden")
+
+
+class EngineLike(Protocol):
+    """What the bridge needs of :class:`app.engine.Engine` (tests pass a fake)."""
+
+    def listen(self, kind: str, callback: Callable[..., Any]) -> None: ...
+    def add_source(self, source: str) -> None: ...
+    def frame(self, symbol: str, ladder_rows: int = 40, group: int = 1, centre_tick: int | None = None,
+              trades: int = 200) -> Frame | None: ...
+    def version(self, symbol: str) -> int: ...
+    def status(self, symbol: str) -> tuple[str, str]: ...
+    def stats(self, now_ns: int | None = None) -> list[Any]: ...
+
+
+def detection_size(det: Detection) -> float:
+    """The size a detection is about (resting, executed or hidden), 0 when it names none."""
+    for key in SIZE_KEYS:
+        value = det.evidence.get(key)
+        if isinstance(value, int | float) and value:
+            return float(value)
+    return 0.0
+
+
+def evidence_text(det: Detection, limit: int = 4) -> str:
+    """The first few evidence numbers as ``key value`` text for the alert panel."""
+    parts = []
+    for key, value in list(det.evidence.items())[:limit]:
+        parts.append(f"{key} {fmt.qty(float(value)) if isinstance(value, int | float) else value}")
+    return ", ".join(parts)
+
+
+class RuleMatcher:
+    """Matches detections against the user's detector-kind rules (called on the engine thread).
+
+    Rules are replaced as a whole (one reference swap), so the engine never sees a half-edited list.
+    """
+
+    def __init__(self, rules: Sequence[RuleSpec] = ()) -> None:
+        self._rules: tuple[RuleSpec, ...] = tuple(rules)
+        self._last_fired: dict[tuple[int, str], int] = {}
+        self._lock = threading.Lock()
+
+    def set_rules(self, rules: Sequence[RuleSpec]) -> None:
+        """Replace the rules."""
+        self._rules = tuple(r for r in rules if r.kind not in ("price", "size_at_level"))
+
+    def __call__(self, det: Detection) -> list[str]:
+        """Names of the rules ``det`` fires (respecting each rule's cooldown by exchange time)."""
+        if det.state == "close":
+            return []
+        fired = []
+        key = f"{det.venue}:{det.symbol}"
+        size = detection_size(det)
+        with self._lock:
+            for i, rule in enumerate(self._rules):
+                if not rule.enabled or rule.kind != det.kind:
+                    continue
+                if rule.symbol and rule.symbol != key:
+                    continue
+                if rule.side and rule.side != det.side:
+                    continue
+                if rule.min_size and size < rule.min_size:
+                    continue
+                if rule.price_tick is not None and abs(det.price_tick - rule.price_tick) > rule.band_ticks:
+                    continue
+                last = self._last_fired.get((i, key))
+                if last is not None and det.exch_ts - last < rule.cooldown_s * 1e9:
+                    continue
+                self._last_fired[(i, key)] = det.exch_ts
+                fired.append(f"rule{i}:{rule.describe()}")
+        return fired
+
+
+class LevelAlerts:
+    """Price and size-at-level rules (made by clicking the ladder), checked on the frames shown."""
+
+    def __init__(self) -> None:
+        self.rules: list[RuleSpec] = []
+        self._last_trade: dict[str, tuple[int, int]] = {}  # key -> (local_ts, order_id) of newest trade seen
+        self._last_fired: dict[int, float] = {}
+
+    def check(self, frame: Frame) -> list[tuple[RuleSpec, AlertRecord]]:
+        """Rules that fire on this frame (price traded at/through the level, or size reached)."""
+        key = frame.instrument.key
+        rules = [r for r in self.rules if r.enabled and r.symbol in ("", key)]
+        trades = frame.trades
+        new = trades[:0] if len(trades) == 0 else trades
+        seen = self._last_trade.get(key)
+        if len(trades):
+            stamp = (int(trades["local_ts"][-1]), int(trades["order_id"][-1]))
+            if seen is not None:
+                newer = (trades["local_ts"] > seen[0]) | (
+                    (trades["local_ts"] == seen[0]) & (trades["order_id"] > np.uint64(seen[1]))
+                )
+                new = trades[newer]
+            self._last_trade[key] = stamp
+        if seen is None:
+            new = trades[:0]  # the first frame only sets where "new" starts: old prints fire nothing
+        new = new[(new["ev"] & KIND_MASK) == TRADE_EVENT] if len(new) else new
+        out = []
+        now = time.monotonic()
+        for rule in rules:
+            assert rule.price_tick is not None or rule.kind not in ("price", "size_at_level")
+            if rule.kind == "price" and len(new):
+                hit = new[new["ival"] == rule.price_tick]
+                if len(hit) == 0:
+                    ticks = new["ival"]
+                    if ticks.min() < rule.price_tick < ticks.max():
+                        hit = new[-1:]
+                if len(hit):
+                    side = 1 if int(hit["ev"][-1]) & (1 << 29) else -1
+                    out.append((rule, self._record(frame, rule, int(hit["exch_ts"][-1]), side,
+                                                   float(hit["qty"].sum()), "price traded")))
+            elif rule.kind == "size_at_level":
+                ticks = frame.ladder_ticks
+                rows = np.flatnonzero(ticks == rule.price_tick)
+                if len(rows) == 0:
+                    continue
+                col = frame.ladder_ask if rule.side == -1 else frame.ladder_bid
+                size = float(col[rows[0]])
+                last = self._last_fired.get(id(rule))
+                if size >= rule.min_size and (last is None or now - last >= rule.cooldown_s):
+                    self._last_fired[id(rule)] = now
+                    out.append((rule, self._record(frame, rule, frame.exch_ts, rule.side, size,
+                                                   f"size {fmt.qty(size)} ≥ {fmt.qty(rule.min_size)}")))
+        return out
+
+    @staticmethod
+    def _record(frame: Frame, rule: RuleSpec, ts: int, side: int, size: float, text: str) -> AlertRecord:
+        inst = frame.instrument
+        assert rule.price_tick is not None
+        return AlertRecord(ts, inst.key, rule.kind, side, rule.price_tick, inst.format_price(rule.price_tick),
+                           size, text)
+
+
+class Bridge(QObject):
+    """Drives a :class:`widgets.main_window.MainWindow` from an engine; commands go the other way."""
+
+    status_changed = Signal(str, str, str, str)  # venue, symbol, state, reason
+    alert_fired = Signal(object)  # AlertRecord
+    engine_error = Signal(str)
+    frame_shown = Signal("qint64")  # version, after the window took a new frame
+
+    def __init__(self, engine: EngineLike, window: Any = None, frame_hz: float = FRAME_HZ,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        if not 1 <= frame_hz <= 240:
+            raise ValueError(f"frame clock must be 1..240 Hz, got {frame_hz}")
+        self.engine = engine
+        self.window = window
+        self.active: str | None = None
+        self.matcher = RuleMatcher()
+        self.level_alerts = LevelAlerts()
+        self.frames_shown = 0
+        self.frames_skipped = 0
+        self._last_key: tuple[Any, ...] | None = None
+        self._shown_times: deque[float] = deque(maxlen=600)
+        self._replay: Any = None  # a replay controller (capture helper) when the session is a replay
+        self._recorder: Any = None
+        self.frame_clock = QTimer(self)
+        self.frame_clock.setTimerType(Qt.TimerType.PreciseTimer)
+        self.frame_clock.setInterval(max(1, int(round(1000.0 / frame_hz))))
+        self.frame_clock.timeout.connect(self._on_frame_clock)
+        self.slow_clock = QTimer(self)
+        self.slow_clock.setInterval(int(1000 / SLOW_HZ))
+        self.slow_clock.timeout.connect(self._on_slow_clock)
+        self.status_changed.connect(self._on_status_changed)
+        self.alert_fired.connect(self._on_alert_fired)
+        self.engine_error.connect(self._on_engine_error)
+        engine.listen("status", self._listen_status)
+        engine.listen("alert", self._listen_alert)
+        engine.listen("error", self._listen_error)
+        if window is not None:
+            self.attach(window)
+
+    # ----------------------------------------------------------------- wiring
+    def attach(self, window: Any) -> None:
+        """Connect a main window's command signals to this bridge."""
+        self.window = window
+        window.symbol_requested.connect(self.open_symbol)
+        window.rules_changed.connect(self.set_rules)
+        window.record_toggled.connect(self._on_record_toggled)
+        window.play_toggled.connect(lambda on: self._replay_call("pause" if not on else "play"))
+        window.speed_changed.connect(lambda s: self._replay_call("set_speed", s))
+        window.step_requested.connect(lambda: self._replay_call("step"))
+        window.seek_requested.connect(lambda ts: self._replay_call("seek", ts))
+        window.open_capture_requested.connect(self._on_open_capture)
+        self.set_rules(window.rules)
+
+    def start(self) -> None:
+        """Start both clocks."""
+        self.frame_clock.start()
+        self.slow_clock.start()
+
+    def stop(self) -> None:
+        """Stop the clocks (the engine is stopped by its owner)."""
+        self.frame_clock.stop()
+        self.slow_clock.stop()
+
+    def set_replay_controller(self, controller: Any, span: tuple[int, int] = (0, 0)) -> None:
+        """Route the session bar to a replay controller (methods play/pause/set_speed/step/seek)."""
+        self._replay = controller
+        if self.window is not None:
+            self.window.set_session("REPLAY" if controller is not None else "LIVE", span)
+
+    def set_recorder(self, recorder: Any) -> None:
+        """An object with ``start()``/``stop()`` that records the live session (the capture helper's)."""
+        self._recorder = recorder
+
+    # ----------------------------------------------------------------- commands (GUI -> engine)
+    def open_symbol(self, key: str) -> None:
+        """Show ``venue:SYMBOL``; adds it as an engine source when it is new."""
+        key = key.strip()
+        if not key:
+            return
+        known = set(getattr(self.engine, "keys", list)()) | set(getattr(self.engine, "statuses", dict)())
+        if key not in known and self.engine.version(key) < 0:
+            try:
+                self.engine.add_source(key)
+            except Exception as exc:  # noqa: BLE001 - a bad symbol is a message, never a crash
+                self._on_engine_error(f"{key}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+                return
+        self.active = key
+        self._last_key = None
+        if self.window is not None:
+            self.window.set_active_symbol(key)
+
+    def set_rules(self, rules: list[RuleSpec]) -> None:
+        """New alert rules from the editor or a ladder click."""
+        self.matcher.set_rules(rules)
+        self.level_alerts.rules = [r for r in rules if r.kind in ("price", "size_at_level")]
+
+    # ----------------------------------------------------------------- clocks
+    def _on_frame_clock(self) -> None:
+        key = self.active
+        if key is None or self.window is None:
+            return
+        ladder = self.window.ladder
+        rows = ladder.row_count + 2 * LADDER_MARGIN_ROWS
+        group = ladder.group
+        centre = ladder.centre_tick
+        version = self.engine.version(key)
+        state = self.engine.status(key)[0]
+        view_key = (key, version, state, rows, group, centre)
+        if view_key == self._last_key:
+            self.frames_skipped += 1
+            return
+        frame = self.engine.frame(key, ladder_rows=rows, group=group, centre_tick=centre)
+        if frame is None:
+            return
+        self._last_key = view_key
+        self.window.show_frame(frame)
+        self.frames_shown += 1
+        self._shown_times.append(time.monotonic())
+        for rule, record in self.level_alerts.check(frame):
+            self._fire_level_rule(rule, record)
+        self.frame_shown.emit(frame.version)
+
+    def _fire_level_rule(self, rule: RuleSpec, record: AlertRecord) -> None:
+        if rule.once and self.window is not None:
+            rules = [r for r in self.window.rules if r is not rule]
+            self.window.rules = rules
+            self.set_rules(rules)
+        if self.window is not None:
+            self.window.add_alert(record, sound=rule.sound)
+
+    def fps(self) -> float:
+        """Frames shown per second over the last second."""
+        now = time.monotonic()
+        return float(sum(1 for t in self._shown_times if now - t <= 1.0))
+
+    def _on_slow_clock(self) -> None:
+        if self.window is None:
+            return
+        stats = self.engine.stats()
+        rate = sum(s.message_rate for s in stats)
+        lags = [s.lag_ns for s in stats if s.lag_ns > 0]
+        lag_ms = max(lags) / 1e6 if lags else None
+        ring = max((s.ring_fill for s in stats), default=0.0)
+        for key in self.window.watchlist.symbols:
+            if key == self.active:
+                continue
+            frame = self.engine.frame(key, ladder_rows=0, trades=0)
+            if frame is not None:
+                self.window.note_frame(frame)
+                for rule, record in self.level_alerts.check(frame):
+                    self._fire_level_rule(rule, record)
+        self.window.tick_1hz(rate, lag_ms, self.fps(), ring)
+
+    # ----------------------------------------------------------------- engine thread -> signals
+    def _listen_status(self, venue: str, symbol: str, state: str, reason: str) -> None:
+        self.status_changed.emit(venue, symbol, state, reason)
+
+    def _listen_alert(self, instrument: Instrument, rule_name: str, det: Detection) -> None:
+        record = AlertRecord(
+            ts_ns=det.exch_ts, symbol=instrument.key, kind=det.kind, side=det.side, tick=det.price_tick,
+            price_text=instrument.format_price(det.price_tick), size=detection_size(det),
+            evidence=evidence_text(det),
+        )
+        self.alert_fired.emit(record)
+
+    def _listen_error(self, source: str, exc: BaseException) -> None:
+        self.engine_error.emit(f"{source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+    # ----------------------------------------------------------------- GUI-thread slots
+    def _on_status_changed(self, venue: str, symbol: str, state: str, reason: str) -> None:
+        if self.window is not None:
+            self.window.set_feed_state(venue, symbol, state, reason)
+
+    def _on_alert_fired(self, record: AlertRecord) -> None:
+        if self.window is not None:
+            self.window.add_alert(record)
+
+    def _on_engine_error(self, message: str) -> None:
+        if self.window is not None:
+            self.window.statusBar().showMessage(message, 10_000)
+
+    def _on_record_toggled(self, on: bool) -> None:
+        if self._recorder is None:
+            self._on_engine_error("recording is not available in this build")
+            if self.window is not None:
+                self.window.session_bar.set_recording(False)
+            return
+        (self._recorder.start if on else self._recorder.stop)()
+
+    def _on_open_capture(self, path: str) -> None:
+        opener = getattr(self.engine, "open_capture", None)
+        if opener is None:
+            self._on_engine_error("replay is not available in this build")
+            return
+        try:
+            controller, key, span = opener(path)
+        except Exception as exc:  # noqa: BLE001 - a bad file is a message
+            self._on_engine_error(f"cannot open {path}: {exc}")
+            return
+        self.set_replay_controller(controller, span)
+        self.open_symbol(key)
+
+    def _replay_call(self, method: str, *args: Any) -> None:
+        if self._replay is None:
+            return
+        getattr(self._replay, method)(*args)

@@ -1,0 +1,115 @@
+"""GUI entry: ``depthdesk`` opens the desk, ``depthdesk --demo`` opens it on the embedded simulator.
+
+Without a display (no DISPLAY/WAYLAND_DISPLAY and no offscreen platform) it says so and runs the
+headless live view of the demo instead of letting Qt abort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from app.cli import UserError
+
+DEMO_SOURCE = "demo:ALTUSDT"
+
+
+def has_display() -> bool:
+    """True when Qt can open a window (a display server, or the offscreen platform asked for)."""
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform.startswith(("offscreen", "minimal", "vnc")):
+        return True
+    if sys.platform in ("win32", "darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the desk (or the headless view without a display); returns the exit code."""
+    if getattr(args, "headless", False) or not has_display():
+        print("no display: running the headless live view", file=sys.stderr)
+        return _headless(args)
+    return run_gui(demo=bool(getattr(args, "demo", False)), config_path=getattr(args, "config", None))
+
+
+def _headless(args: argparse.Namespace) -> int:
+    try:
+        from app.commands import watch
+    except ImportError as exc:
+        raise UserError("the headless live view is not available in this build") from exc
+    parser = argparse.ArgumentParser(prog="depthdesk watch")
+    watch.add_arguments(parser)
+    argv = [DEMO_SOURCE]
+    if getattr(args, "config", None):
+        argv += ["--config", args.config]
+    return int(watch.run(parser.parse_args(argv)) or 0)
+
+
+def build_desk(demo: bool, config_path: str | None = None, settings_dir=None):  # noqa: ANN001, ANN201
+    """Engine + window + bridge wired together (not started); used by ``run_gui``, screenshots, bench."""
+    from app.bridge import Bridge
+    from app.commands.watch import _analytics, load_user_config
+    from app.engine import Engine
+    from app.settings import Settings
+    from widgets.main_window import MainWindow
+
+    config = load_user_config(config_path)
+    hooks = _analytics(config)
+    bridge_holder: list[Bridge] = []
+
+    def matcher(det):  # noqa: ANN001, ANN202 - engine-thread callback
+        names = list(bridge_holder[0].matcher(det)) if bridge_holder else []
+        inner = hooks.get("alert_matcher")
+        if inner is not None:
+            names += list(inner(det))
+        return names
+
+    engine = Engine(config, detector_factory=hooks.get("detector_factory"), alert_matcher=matcher)
+    settings = Settings(settings_dir) if settings_dir is not None else Settings()
+    window = MainWindow(settings, instruments=lambda venue: _instrument_list(engine, venue))
+    bridge = Bridge(engine, window)
+    bridge_holder.append(bridge)
+    symbols = [DEMO_SOURCE] if demo else (settings.symbols or [DEMO_SOURCE])
+    if demo and DEMO_SOURCE not in window.watchlist.symbols:
+        window.watchlist.add_symbol(DEMO_SOURCE)
+    return engine, window, bridge, symbols, settings
+
+
+def _instrument_list(engine, venue: str) -> list[str]:  # noqa: ANN001
+    """Symbols the picker offers for a venue: the engine's known ones of that venue."""
+    lister = getattr(engine, "instruments", None)
+    if lister is not None:
+        return list(lister(venue))
+    return [k.split(":", 1)[1] for k in engine.keys() if k.startswith(f"{venue}:")] or (
+        ["ALTUSDT", "MEMEUSDT", "BTCUSDT"] if venue == "demo" else []
+    )
+
+
+def run_gui(demo: bool, config_path: str | None = None) -> int:
+    """Run the desk until its window closes."""
+    started = time.monotonic()
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("DepthDesk")
+    engine, window, bridge, symbols, settings = build_desk(demo, config_path)
+    active = symbols[0] if demo else (settings.active_symbol or symbols[0])
+    try:
+        engine.add_sources(symbols if active in symbols else [*symbols, active])
+    except Exception as exc:  # noqa: BLE001 - a bad saved symbol must not keep the desk from opening
+        engine.discard()
+        raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    engine.start()
+    bridge.open_symbol(active)
+    window.show()
+    bridge.start()
+    app.processEvents()
+    window.statusBar().showMessage(f"ready in {time.monotonic() - started:.2f} s", 5000)
+    try:
+        code = app.exec()
+    finally:
+        bridge.stop()
+        engine.stop()
+    return int(code)
