@@ -28,6 +28,8 @@ FRAME_HZ = 60.0
 SLOW_HZ = 1.0
 LADDER_MARGIN_ROWS = 4  # rows fetched beyond the visible ones (cumulative depth, quick scroll)
 SIZE_KEYS = ("size", "visible", "qty", "executed", "volume", "absorbed", "hidden")
+# the size an alert of a kind is about comes first (an iceberg is about what hides)
+KIND_SIZE_KEYS = {"iceberg": ("hidden", "executed"), "absorption": ("absorbed", "volume", "executed")}
 
 
 class EngineLike(Protocol):
@@ -44,7 +46,7 @@ class EngineLike(Protocol):
 
 def detection_size(det: Detection) -> float:
     """The size a detection is about (resting, executed or hidden), 0 when it names none."""
-    for key in SIZE_KEYS:
+    for key in (*KIND_SIZE_KEYS.get(det.kind, ()), *SIZE_KEYS):
         value = det.evidence.get(key)
         if isinstance(value, int | float) and value:
             return float(value)
@@ -106,7 +108,7 @@ class LevelAlerts:
 
     def __init__(self) -> None:
         self.rules: list[RuleSpec] = []
-        self._last_trade: dict[str, tuple[int, int]] = {}  # key -> (local_ts, order_id) of newest trade seen
+        self._last_trade: dict[str, tuple[int, int, int]] = {}  # key -> (local_ts, order_id, tick) newest seen
         self._last_fired: dict[int, float] = {}
 
     def check(self, frame: Frame) -> list[tuple[RuleSpec, AlertRecord]]:
@@ -117,7 +119,7 @@ class LevelAlerts:
         new = trades[:0] if len(trades) == 0 else trades
         seen = self._last_trade.get(key)
         if len(trades):
-            stamp = (int(trades["local_ts"][-1]), int(trades["order_id"][-1]))
+            stamp = (int(trades["local_ts"][-1]), int(trades["order_id"][-1]), int(trades["ival"][-1]))
             if seen is not None:
                 newer = (trades["local_ts"] > seen[0]) | (
                     (trades["local_ts"] == seen[0]) & (trades["order_id"] > np.uint64(seen[1]))
@@ -134,7 +136,8 @@ class LevelAlerts:
             if rule.kind == "price" and len(new):
                 hit = new[new["ival"] == rule.price_tick]
                 if len(hit) == 0:
-                    ticks = new["ival"]
+                    # price jumped over the level (a sweep through it, or between two frames)
+                    ticks = new["ival"] if seen is None else np.r_[seen[2], new["ival"]]
                     if ticks.min() < rule.price_tick < ticks.max():
                         hit = new[-1:]
                 if len(hit):
