@@ -1,0 +1,687 @@
+"""The depth book: one instrument's resting size per price tick, bids and asks.
+
+Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *region of interest*
+(ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus a sparse overflow
+(``dict`` tick -> size) for the levels outside it. Venues send far levels all the time (a Binance
+BTCUSDT diff routinely touches bids at 5,000 on a 61,800 market), so the overflow is written on the
+hot path too: a message with far levels is appended to a small per-side log (two array copies) and
+folded into the dict lazily, when something reads the overflow or the log grows long. The ROI is
+placed around the first prices seen and moved (*recentred*) around the mid when the mid drifts a
+quarter of the ROI away from its centre: the ticks stay, only the split array/overflow changes.
+
+Positions. Inside a side's array "higher position = better price" on both sides (bids are stored
+ascending by tick, asks descending), so one rule maintains both best prices: the best is the highest
+non-zero position. Cell 0 of each array is a trash cell that absorbs far levels clipped by ``put``.
+Best bid/ask are kept incrementally: a level better than the best becomes the best; when the best
+level is deleted the next one is found by a vectorised search just below it (never a full scan per
+message).
+
+Input rules (apply the whole batch or nothing):
+
+* ``qty`` must be finite and >= 0 (NaN, inf or negative -> ``ValueError``); 0 deletes the level;
+  ``-0.0`` counts as 0.
+* Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected).
+* ``apply`` rows: depth rows (``DEPTH_EVENT``, ``DEPTH_SNAPSHOT_EVENT``) need exactly one side flag
+  (``BUY_EVENT`` = bid, ``SELL_EVENT`` = ask); their ``ival`` is the price in ticks and, when
+  ``px != 0``, must match it: ``|px / tick_size - ival| <= 1e-6`` (plus float rounding of huge tick
+  counts), so a price off the grid or a wrong tick is rejected. ``DEPTH_CLEAR_EVENT`` clears its
+  side, or both sides with no side flag (or both flags). Other kinds are ignored.
+* ``exch_ts`` must not decrease within a batch (an unsorted batch is rejected).
+* A tick repeated within one batch or one ``apply_side`` call: the last row wins.
+* Any violation raises ``ValueError`` naming the problem and the first bad row, and leaves the book
+  unchanged: a batch is validated completely before the first write.
+* A crossed book (best bid >= best ask) is *not* an error of the book: venues are transiently crossed
+  in partial data; :meth:`DepthBook.is_crossed` tells.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.core.events import (
+    ASK,
+    BID,
+    BUY_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    KIND_MASK,
+    NO_PRICE,
+    SELL_EVENT,
+    SIDE_MASK,
+)
+from app.core.instrument import Instrument
+
+__all__ = ["DepthBook", "WalkResult", "TICK_LIMIT"]
+
+TICK_LIMIT = 2**62  # valid ticks satisfy -TICK_LIMIT < tick < TICK_LIMIT
+
+_ND = np.ndarray
+_I64 = np.dtype(np.int64)
+_F64 = np.dtype(np.float64)
+_U64 = np.uint64
+_UMAX = np.maximum.reduce
+_SMAX = np.maximum.reduce
+_SMIN = np.minimum.reduce
+# Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
+_BAD_QTY_BITS = _U64(0x7FF0000000000000)
+_NONE = -(2**62)  # position sentinel: side empty (lower than any position)
+_LOG_FOLD = 256  # fold the far-level log into the dict after this many messages
+_SCAN = 64  # first window searched below a deleted best level
+
+
+@dataclass(frozen=True, slots=True)
+class WalkResult:
+    """A market order walking one side of the book: what fills, at what average and worst tick."""
+
+    filled: float
+    avg_tick: float
+    worst_tick: int
+    slippage_ticks: float
+
+
+class _Side:
+    """One side's storage: dense ROI array, overflow dict, far-level log, best position."""
+
+    __slots__ = ("arr", "over", "log", "best", "cache")
+
+    def __init__(self, roi: int) -> None:
+        self.arr = np.zeros(roi + 1, dtype=np.float64)  # cell 0 is trash
+        self.over: dict[int, float] = {}
+        self.log: list[tuple[np.ndarray, np.ndarray]] = []
+        self.best = _NONE
+        self.cache: tuple[np.ndarray, np.ndarray] | None = None  # overflow sorted by tick
+
+
+class DepthBook:
+    """Market-by-price depth of one instrument: dense ticks around the mid, sparse far levels."""
+
+    def __init__(self, instrument: Instrument, roi_ticks: int = 8192) -> None:
+        if not isinstance(roi_ticks, int | np.integer) or roi_ticks < 16:
+            raise ValueError(f"roi_ticks must be an integer >= 16, got {roi_ticks!r}")
+        self.instrument = instrument
+        self._tick_size = float(instrument.tick_size)
+        self._roi = int(roi_ticks)
+        self._bid = _Side(self._roi)
+        self._ask = _Side(self._roi)
+        self._anchored = False
+        self._set_base(0)
+        self.best_bid_tick: int = NO_PRICE
+        self.best_ask_tick: int = NO_PRICE
+        self.update_id: int = 0
+        self.version: int = 0
+        self.recentres: int = 0  # how many times the ROI moved (diagnostics, benchmarks)
+
+    # ------------------------------------------------------------------ geometry
+
+    def _set_base(self, base: int) -> None:
+        """Place the ROI at ticks [base, base + roi)."""
+        self._base = base
+        self._bid_origin = base - 1  # bid position = tick - origin, in 1..roi
+        self._ask_origin = base + self._roi  # ask position = origin - tick, in 1..roi
+        self._centre = base + self._roi // 2
+        # Smallest position a valid tick (|tick| < 2**62) can have on each side: below it the
+        # subtraction wrapped or the tick is garbage, and the exact (slow) path rejects it.
+        self._bid_pos_floor = -TICK_LIMIT - self._bid_origin
+        self._ask_pos_floor = self._ask_origin - TICK_LIMIT
+
+    def _pos(self, side: int, tick: int) -> int:
+        return tick - self._bid_origin if side == BID else self._ask_origin - tick
+
+    def _tick(self, side: int, pos: int) -> int:
+        return pos + self._bid_origin if side == BID else self._ask_origin - pos
+
+    def _side(self, side: int) -> _Side:
+        if side == BID:
+            return self._bid
+        if side == ASK:
+            return self._ask
+        raise ValueError(f"side must be BID (+1) or ASK (-1), got {side!r}")
+
+    # ------------------------------------------------------------------ writing
+
+    def apply_side(self, side: int, ticks: np.ndarray, qty: np.ndarray) -> None:
+        """Set absolute sizes on one side (0 deletes); the fast path feeds use. Validated, atomic."""
+        if side == BID:
+            st = self._bid
+        elif side == ASK:
+            st = self._ask
+        else:
+            raise ValueError(f"apply_side: side must be BID (+1) or ASK (-1), got {side!r}")
+        if (
+            type(ticks) is not _ND
+            or type(qty) is not _ND
+            or ticks.dtype is not _I64
+            or qty.dtype is not _F64
+            or ticks.ndim != 1
+            or ticks.shape != qty.shape
+            or not ticks.shape[0]
+        ):
+            ticks, qty = _coerce(ticks, qty)
+            if not ticks.shape[0]:
+                self.version += 1
+                return
+        if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
+            qty = _checked_qty(qty)
+        if not self._anchored and not self._anchor(side, ticks, qty):
+            self.version += 1
+            return
+        if side == BID:
+            pos = ticks - self._bid_origin
+            floor = self._bid_pos_floor
+        else:
+            pos = self._ask_origin - ticks
+            floor = self._ask_pos_floor
+        lo = int(_SMIN(pos))
+        hi = int(_SMAX(pos))
+        roi = self._roi
+        arr = st.arr
+        bp = st.best
+        if lo >= 1 and hi <= roi:
+            arr[pos] = qty
+        elif hi <= roi and lo > floor:
+            # Far levels on the worse side only (the common case): ROI cells get their sizes, far
+            # ones land in the trash cell and are logged for the overflow.
+            arr.put(pos, qty, mode="clip")
+            st.log.append((ticks.copy(), qty.copy()))
+            st.cache = None
+            if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
+                self._fold(side, st)
+                self._settle_best(side, st)
+                self.version += 1
+                return
+            if len(st.log) > _LOG_FOLD:
+                self._fold(side, st)
+        else:
+            self._apply_general(side, st, ticks, qty)
+            self.version += 1
+            return
+        if hi > bp:
+            if arr[hi] > 0:
+                bp = hi
+            else:  # the top of the update is a delete: look between the old best and it
+                start = bp + 1 if bp >= 1 else 1
+                if start < hi:
+                    nz = np.flatnonzero(arr[start:hi])
+                    if nz.shape[0]:
+                        bp = start + int(nz[-1])
+        if 1 <= bp <= roi and arr[bp] == 0:
+            bp = self._below(side, st, bp)
+        if bp != st.best:
+            st.best = bp
+            self._best_changed(side, bp)
+        self.version += 1
+
+    def _apply_general(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray) -> None:
+        """Levels better than the ROI, or anything unusual: exact, slower, still atomic."""
+        _check_ticks(ticks)
+        self._fold(side, st)
+        pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
+        inside = (pos >= 1) & (pos <= self._roi)
+        st.arr[pos[inside]] = qty[inside]
+        over = st.over
+        for t, q in zip(ticks[~inside].tolist(), qty[~inside].tolist(), strict=True):
+            if q:
+                over[t] = q
+            else:
+                over.pop(t, None)
+        st.cache = None
+        self._settle_best(side, st)
+
+    def _anchor(self, side: int, ticks: np.ndarray, qty: np.ndarray) -> bool:
+        """Place the ROI around the first prices seen; False when there is nothing to place."""
+        _check_ticks(ticks)
+        live = ticks[qty > 0]
+        if not live.shape[0]:
+            return False
+        first = int(live.max()) if side == BID else int(live.min())
+        self._set_base(first - self._roi // 2)
+        self._bid.best = self._ask.best = _NONE
+        self._anchored = True
+        return True
+
+    def _below(self, side: int, st: _Side, bp: int) -> int:
+        """The best position strictly below ``bp`` (whose level was just deleted)."""
+        arr = st.arr
+        start = bp - _SCAN if bp > _SCAN else 1
+        nz = np.flatnonzero(arr[start:bp])
+        if nz.shape[0]:
+            return start + int(nz[-1])
+        if start > 1:
+            nz = np.flatnonzero(arr[1:start])
+            if nz.shape[0]:
+                return 1 + int(nz[-1])
+        # The ROI side is empty: the best, if any, is the best far level (all are worse here).
+        self._fold(side, st)
+        if not st.over:
+            return _NONE
+        far = max(st.over) if side == BID else min(st.over)
+        return self._pos(side, far)
+
+    def _settle_best(self, side: int, st: _Side) -> None:
+        """Recompute one side's best from scratch (ROI and overflow); used off the hot path."""
+        nz = np.flatnonzero(st.arr[1:])
+        bp = int(nz[-1]) + 1 if nz.shape[0] else _NONE
+        if st.over:
+            far = max(st.over) if side == BID else min(st.over)
+            bp = max(bp, self._pos(side, far))
+        if bp != st.best:
+            st.best = bp
+            self._best_changed(side, bp)
+
+    def _best_changed(self, side: int, bp: int) -> None:
+        tick = NO_PRICE if bp == _NONE else self._tick(side, bp)
+        if side == BID:
+            self.best_bid_tick = tick
+        else:
+            self.best_ask_tick = tick
+        bb, ba = self.best_bid_tick, self.best_ask_tick
+        if bb == NO_PRICE:
+            if ba == NO_PRICE:
+                return
+            centre = ba
+        elif ba == NO_PRICE:
+            centre = bb
+        else:
+            centre = (bb + ba) // 2
+        if abs(centre - self._centre) > self._roi // 4:
+            self._recentre(centre)
+
+    def _recentre(self, centre: int) -> None:
+        """Rebuild the window around ``centre``: levels move between arrays and overflow."""
+        roi = self._roi
+        parts = []
+        for side, st in ((BID, self._bid), (ASK, self._ask)):
+            self._fold(side, st)
+            pos = np.flatnonzero(st.arr[1:]) + 1
+            ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
+            qty = st.arr[pos]
+            if st.over:
+                ticks = np.concatenate([ticks, np.fromiter(st.over.keys(), np.int64, len(st.over))])
+                qty = np.concatenate([qty, np.fromiter(st.over.values(), np.float64, len(st.over))])
+            parts.append((ticks, qty))
+        self._set_base(centre - roi // 2)
+        for (side, st), (ticks, qty) in zip(((BID, self._bid), (ASK, self._ask)), parts, strict=True):
+            st.arr.fill(0.0)
+            pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
+            inside = (pos >= 1) & (pos <= roi)
+            st.arr[pos[inside]] = qty[inside]
+            st.over = dict(zip(ticks[~inside].tolist(), qty[~inside].tolist(), strict=True))
+            st.cache = None
+            best_tick = self.best_bid_tick if side == BID else self.best_ask_tick
+            st.best = _NONE if best_tick == NO_PRICE else self._pos(side, best_tick)
+        self.recentres += 1
+
+    def _fold(self, side: int, st: _Side) -> None:
+        """Write the logged far levels into the overflow dict, in order (last wins)."""
+        if not st.log:
+            return
+        if len(st.log) == 1:
+            ticks, qty = st.log[0]
+        else:
+            ticks = np.concatenate([t for t, _ in st.log])
+            qty = np.concatenate([q for _, q in st.log])
+        st.log.clear()
+        pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
+        far = (pos < 1) | (pos > self._roi)
+        latest = dict(zip(ticks[far].tolist(), qty[far].tolist(), strict=True))
+        over = st.over
+        for t, q in latest.items():
+            if q:
+                over[t] = q
+            else:
+                over.pop(t, None)
+        st.cache = None
+
+    def apply(self, batch: np.ndarray) -> None:
+        """Apply one batch of EVENT_DTYPE rows atomically (see the module rules); others ignored."""
+        if not isinstance(batch, np.ndarray) or batch.dtype.names is None or "ev" not in batch.dtype.names:
+            raise ValueError("DepthBook.apply: batch must be an array of EVENT_DTYPE rows")
+        batch = batch.reshape(-1)
+        n = batch.shape[0]
+        if not n:
+            return
+        ev = batch["ev"]
+        kind = ev & KIND_MASK
+        flags = ev & SIDE_MASK
+        ts = batch["exch_ts"]
+        if n > 1:
+            back = np.flatnonzero(ts[1:] < ts[:-1])
+            if back.shape[0]:
+                i = int(back[0]) + 1
+                raise ValueError(
+                    f"DepthBook.apply: unsorted batch: exch_ts decreases at row {i} "
+                    f"({int(ts[i - 1])} -> {int(ts[i])}); book unchanged"
+                )
+        depth = (kind == DEPTH_EVENT) | (kind == DEPTH_SNAPSHOT_EVENT)
+        clear = kind == DEPTH_CLEAR_EVENT
+        if not depth.any() and not clear.any():
+            return
+        rows = np.flatnonzero(depth)
+        if rows.shape[0]:
+            _validate_depth_rows(batch, rows, flags, self._tick_size)
+        # One code per row: 1 bid depth, 2 ask depth, 3 clear bid, 4 clear ask, 5 clear both.
+        code = np.zeros(n, dtype=np.int8)
+        code[depth & (flags == BUY_EVENT)] = 1
+        code[depth & (flags == SELL_EVENT)] = 2
+        code[clear & (flags == BUY_EVENT)] = 3
+        code[clear & (flags == SELL_EVENT)] = 4
+        code[clear & ((flags == 0) | (flags == SIDE_MASK))] = 5
+        keep = np.flatnonzero(code)
+        code = code[keep]
+        cuts = np.flatnonzero(code[1:] != code[:-1]) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), code.shape[0]]
+        version = self.version
+        for a, b in zip(starts, ends, strict=True):
+            c = int(code[a])
+            if c <= 2:
+                sel = keep[a:b]
+                self.apply_side(BID if c == 1 else ASK, batch["ival"][sel], batch["qty"][sel])
+            else:
+                self.clear(BID if c == 3 else ASK if c == 4 else 0)
+        if rows.shape[0]:
+            self.update_id = int(batch["order_id"][rows[-1]])
+        self.version = version + 1
+
+    def clear(self, side: int = 0) -> None:
+        """Remove every level of one side (``BID``/``ASK``) or, with 0, of both."""
+        if side == 0:
+            sides = ((BID, self._bid), (ASK, self._ask))
+        else:
+            sides = ((side, self._side(side)),)
+        for s, st in sides:
+            st.arr.fill(0.0)
+            st.over.clear()
+            st.log.clear()
+            st.cache = None
+            st.best = _NONE
+            if s == BID:
+                self.best_bid_tick = NO_PRICE
+            else:
+                self.best_ask_tick = NO_PRICE
+        if side == 0:
+            self._anchored = False  # the next data (maybe far away after a resync) places the ROI
+        self.version += 1
+
+    # ------------------------------------------------------------------ reading
+
+    def best_bid(self) -> tuple[int, float] | None:
+        """(tick, size) of the best bid, or None when there are no bids."""
+        tick = self.best_bid_tick
+        if tick == NO_PRICE:
+            return None
+        pos = tick - self._bid_origin
+        if 1 <= pos <= self._roi:
+            return tick, float(self._bid.arr[pos])
+        return tick, self.qty_at(BID, tick)
+
+    def best_ask(self) -> tuple[int, float] | None:
+        """(tick, size) of the best ask, or None when there are no asks."""
+        tick = self.best_ask_tick
+        if tick == NO_PRICE:
+            return None
+        pos = self._ask_origin - tick
+        if 1 <= pos <= self._roi:
+            return tick, float(self._ask.arr[pos])
+        return tick, self.qty_at(ASK, tick)
+
+    def is_crossed(self) -> bool:
+        """True when both sides exist and best bid >= best ask (transient in venue data)."""
+        return (
+            self.best_bid_tick != NO_PRICE
+            and self.best_ask_tick != NO_PRICE
+            and self.best_bid_tick >= self.best_ask_tick
+        )
+
+    def qty_at(self, side: int, tick: int) -> float:
+        """Resting size at one tick of one side (0.0 when no level)."""
+        st = self._side(side)
+        tick = int(tick)
+        pos = self._pos(side, tick)
+        if 1 <= pos <= self._roi:
+            return float(st.arr[pos])
+        self._fold(side, st)
+        return float(st.over.get(tick, 0.0))
+
+    def _far_sorted(self, side: int, st: _Side) -> tuple[np.ndarray, np.ndarray]:
+        """Overflow levels sorted by ascending tick (cached until the overflow changes)."""
+        self._fold(side, st)
+        if st.cache is None:
+            n = len(st.over)
+            ticks = np.fromiter(st.over.keys(), np.int64, n)
+            qty = np.fromiter(st.over.values(), np.float64, n)
+            order = np.argsort(ticks, kind="stable")
+            st.cache = (ticks[order], qty[order])
+        return st.cache
+
+    def _roi_levels(self, side: int, st: _Side, n: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """ROI levels best-first, at most ``n``: windows grow downward from the best."""
+        arr = st.arr
+        top = min(st.best, self._roi)
+        if top < 1:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        if n is None:
+            pos = np.flatnonzero(arr[1 : top + 1])[::-1] + 1
+        else:
+            width = max(256, 4 * n)
+            while True:
+                start = max(1, top + 1 - width)
+                pos = np.flatnonzero(arr[start : top + 1])[::-1] + start
+                if pos.shape[0] >= n or start == 1:
+                    pos = pos[:n]
+                    break
+                width *= 8
+        ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
+        return ticks, arr[pos]
+
+    def levels(self, side: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ticks, sizes) of one side best-first (bids descending, asks ascending), at most ``n``."""
+        st = self._side(side)
+        if n is not None:
+            n = _count(n, "n")
+        far_t, far_q = self._far_sorted(side, st)
+        if side == BID:
+            far_t, far_q = far_t[::-1], far_q[::-1]  # best-first
+            better = far_t > self._base + self._roi - 1
+        else:
+            better = far_t < self._base
+        nb = int(better.sum())
+        # Far levels split into the ones better than the ROI (a prefix) and worse (a suffix).
+        parts_t = [far_t[:nb]]
+        parts_q = [far_q[:nb]]
+        want = None if n is None else max(0, n - nb)
+        if want is None or want > 0:
+            rt, rq = self._roi_levels(side, st, want)
+            parts_t.append(rt)
+            parts_q.append(rq)
+            if want is None or rt.shape[0] < want:
+                parts_t.append(far_t[nb:])
+                parts_q.append(far_q[nb:])
+        ticks = np.concatenate(parts_t)
+        qty = np.concatenate(parts_q)
+        if n is not None:
+            ticks, qty = ticks[:n], qty[:n]
+        return ticks, qty
+
+    def ladder(self, top_tick: int, rows: int, group: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row ticks descending from ``top_tick``, bid size, ask size); row r sums ticks
+        ``top_tick - r*group - group + 1 .. top_tick - r*group``."""
+        rows = _count(rows, "rows")
+        group = _count(group, "group")
+        if group < 1:
+            raise ValueError(f"ladder: group must be >= 1, got {group}")
+        top_tick = int(top_tick)
+        span = rows * group
+        lo = top_tick - span + 1  # the window is ticks lo..top_tick
+        row_ticks = top_tick - np.arange(rows, dtype=np.int64) * group
+        out = []
+        for side, st in ((BID, self._bid), (ASK, self._ask)):
+            dense = np.zeros(span, dtype=np.float64)  # ascending ticks lo..top_tick
+            if span:
+                # ROI part: positions of lo..top_tick clipped to 1..roi.
+                a = max(lo, self._base)
+                b = min(top_tick, self._base + self._roi - 1)
+                if a <= b:
+                    if side == BID:
+                        dense[a - lo : b - lo + 1] = st.arr[a - self._bid_origin : b - self._bid_origin + 1]
+                    else:
+                        pa, pb = self._ask_origin - b, self._ask_origin - a
+                        dense[a - lo : b - lo + 1] = st.arr[pa : pb + 1][::-1]
+                if lo < self._base or top_tick > self._base + self._roi - 1:
+                    far_t, far_q = self._far_sorted(side, st)
+                    i = np.searchsorted(far_t, lo, side="left")
+                    j = np.searchsorted(far_t, top_tick, side="right")
+                    dense[far_t[i:j] - lo] = far_q[i:j]
+            # Descending ticks, then `group` ticks per row.
+            out.append(dense[::-1].reshape(rows, group).sum(axis=1))
+        return row_ticks, out[0], out[1]
+
+    def cumulative_depth(self, side: int, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ticks, cumulative size) of the best ``n_levels`` levels of one side, best-first."""
+        ticks, qty = self.levels(side, _count(n_levels, "n_levels"))
+        return ticks, np.cumsum(qty)
+
+    def depth_within(self, side: int, n_ticks: int) -> float:
+        """Total size of one side within ``n_ticks`` ticks of its best (inclusive; 0 = best only)."""
+        st = self._side(side)
+        n_ticks = _count(n_ticks, "n_ticks")
+        best = self.best_bid_tick if side == BID else self.best_ask_tick
+        if best == NO_PRICE:
+            return 0.0
+        lo, hi = (best - n_ticks, best) if side == BID else (best, best + n_ticks)
+        total = 0.0
+        a = max(lo, self._base)
+        b = min(hi, self._base + self._roi - 1)
+        if a <= b:
+            pa, pb = sorted((self._pos(side, a), self._pos(side, b)))
+            total += float(st.arr[pa : pb + 1].sum())
+        if lo < self._base or hi > self._base + self._roi - 1:
+            far_t, far_q = self._far_sorted(side, st)
+            i = np.searchsorted(far_t, lo, side="left")
+            j = np.searchsorted(far_t, hi, side="right")
+            total += float(far_q[i:j].sum())
+        return total
+
+    def walk(self, side: int, qty: float) -> WalkResult:
+        """A market order of ``qty`` consuming ``side`` (ASK for a buy): filled, avg/worst tick, slippage."""
+        qty = float(qty)
+        if not (math.isfinite(qty) and qty > 0):
+            raise ValueError(f"walk: qty must be a finite number > 0, got {qty!r}")
+        self._side(side)
+        n = 256
+        while True:
+            ticks, sizes = self.levels(side, n)
+            if not ticks.shape[0]:
+                return WalkResult(0.0, math.nan, NO_PRICE, math.nan)
+            cum = np.cumsum(sizes)
+            if cum[-1] >= qty or ticks.shape[0] < n:
+                break
+            n *= 8
+        k = int(np.searchsorted(cum, qty, side="left"))
+        if k >= ticks.shape[0]:  # the side holds less than qty: take it all
+            k = ticks.shape[0] - 1
+            take = sizes
+            filled = float(cum[-1])
+        else:
+            take = sizes[: k + 1].copy()
+            take[k] = qty - (float(cum[k - 1]) if k else 0.0)
+            filled = qty
+        best = int(ticks[0])
+        away = np.abs(ticks[: k + 1] - best).astype(np.float64)  # ticks away from best, small
+        slippage = float(np.dot(away, take)) / filled
+        avg = best + slippage if side == ASK else best - slippage
+        return WalkResult(filled, avg, int(ticks[k]), slippage)
+
+    def __repr__(self) -> str:
+        return (
+            f"DepthBook({self.instrument.key}, bid={self.best_bid_tick if self.best_bid_tick != NO_PRICE else None}, "
+            f"ask={self.best_ask_tick if self.best_ask_tick != NO_PRICE else None}, version={self.version})"
+        )
+
+
+# ---------------------------------------------------------------------- validation helpers
+
+
+def _count(value: int, name: str) -> int:
+    """A non-negative integer argument, or ValueError."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _coerce(ticks: object, qty: object) -> tuple[np.ndarray, np.ndarray]:
+    """Validate/convert ``apply_side`` inputs to 1-D int64 ticks and float64 sizes of one length."""
+    t = np.asarray(ticks)
+    q = np.asarray(qty)
+    if t.ndim != 1 or q.ndim != 1 or t.shape != q.shape:
+        raise ValueError(f"apply_side: ticks and qty must be 1-D of one length, got {t.shape} and {q.shape}")
+    if t.dtype.kind not in "iu" and (t.shape[0] or t.dtype.kind != "f"):  # np.asarray([]) is float
+        raise ValueError(f"apply_side: ticks must be an integer array, got dtype {t.dtype}")
+    if t.dtype.kind == "u" and t.shape[0] and int(t.max()) >= TICK_LIMIT:
+        raise ValueError(f"apply_side: tick {int(t.max())} out of range (|tick| < 2**62)")
+    if q.dtype.kind not in "iuf":
+        raise ValueError(f"apply_side: qty must be numbers, got dtype {q.dtype}")
+    return np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(q, dtype=np.float64)
+
+
+def _checked_qty(qty: np.ndarray) -> np.ndarray:
+    """Raise on NaN/inf/negative sizes; turn -0.0 into 0.0 (the bit test flags it too)."""
+    bad = np.isnan(qty)
+    if bad.any():
+        raise ValueError(f"qty is NaN at index {int(np.flatnonzero(bad)[0])}; book unchanged")
+    bad = np.isinf(qty)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"qty is infinite ({qty[i]}) at index {i}; book unchanged")
+    bad = qty < 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"qty is negative ({qty[i]}) at index {i}; book unchanged")
+    return qty + 0.0  # -0.0 + 0.0 == +0.0
+
+
+def _check_ticks(ticks: np.ndarray) -> None:
+    """Raise when a tick is outside ±2**62 (garbage or the NO_PRICE sentinel)."""
+    bad = (ticks <= -TICK_LIMIT) | (ticks >= TICK_LIMIT)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"tick {int(ticks[i])} at index {i} out of range (|tick| < 2**62); book unchanged")
+
+
+def _validate_depth_rows(batch: np.ndarray, rows: np.ndarray, flags: np.ndarray, tick_size: float) -> None:
+    """Every depth row: one side flag, finite size >= 0, tick in range and matching px."""
+    f = flags[rows]
+    bad = (f != BUY_EVENT) & (f != SELL_EVENT)
+    if bad.any():
+        i = int(rows[np.flatnonzero(bad)[0]])
+        what = "no side flag" if flags[i] == 0 else "both side flags"
+        raise ValueError(f"DepthBook.apply: depth row {i} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged")
+    qty = batch["qty"][rows]
+    bad = ~(np.isfinite(qty) & (qty >= 0))
+    if bad.any():
+        i = int(rows[np.flatnonzero(bad)[0]])
+        q = float(batch["qty"][i])
+        what = "NaN" if math.isnan(q) else "infinite" if math.isinf(q) else "negative"
+        raise ValueError(f"DepthBook.apply: depth row {i}: qty is {what} ({q}); book unchanged")
+    ival = batch["ival"][rows]
+    bad = (ival <= -TICK_LIMIT) | (ival >= TICK_LIMIT)
+    if bad.any():
+        i = int(rows[np.flatnonzero(bad)[0]])
+        raise ValueError(f"DepthBook.apply: depth row {i}: tick {int(batch['ival'][i])} out of range; book unchanged")
+    px = batch["px"][rows]
+    priced = px != 0
+    if priced.any():
+        p = px[priced]
+        t = ival[priced].astype(np.float64)
+        off = ~(np.abs(p / tick_size - t) <= 1e-6 + np.abs(t) * 4e-16)  # also catches NaN px
+        if off.any():
+            k = int(np.flatnonzero(priced)[np.flatnonzero(off)[0]])
+            i = int(rows[k])
+            raise ValueError(
+                f"DepthBook.apply: depth row {i}: px {float(batch['px'][i])!r} is not tick "
+                f"{int(batch['ival'][i])} x {tick_size} (off the tick grid or wrong ival); book unchanged"
+            )
