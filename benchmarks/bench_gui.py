@@ -1,0 +1,222 @@
+"""GUI benchmark: the real desk (1600×1000, default panels, offscreen) on the real engine under load.
+
+Load comes from the embedded demo exchange when this build has it (``demo:ALTUSDT`` with the
+simulator's message rate set), else from :class:`PacedFeed`, an in-process feed that makes a random-walk
+book and trades at a set message rate and hands them to the engine exactly as a venue adapter does
+(one message = one batch). Either way the engine thread, bridge, frame clock and painting are the
+shipping code. Rows: ``gui.fps_median``, ``gui.frame_ms_p99``, ``gui.lag_ms_p99``,
+``gui.burst_block_ms_max``, ``gui.burst_recovery_s`` (``extra.source`` says which load ran).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.core.events import (
+    ASK,
+    BID,
+    DEPTH_SNAPSHOT_EVENT,
+    clear_row,
+    depth_rows,
+    trade_row,
+)
+from app.core.instrument import Instrument
+from benchmarks import BenchResult
+from feeds.base import LIVE, FeedCounters
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SYMBOL = "ALTUSDT"
+VENUE = "demo"
+KEY = f"{VENUE}:{SYMBOL}"
+STEADY_RATE = 2_000.0
+BURST_RATE = 20_000.0
+LAG_OK_MS = 100.0
+WINDOW = (1600, 1000)
+
+
+class PacedFeed:
+    """A feed producing depth diffs and trades at ``rate`` messages/s (changeable while running)."""
+
+    def __init__(self, rate: float = STEADY_RATE, seed: int = 3, tick_size: float = 0.0001,
+                 mid_tick: int = 4321) -> None:
+        self.venue = VENUE
+        self.symbols = (SYMBOL,)
+        self.rate = rate
+        self.instrument = Instrument(VENUE, SYMBOL, tick_size=tick_size, lot_size=1.0)
+        self._rng = np.random.default_rng(seed)
+        self._mid = mid_tick
+        self.sent = 0
+        self._update_id = 1
+
+    def counters(self) -> FeedCounters:
+        """Messages delivered so far."""
+        return FeedCounters(messages=self.sent)
+
+    async def run(self, sink: Any) -> None:
+        """Snapshot, then diffs and trades paced to ``rate`` until cancelled."""
+        sink.on_instrument(self.instrument)
+        now = time.time_ns()
+        ticks = np.arange(1, 301, dtype=np.int64)
+        rng = self._rng
+        snap = np.concatenate([
+            clear_row(now, now),
+            depth_rows(BID, self._mid - ticks, rng.gamma(1.4, 900, 300).round(), self.instrument.tick_size, now, now,
+                       self._update_id, DEPTH_SNAPSHOT_EVENT),
+            depth_rows(ASK, self._mid + ticks, rng.gamma(1.4, 900, 300).round(), self.instrument.tick_size, now, now,
+                       self._update_id, DEPTH_SNAPSHOT_EVENT),
+        ])
+        sink.on_batch(SYMBOL, snap, self._update_id)
+        self.sent += 1
+        sink.on_status(SYMBOL, LIVE, "")
+        started = time.perf_counter()
+        done = 0.0
+        rate_prev = self.rate
+        while True:
+            await asyncio.sleep(0.002)
+            now_s = time.perf_counter()
+            if self.rate != rate_prev:  # re-base the schedule so a rate change is not a backlog
+                started, done, rate_prev = now_s, 0.0, self.rate
+            due = int((now_s - started) * self.rate - done)
+            for _ in range(due):
+                sink.on_batch(SYMBOL, self._message(), self._update_id)
+                self.sent += 1
+            done += due
+
+    def _message(self) -> np.ndarray:
+        rng = self._rng
+        ts = time.time_ns()
+        self._update_id += 1
+        if rng.random() < 0.15:
+            side = BID if rng.random() < 0.5 else ASK
+            if rng.random() < 0.04:
+                self._mid += side  # the market walks
+            tick = self._mid + (1 if side == BID else -1)
+            return trade_row(side, tick, float(rng.gamma(0.8, 250) + 1), self.instrument.tick_size, ts, ts,
+                             self._update_id)
+        side = BID if rng.random() < 0.5 else ASK
+        n = int(rng.integers(1, 6))
+        offsets = rng.integers(1, 40, n)
+        ticks = self._mid - offsets if side == BID else self._mid + offsets
+        qty = np.where(rng.random(n) < 0.1, 0.0, rng.gamma(1.4, 900, n).round())
+        return depth_rows(side, ticks, qty, self.instrument.tick_size, ts, ts, self._update_id)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    return float(np.quantile(np.asarray(values), q)) if values else float("nan")
+
+
+def run(quick: bool = False) -> list[BenchResult]:
+    """Run the steady and burst phases; returns the five ``gui.*`` rows."""
+    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import build_desk
+
+    app = QApplication.instance() or QApplication(["depthdesk-bench"])
+    steady_s, burst_s, recover_s = (3.0, 3.0, 3.0) if quick else (10.0, 10.0, 5.0)
+    settings_dir = Path(tempfile.mkdtemp(prefix="depthdesk-bench-"))
+    engine, window, bridge, _symbols, _settings = build_desk(demo=True, settings_dir=settings_dir)
+    feed = PacedFeed(STEADY_RATE)
+    engine.add_feed(feed, label=KEY)
+    source = "paced-feed"
+    window.resize(*WINDOW)
+    window.show()
+    engine.start()
+    bridge.open_symbol(KEY)
+
+    frame_ms: list[float] = []
+    lag_ms: list[tuple[float, float]] = []  # (monotonic, lag ms)
+    shown_at: list[float] = []
+    beats: list[float] = []
+
+    def timed_frame() -> None:
+        t0 = time.perf_counter()
+        before = bridge.frames_shown
+        bridge._on_frame_clock()
+        if bridge.frames_shown != before:
+            # paint now, inside the timed region (the queued update then only blits the cache)
+            window.ladder.repaint()
+            window.tape.list.repaint()
+            frame_ms.append((time.perf_counter() - t0) * 1e3)
+            shown_at.append(time.monotonic())
+        lag = engine.lag_ns(KEY)
+        if lag:
+            lag_ms.append((time.monotonic(), lag / 1e6))
+
+    bridge.frame_clock.timeout.disconnect(bridge._on_frame_clock)
+    bridge.frame_clock.timeout.connect(timed_frame)
+    heartbeat = QTimer()
+    heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
+    heartbeat.setInterval(5)
+    heartbeat.timeout.connect(lambda: beats.append(time.monotonic()))
+    bridge.start()
+    heartbeat.start()
+
+    def spin(seconds: float) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
+
+    try:
+        spin(1.5)  # warm-up: first paints, caches, the snapshot
+        frame_ms.clear()
+        lag_ms.clear()
+        shown_at.clear()
+        t_steady = time.monotonic()
+        spin(steady_s)
+        steady_frames = list(frame_ms)
+        steady_lag = [v for t, v in lag_ms if t >= t_steady]
+        steady_shown = [t for t in shown_at if t >= t_steady]
+        per_second = [sum(1 for t in steady_shown if t_steady + i <= t < t_steady + i + 1)
+                      for i in range(int(steady_s))]
+        beats.clear()
+        feed.rate = BURST_RATE
+        t_burst = time.monotonic()
+        spin(burst_s)
+        burst_beats = [t for t in beats if t >= t_burst]
+        feed.rate = STEADY_RATE
+        t_end = time.monotonic()
+        spin(recover_s)
+        gaps = np.diff(np.asarray([t_burst, *burst_beats]))
+        block_ms = float(gaps.max() * 1e3) if len(gaps) else float("nan")
+        after = [(t, v) for t, v in lag_ms if t >= t_end]
+        recovery = next((t - t_end for t, v in after if v < LAG_OK_MS), float("nan"))
+        burst_lag_max = max((v for t, v in lag_ms if t_burst <= t < t_end), default=float("nan"))
+        market = engine.market(KEY)
+        applied = market.messages if market is not None else -1
+    finally:
+        heartbeat.stop()
+        bridge.stop()
+        engine.stop()
+        window.close()
+        app.processEvents()
+    lost = feed.sent - applied
+    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "steady_rate": STEADY_RATE}
+    return [
+        BenchResult("gui.fps_median", float(np.median(per_second)) if per_second else 0.0, "fps",
+                    extra={**extra, "per_second": per_second}),
+        BenchResult("gui.frame_ms_p99", round(_quantile(steady_frames, 0.99), 2), "ms",
+                    extra={**extra, "frame_ms_median": round(_quantile(steady_frames, 0.5), 2)}),
+        BenchResult("gui.lag_ms_p99", round(_quantile(steady_lag, 0.99), 2), "ms", extra=extra),
+        BenchResult("gui.burst_block_ms_max", round(block_ms, 1), "ms",
+                    extra={**extra, "burst_rate": BURST_RATE, "burst_s": burst_s,
+                           "burst_lag_ms_max": round(burst_lag_max, 1)}),
+        BenchResult("gui.burst_recovery_s", round(recovery, 3), "s",
+                    extra={**extra, "messages_sent": feed.sent, "messages_applied": applied, "lost": lost}),
+    ]
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for row in run(quick="--quick" in sys.argv):
+        print(json.dumps(row.as_json()))
