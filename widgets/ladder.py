@@ -8,10 +8,12 @@ overlays (last-trade and alert flashes, hover).
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QLine, QPoint, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import QMenu, QSizePolicy, QWidget
 
 from app.core.events import ASK, BID, NO_PRICE
 from app.core.frame import Frame
+from app.core.instrument import Instrument
 from widgets import fmt
 from widgets.theme import DARK, Palette, mono_font
 
@@ -111,6 +114,8 @@ class LadderWidget(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._palette = palette
+        self._colour_cache: dict[tuple[str, str, int | None], QColor] = {}
+        self._price_cache: dict[tuple[float, int], str] = {}
         self._font = mono_font(9.0)
         self._bold = QFont(self._font)
         self._bold.setBold(True)
@@ -462,14 +467,24 @@ class LadderWidget(QWidget):
         painter.setPen(p.q("grid"))
         painter.drawLine(0, self._header_h - 1, self.width(), self._header_h - 1)
 
+    def _colour(self, key: str, alpha: int | None = None) -> QColor:
+        """Palette colours as QColor, made once per theme (painting asks for hundreds per frame)."""
+        cache_key = (self._palette.name, key, alpha)
+        colour = self._colour_cache.get(cache_key)
+        if colour is None:
+            colour = self._colour_cache[cache_key] = self._palette.q(key, alpha)
+        return colour
+
     def _paint_rows(self, painter: QPainter, view: LadderView, frame: Frame) -> None:
-        p = self._palette
-        rh, top_y = self._row_h, self._header_h
+        # Two passes with as few Qt calls as possible: every call may hand the GIL to the engine
+        # thread, so rectangles are batched per colour and texts grouped per pen/font.
+        rh, top_y, width = self._row_h, self._header_h, self.width()
         inst = frame.instrument
         g = self._group
         best_bid, best_ask = frame.best_bid_tick, frame.best_ask_tick
         bb_row = view.row_of(best_bid) if best_bid != NO_PRICE else None
         ba_row = view.row_of(best_ask) if best_ask != NO_PRICE else None
+        touch_rows = (bb_row, ba_row)
         vis_max = _bar_scale(view.bid, view.ask)
         traded_max = float(max(view.sold.max(initial=0.0), view.bought.max(initial=0.0))) or 1.0
         cum_max = float(view.cum.max(initial=0.0)) or 1.0
@@ -477,15 +492,9 @@ class LadderWidget(QWidget):
         align_l = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
         align_c = Qt.AlignmentFlag.AlignCenter
         cx = self._col_x
-        price_bg, alt_bg, gap_bg = p.q("price_bg"), p.q("panel_alt"), p.q("gap")
-        spread_bg = p.q("grid")
-        bid_bar, ask_bar = p.q("bid_bar"), p.q("ask_bar")
-        buy_bar, sell_bar = p.q("buy", 60), p.q("sell", 60)
-        cum_bid_bar, cum_ask_bar = p.q("bid", 38), p.q("ask", 38)
-        text, dim = p.q("text"), p.q("text_dim")
-        large_pen = QPen(p.q("large"), 2)
-        painter.setFont(self._font)
-        # rows between the touches (the spread, empty by definition) are drawn as one calm band
+        fills: dict[tuple[str, int | None], list[QRect]] = defaultdict(list)
+        texts: list[tuple[tuple[str, int | None], bool, QRect, Qt.AlignmentFlag, str]] = []
+        outlines: list[QRect] = []
         lo_spread = ba_row + 1 if ba_row is not None else None
         hi_spread = bb_row - 1 if bb_row is not None else None
         spread_label_row = (
@@ -493,113 +502,123 @@ class LadderWidget(QWidget):
             if lo_spread is not None and hi_spread is not None and hi_spread >= lo_spread
             else None
         )
-        for i in range(len(view.ticks)):
+        px0, px1 = cx["price"]
+        ticks = view.ticks.tolist()
+        bids, asks = view.bid.tolist(), view.ask.tolist()
+        solds, boughts = view.sold.tolist(), view.bought.tolist()
+        cums, changes = view.cum.tolist(), view.change.tolist()
+        large_bid, large_ask, gaps = view.large_bid.tolist(), view.large_ask.tolist(), view.gap.tolist()
+        two_sided = best_bid != NO_PRICE and best_ask != NO_PRICE
+        for i, tick in enumerate(ticks):
             y = top_y + i * rh
-            tick = int(view.ticks[i])
-            in_spread = (
-                best_bid != NO_PRICE and best_ask != NO_PRICE and tick > best_bid and tick + g - 1 < best_ask
-            )
-            if view.gap[i]:
-                painter.fillRect(0, y, self.width(), rh, gap_bg)
+            in_spread = two_sided and best_bid < tick and tick + g - 1 < best_ask
+            if gaps[i]:
+                fills[("gap", None)].append(QRect(0, y, width, rh))
             elif in_spread:
-                painter.fillRect(0, y, self.width(), rh, spread_bg)
+                fills[("grid", None)].append(QRect(0, y, width, rh))
             elif i % 2:
-                painter.fillRect(0, y, self.width(), rh, alt_bg)
-            # price column
-            x0, x1 = cx["price"]
+                fills[("panel_alt", None)].append(QRect(0, y, width, rh))
             if i == bb_row:
-                painter.fillRect(x0, y, x1 - x0, rh, p.q("bid_best"))
+                fills[("bid_best", None)].append(QRect(px0, y, px1 - px0, rh))
             elif i == ba_row:
-                painter.fillRect(x0, y, x1 - x0, rh, p.q("ask_best"))
+                fills[("ask_best", None)].append(QRect(px0, y, px1 - px0, rh))
             elif not in_spread:
-                painter.fillRect(x0, y, x1 - x0, rh, price_bg)
-            has_size = view.bid[i] > 0 or view.ask[i] > 0
-            painter.setPen(text if (has_size or i in (bb_row, ba_row)) else dim)
-            painter.setFont(self._bold if i in (bb_row, ba_row) else self._font)
+                fills[("price_bg", None)].append(QRect(px0, y, px1 - px0, rh))
+            bid, ask = bids[i], asks[i]
+            is_touch = i in touch_rows
             if i != spread_label_row:
-                painter.drawText(QRect(x0, y, x1 - x0, rh), align_c, inst.format_price(tick))
-            painter.setFont(self._font)
-            # bid / ask sizes with proportional bars (bars grow from the price column outwards)
-            for side_key, size, bar, large, colour in (
-                ("bid", view.bid[i], bid_bar, view.large_bid[i], p.q("bid")),
-                ("ask", view.ask[i], ask_bar, view.large_ask[i], p.q("ask")),
+                pen = ("text", None) if (bid > 0 or ask > 0 or is_touch) else ("text_dim", None)
+                texts.append((pen, is_touch, QRect(px0, y, px1 - px0, rh), align_c, self._price_text(inst, tick)))
+            for side_key, size, bar, large in (
+                ("bid", bid, "bid_bar", large_bid[i]),
+                ("ask", ask, "ask_bar", large_ask[i]),
             ):
                 if size <= 0:
                     continue
                 c0, c1 = cx[side_key]
                 w = max(1, int((c1 - c0 - 4) * min(1.0, size / vis_max)))
                 bx = c1 - 2 - w if side_key == "bid" else c0 + 2
-                painter.fillRect(bx, y + 2, w, rh - 4, bar)
+                fills[(bar, None)].append(QRect(bx, y + 2, w, rh - 4))
                 if large:
-                    painter.fillRect(c0 + 1, y + 1, c1 - c0 - 2, rh - 2, p.q("large", 50))
-                    painter.setPen(large_pen)
-                    painter.drawRect(c0 + 1, y + 1, c1 - c0 - 3, rh - 3)
-                    painter.setFont(self._bold)
-                    painter.setPen(p.q("large"))
+                    fills[("large", 50)].append(QRect(c0 + 1, y + 1, c1 - c0 - 2, rh - 2))
+                    outlines.append(QRect(c0 + 1, y + 1, c1 - c0 - 3, rh - 3))
+                    pen = ("large", None)
                 else:
-                    painter.setPen(text if i not in (bb_row, ba_row) else colour.lighter(130))
-                rect = QRect(c0 + 5, y, c1 - c0 - 10, rh)
-                painter.drawText(rect, align_r if side_key == "bid" else align_l, fmt.qty(size))
-                painter.setFont(self._font)
-            # session traded volume, faint bars
-            for key, vol, bar, colour in (
-                ("sold", view.sold[i], sell_bar, p.q("sell")),
-                ("bought", view.bought[i], buy_bar, p.q("buy")),
-            ):
+                    pen = ("text", None)
+                texts.append((pen, large or is_touch, QRect(c0 + 5, y, c1 - c0 - 10, rh),
+                              align_r if side_key == "bid" else align_l, fmt.qty(size)))
+            for key, vol, colour in (("sold", solds[i], "sell"), ("bought", boughts[i], "buy")):
                 if vol <= 0:
                     continue
                 c0, c1 = cx[key]
                 w = max(1, int((c1 - c0 - 4) * min(1.0, vol / traded_max)))
                 bx = c1 - 2 - w if key == "sold" else c0 + 2
-                painter.fillRect(bx, y + 3, w, rh - 6, bar)
-                painter.setPen(colour)
-                painter.drawText(QRect(c0 + 4, y, c1 - c0 - 8, rh), align_c, fmt.qty(vol))
-            # cumulative depth
-            if view.cum[i] > 0:
+                fills[(colour, 60)].append(QRect(bx, y + 3, w, rh - 6))
+                texts.append(((colour, None), False, QRect(c0 + 4, y, c1 - c0 - 8, rh), align_c, fmt.qty(vol)))
+            cum = cums[i]
+            if cum > 0:
                 c0, c1 = cx["cum"]
-                is_ask = view.ask[i] > 0
-                w = max(1, int((c1 - c0 - 4) * min(1.0, view.cum[i] / cum_max)))
-                painter.fillRect(c1 - 2 - w, y + 3, w, rh - 6, cum_ask_bar if is_ask else cum_bid_bar)
-                painter.setPen(dim)
-                painter.drawText(QRect(c0 + 4, y, c1 - c0 - 8, rh), align_r, fmt.qty(view.cum[i]))
-            # pulling / stacking
-            chg = view.change[i]
+                w = max(1, int((c1 - c0 - 4) * min(1.0, cum / cum_max)))
+                fills[("ask" if ask > 0 else "bid", 38)].append(QRect(c1 - 2 - w, y + 3, w, rh - 6))
+                texts.append((("text_dim", None), False, QRect(c0 + 4, y, c1 - c0 - 8, rh), align_r, fmt.qty(cum)))
+            chg = changes[i]
             if chg:
                 c0, c1 = cx["change"]
-                painter.setPen(p.q("stack") if chg > 0 else p.q("pull"))
-                painter.drawText(QRect(c0 + 4, y, c1 - c0 - 8, rh), align_r, fmt.signed_qty(chg))
-            if view.markers[i]:
+                texts.append(((("stack" if chg > 0 else "pull"), None), False, QRect(c0 + 4, y, c1 - c0 - 8, rh),
+                              align_r, fmt.signed_qty(chg)))
+            marker = view.markers[i]
+            if marker:
                 c0, c1 = cx["signals"]
-                colour = p.q("iceberg") if "ICE" in view.markers[i] else p.q("absorption")
-                if view.markers[i].startswith(("LARGE", "PULL", "STACK")):
-                    colour = p.q("large")
-                elif view.markers[i].startswith("GAP"):
-                    colour = p.q("stale")
-                painter.fillRect(c0 + 2, y + 3, 3, rh - 6, colour)
-                painter.setPen(colour)
-                painter.drawText(QRect(c0 + 8, y, c1 - c0 - 10, rh), align_l, view.markers[i])
-        # spread label in the middle of the empty band
+                colour = "iceberg" if "ICE" in marker else "absorption"
+                if marker.startswith(("LARGE", "PULL", "STACK")):
+                    colour = "large"
+                elif marker.startswith("GAP"):
+                    colour = "stale"
+                fills[(colour, None)].append(QRect(c0 + 2, y + 3, 3, rh - 6))
+                texts.append(((colour, None), False, QRect(c0 + 8, y, c1 - c0 - 10, rh), align_l, marker))
         if spread_label_row is not None:
-            x0, x1 = cx["price"]
-            spread_ticks = best_ask - best_bid
             y = top_y + spread_label_row * rh
-            painter.setPen(dim)
-            painter.drawText(QRect(x0, y, x1 - x0, rh), align_c, f"spread {spread_ticks}t")
-        # column separators
-        painter.setPen(p.q("grid"))
-        bottom = top_y + len(view.ticks) * rh
-        for key in ("change", "sold", "bid", "price", "ask", "bought", "signals"):
-            x = cx[key][0]
-            painter.drawLine(x, top_y, x, bottom)
-        # touch lines between the best ask and best bid rows
+            texts.append((("text_dim", None), False, QRect(px0, y, px1 - px0, rh), align_c,
+                          f"spread {best_ask - best_bid}t"))
+        # pass 1: rectangles, one call per colour (drawing order: backgrounds under bars)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for key in sorted(fills, key=_fill_order):
+            painter.setBrush(self._colour(*key))
+            painter.drawRects(fills[key])
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if outlines:
+            painter.setPen(QPen(self._colour("large"), 2))
+            painter.drawRects(outlines)
+        # column separators and the touch lines
+        bottom = top_y + len(ticks) * rh
+        painter.setPen(self._colour("grid"))
+        painter.drawLines([QLine(cx[k][0], top_y, cx[k][0], bottom)
+                           for k in ("change", "sold", "bid", "price", "ask", "bought", "signals")])
         if bb_row is not None:
-            painter.setPen(QPen(p.q("bid"), 1))
-            painter.drawLine(0, top_y + bb_row * rh, self.width(), top_y + bb_row * rh)
+            painter.setPen(self._colour("bid"))
+            painter.drawLine(0, top_y + bb_row * rh, width, top_y + bb_row * rh)
         if ba_row is not None:
-            painter.setPen(QPen(p.q("ask"), 1))
-            y = top_y + (ba_row + 1) * rh - 1
-            painter.drawLine(0, y, self.width(), y)
-        del bid_bar, ask_bar
+            painter.setPen(self._colour("ask"))
+            painter.drawLine(0, top_y + (ba_row + 1) * rh - 1, width, top_y + (ba_row + 1) * rh - 1)
+        # pass 2: texts grouped by pen and font
+        texts.sort(key=lambda t: (t[0][0], t[1]))
+        current: tuple[Any, bool] | None = None
+        for pen, bold, rect, align, text in texts:
+            if (pen, bold) != current:
+                painter.setPen(self._colour(*pen))
+                painter.setFont(self._bold if bold else self._font)
+                current = (pen, bold)
+            painter.drawText(rect, align, text)
+
+    def _price_text(self, inst: Instrument, tick: int) -> str:
+        """Formatted price, memoised: the same prices are drawn every frame."""
+        key = (inst.tick_size, tick)
+        text = self._price_cache.get(key)
+        if text is None:
+            if len(self._price_cache) > 20_000:
+                self._price_cache.clear()
+            text = self._price_cache[key] = inst.format_price(tick)
+        return text
 
     def _paint_stale(self, painter: QPainter, state: str) -> None:
         p = self._palette
@@ -742,6 +761,18 @@ def _marker_text(kind: str, evidence: dict) -> str:
     if kind == "liquidity_gap":
         return f"GAP {evidence.get('ticks', '')}t".replace(" t", "")
     return ""
+
+
+# backgrounds first, then bars, then marks on top
+_FILL_LAYERS = {"gap": 0, "grid": 0, "panel_alt": 0, "price_bg": 1, "bid_best": 1, "ask_best": 1, "large": 3}
+
+
+def _fill_order(key: tuple[str, int | None]) -> tuple[int, str, int]:
+    name, alpha = key
+    layer = _FILL_LAYERS.get(name, 2)
+    if name == "large" and alpha is None:
+        layer = 4  # marker stripe
+    return (layer, name, alpha or 0)
 
 
 def _bar_scale(bid: np.ndarray, ask: np.ndarray) -> float:
