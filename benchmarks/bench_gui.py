@@ -55,6 +55,7 @@ class PacedFeed:
         self._mid = mid_tick
         self.sent = 0
         self._update_id = 1
+        self.pending_state: str | None = None  # set from any thread: reported on the next tick
 
     def counters(self) -> FeedCounters:
         """Messages delivered so far."""
@@ -81,6 +82,9 @@ class PacedFeed:
         rate_prev = self.rate
         while True:
             await asyncio.sleep(0.002)
+            if self.pending_state is not None:
+                state, self.pending_state = self.pending_state, None
+                sink.on_status(SYMBOL, state, "forced by test")
             now_s = time.perf_counter()
             if self.rate != rate_prev:  # re-base the schedule so a rate change is not a backlog
                 started, done, rate_prev = now_s, 0.0, self.rate
@@ -91,22 +95,27 @@ class PacedFeed:
             done += due
 
     def _message(self) -> np.ndarray:
+        # The book is kept uncrossed: bids at or below mid - 1, asks at or above mid + 1.
         rng = self._rng
         ts = time.time_ns()
         self._update_id += 1
+        tick_size = self.instrument.tick_size
         if rng.random() < 0.15:
-            side = BID if rng.random() < 0.5 else ASK
-            if rng.random() < 0.04:
-                self._mid += side  # the market walks
-            tick = self._mid + (1 if side == BID else -1)
-            return trade_row(side, tick, float(rng.gamma(0.8, 250) + 1), self.instrument.tick_size, ts, ts,
-                             self._update_id)
+            side = BID if rng.random() < 0.5 else ASK  # aggressor
+            tick = self._mid + side  # a buy lifts mid + 1, a sell hits mid - 1
+            trade = trade_row(side, tick, float(rng.gamma(0.8, 250) + 1), tick_size, ts, ts, self._update_id)
+            if rng.random() < 0.05:  # the market walks: the level taken out leaves the book
+                self._mid += side
+                gone = depth_rows(ASK if side == BID else BID, np.array([self._mid]), np.zeros(1), tick_size, ts, ts,
+                                  self._update_id)
+                return np.concatenate([trade, gone])
+            return trade
         side = BID if rng.random() < 0.5 else ASK
         n = int(rng.integers(1, 6))
         offsets = rng.integers(1, 40, n)
         ticks = self._mid - offsets if side == BID else self._mid + offsets
         qty = np.where(rng.random(n) < 0.1, 0.0, rng.gamma(1.4, 900, n).round())
-        return depth_rows(side, ticks, qty, self.instrument.tick_size, ts, ts, self._update_id)
+        return depth_rows(side, ticks, qty, tick_size, ts, ts, self._update_id)
 
 
 def _quantile(values: list[float], q: float) -> float:
