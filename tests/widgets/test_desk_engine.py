@@ -1,0 +1,90 @@
+"""The real desk on the real engine (engine thread, bridge, frame clock), fed by the paced feed."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+import pytest
+
+from app.core.events import ASK, BID
+from benchmarks.bench_gui import KEY, PacedFeed
+
+
+@pytest.fixture
+def live_desk(qtbot, tmp_path):
+    from app.main import build_desk
+
+    engine, window, bridge, _symbols, _settings = build_desk(demo=True, settings_dir=tmp_path / "cfg")
+    qtbot.addWidget(window)
+    feed = PacedFeed(rate=400.0)
+    engine.add_feed(feed, label=KEY)
+    window.resize(1200, 800)
+    window.show()
+    engine.start()
+    bridge.open_symbol(KEY)
+    bridge.start()
+    yield engine, window, bridge, feed
+    bridge.stop()
+    engine.stop()
+    assert not any(t.name == "depthdesk-engine" for t in threading.enumerate())  # closes cleanly
+
+
+def test_ladder_shows_the_engine_book(live_desk, qtbot):
+    engine, window, bridge, feed = live_desk
+    qtbot.waitUntil(lambda: window.ladder.frame is not None and window.ladder.frame.version > 50, timeout=5000)
+    feed.rate = 0.0  # the market pauses: the book stops changing
+    qtbot.wait(150)
+    bridge._on_frame_clock()
+    bridge._on_frame_clock()  # (the second pull follows a re-centre, if any)
+    view = window.ladder.view
+    book = engine.market(KEY).book
+    checked = 0
+    for i, tick in enumerate(view.ticks.tolist()):
+        assert view.bid[i] == pytest.approx(book.qty_at(BID, tick)), tick
+        assert view.ask[i] == pytest.approx(book.qty_at(ASK, tick)), tick
+        checked += view.bid[i] > 0 or view.ask[i] > 0
+    assert checked > 10
+    frame = window.ladder.frame
+    assert view.bid[view.row_of(frame.best_bid_tick)] > 0 and view.ask[view.row_of(frame.best_ask_tick)] > 0
+    assert len(window.tape.prints) > 0
+
+
+def test_price_alert_fires_when_the_market_trades_there(live_desk, qtbot):
+    _engine, window, _bridge, _feed = live_desk
+    window.sound_on = False
+    qtbot.waitUntil(lambda: window.ladder.frame is not None and window.ladder.frame.best_ask_tick > 0, timeout=5000)
+    frame = window.ladder.frame
+    for tick in (frame.best_ask_tick, frame.best_bid_tick):  # as a click on these rows does
+        window._on_price_clicked(tick)
+    qtbot.waitUntil(lambda: window.alerts.table.rowCount() >= 1, timeout=10_000)
+    assert window.alerts.records[0].kind == "price"
+    assert window.alerts.records[0].tick in (frame.best_ask_tick, frame.best_bid_tick)
+
+
+def test_forced_disconnect_turns_the_ladder_stale(live_desk, qtbot):
+    _engine, window, _bridge, feed = live_desk
+    qtbot.waitUntil(lambda: window.ladder.frame is not None and not window.ladder.stale, timeout=5000)
+    feed.pending_state = "disconnected"
+    qtbot.waitUntil(lambda: window.ladder.stale, timeout=3000)
+    assert window.ladder.stale_reason == "disconnected"
+    assert window.status.feed_state("demo") == "disconnected"
+    feed.pending_state = "live"
+    qtbot.waitUntil(lambda: not window.ladder.stale, timeout=3000)
+
+
+def test_no_display_runs_the_headless_view(monkeypatch, capsys):
+    import app.commands.watch as watch
+    import app.main as main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert not main.has_display()
+    seen = {}
+    monkeypatch.setattr(watch, "run", lambda args: seen.setdefault("sources", args.sources) and 0)
+    assert main.run(argparse.Namespace(demo=True, config=None, headless=False)) == 0
+    assert seen["sources"] == ["demo:ALTUSDT"]
+    assert "no display: running the headless live view" in capsys.readouterr().err
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert main.has_display()
