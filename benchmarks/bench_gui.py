@@ -89,6 +89,9 @@ class PacedFeed:
             if self.rate != rate_prev:  # re-base the schedule so a rate change is not a backlog
                 started, done, rate_prev = now_s, 0.0, self.rate
             due = int((now_s - started) * self.rate - done)
+            # never more than 20 ms of messages without yielding: a slow engine falls behind the
+            # schedule (the achieved rate is reported) instead of never answering a stop
+            due = min(due, max(1, int(self.rate * 0.02)))
             for _ in range(due):
                 sink.on_batch(SYMBOL, self._message(), self._update_id)
                 self.sent += 1
@@ -153,7 +156,8 @@ def run(quick: bool = False) -> list[BenchResult]:
         if bridge.frames_shown != before:
             # paint now, inside the timed region (the queued update then only blits the cache)
             window.ladder.repaint()
-            window.tape.list.repaint()
+            if window.tape.list._dirty and not window.tape.list._later.isActive():
+                window.tape.list.repaint()  # the tape repaints at most 25 times a second
             frame_ms.append((time.perf_counter() - t0) * 1e3)
             shown_at.append(time.monotonic())
         lag = engine.lag_ns(KEY)
@@ -183,6 +187,7 @@ def run(quick: bool = False) -> list[BenchResult]:
         spin(steady_s)
         steady_frames = list(frame_ms)
         steady_lag = [v for t, v in lag_ms if t >= t_steady]
+        sent_before_burst = feed.sent
         steady_shown = [t for t in shown_at if t >= t_steady]
         per_second = [sum(1 for t in steady_shown if t_steady + i <= t < t_steady + i + 1)
                       for i in range(int(steady_s))]
@@ -193,20 +198,21 @@ def run(quick: bool = False) -> list[BenchResult]:
         burst_beats = [t for t in beats if t >= t_burst]
         feed.rate = STEADY_RATE
         t_end = time.monotonic()
+        burst_achieved = (feed.sent - sent_before_burst) / (t_end - t_burst)
         spin(recover_s)
         gaps = np.diff(np.asarray([t_burst, *burst_beats]))
         block_ms = float(gaps.max() * 1e3) if len(gaps) else float("nan")
         after = [(t, v) for t, v in lag_ms if t >= t_end]
         recovery = next((t - t_end for t, v in after if v < LAG_OK_MS), float("nan"))
         burst_lag_max = max((v for t, v in lag_ms if t_burst <= t < t_end), default=float("nan"))
-        market = engine.market(KEY)
-        applied = market.messages if market is not None else -1
     finally:
         heartbeat.stop()
         bridge.stop()
         engine.stop()
         window.close()
         app.processEvents()
+    market = engine.market(KEY)
+    applied = market.messages if market is not None else -1
     lost = feed.sent - applied
     extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "steady_rate": STEADY_RATE}
     return [
@@ -216,7 +222,8 @@ def run(quick: bool = False) -> list[BenchResult]:
                     extra={**extra, "frame_ms_median": round(_quantile(steady_frames, 0.5), 2)}),
         BenchResult("gui.lag_ms_p99", round(_quantile(steady_lag, 0.99), 2), "ms", extra=extra),
         BenchResult("gui.burst_block_ms_max", round(block_ms, 1), "ms",
-                    extra={**extra, "burst_rate": BURST_RATE, "burst_s": burst_s,
+                    extra={**extra, "burst_rate": BURST_RATE, "burst_achieved_rate": round(burst_achieved),
+                           "burst_s": burst_s,
                            "burst_lag_ms_max": round(burst_lag_max, 1)}),
         BenchResult("gui.burst_recovery_s", round(recovery, 3), "s",
                     extra={**extra, "messages_sent": feed.sent, "messages_applied": applied, "lost": lost}),

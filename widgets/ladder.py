@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QLine, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QLine, QPoint, QPointF, QRect, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QColor,
@@ -26,6 +26,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QResizeEvent,
+    QStaticText,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QMenu, QSizePolicy, QWidget
@@ -119,6 +120,7 @@ class LadderWidget(QWidget):
         self._font = mono_font(9.0)
         self._bold = QFont(self._font)
         self._bold.setBold(True)
+        self._texts = StaticTextCache(self._font, self._bold)
         self._header_font = QFont(self._font)
         self._header_font.setPointSizeF(8.0)
         self._frame: Frame | None = None
@@ -603,12 +605,13 @@ class LadderWidget(QWidget):
         # pass 2: texts grouped by pen and font
         texts.sort(key=lambda t: (t[0][0], t[1]))
         current: tuple[Any, bool] | None = None
+        draw = self._texts.draw
         for pen, bold, rect, align, text in texts:
             if (pen, bold) != current:
                 painter.setPen(self._colour(*pen))
                 painter.setFont(self._bold if bold else self._font)
                 current = (pen, bold)
-            painter.drawText(rect, align, text)
+            draw(painter, rect, align, text, bold)
 
     def _price_text(self, inst: Instrument, tick: int) -> str:
         """Formatted price, memoised: the same prices are drawn every frame."""
@@ -741,6 +744,36 @@ class LadderWidget(QWidget):
         follow.toggled.connect(self.set_auto_centre)
         menu.addAction(follow)
         return menu
+
+
+class StaticTextCache:
+    """Laid-out texts reused across frames (prices and sizes repeat): about twice as fast as drawText."""
+
+    MAX_ENTRIES = 8000
+
+    def __init__(self, font: QFont, bold: QFont) -> None:
+        self._fonts = (font, bold)
+        self._cache: dict[tuple[str, bool], tuple[QStaticText, float, float]] = {}
+
+    def draw(self, painter: QPainter, rect: QRect, align: Qt.AlignmentFlag, text: str, bold: bool = False) -> None:
+        """Draw ``text`` aligned in ``rect`` (left/right/centre, vertically centred)."""
+        entry = self._cache.get((text, bold))
+        if entry is None:
+            if len(self._cache) > self.MAX_ENTRIES:
+                self._cache.clear()
+            static = QStaticText(text)
+            static.setTextFormat(Qt.TextFormat.PlainText)
+            static.prepare(font=self._fonts[bold])
+            size = static.size()
+            entry = self._cache[(text, bold)] = (static, size.width(), size.height())
+        static, w, h = entry
+        if align & Qt.AlignmentFlag.AlignRight:
+            x = rect.x() + rect.width() - w
+        elif align & Qt.AlignmentFlag.AlignLeft:
+            x = rect.x()
+        else:
+            x = rect.x() + (rect.width() - w) / 2
+        painter.drawStaticText(QPointF(x, rect.y() + (rect.height() - h) / 2), static)
 
 
 def _marker_text(kind: str, evidence: dict) -> str:

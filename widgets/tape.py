@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 import numpy as np
-from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -13,6 +14,7 @@ from app.core.events import BUY_EVENT, KIND_MASK, LIQUIDATION_EVENT, TRADE_EVENT
 from app.core.frame import Frame
 from app.core.instrument import Instrument
 from widgets import fmt
+from widgets.ladder import StaticTextCache
 from widgets.theme import DARK, Palette, mono_font
 
 PRINT_DTYPE = np.dtype(
@@ -171,6 +173,7 @@ def _index_after(rows: np.ndarray, key: tuple[int, int, int]) -> int:
 class _TapeList(QWidget):
     """The painted list of prints (cached; rebuilt when prints, filter, size or theme change)."""
 
+    MAX_HZ = 25.0
     COLUMNS = (("Time", 0.34), ("Price", 0.26), ("Size", 0.22), ("", 0.18))
 
     def __init__(self, tape: TimeAndSalesWidget) -> None:
@@ -182,17 +185,25 @@ class _TapeList(QWidget):
         self._font = mono_font(9.0)
         self._bold = QFont(self._font)
         self._bold.setBold(True)
+        self._texts = StaticTextCache(self._font, self._bold)
         fm = QFontMetrics(self._font)
         self.row_h = fm.height() + 3
         self.header_h = fm.height() + 6
         self._cache: QPixmap | None = None
         self._dirty = True
+        self._last_render = 0.0
+        self._later = QTimer(self, singleShot=True)
+        self._later.timeout.connect(self.update)
         self._shown = np.zeros(0, PRINT_DTYPE)
 
     def invalidate(self) -> None:
-        """Rebuild on the next paint."""
+        """Rebuild on the next paint, at most MAX_HZ times a second (nobody reads a tape at 60 Hz)."""
         self._dirty = True
-        self.update()
+        wait_ms = int((self._last_render + 1.0 / self.MAX_HZ - time.monotonic()) * 1000)
+        if wait_ms <= 0:
+            self.update()
+        elif not self._later.isActive():
+            self._later.start(wait_ms)
 
     def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
         self._dirty = True
@@ -213,6 +224,7 @@ class _TapeList(QWidget):
         if self._dirty:
             self._render(self._cache)
             self._dirty = False
+            self._last_render = time.monotonic()
         painter = QPainter(self)
         painter.drawPixmap(0, 0, self._cache)
         painter.end()
@@ -273,5 +285,5 @@ class _TapeList(QWidget):
                 painter.setPen(p.q(pen[0]))
                 painter.setFont(self._bold if pen[1] else self._font)
                 current = pen
-            painter.drawText(rect, align, text)
+            self._texts.draw(painter, rect, align, text, pen[1])
         painter.end()
