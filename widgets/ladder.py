@@ -54,6 +54,7 @@ COLUMNS: tuple[tuple[str, str, float], ...] = (
 COLUMN_KEYS = tuple(c[0] for c in COLUMNS)
 
 LIVE_STATES = ("live", "replay")
+LEFT, RIGHT, CENTRE = 0, 1, 2  # text alignment codes of StaticTextCache.draw
 # How long a flash lasts, seconds.
 TRADE_FLASH_S = 0.45
 ALERT_FLASH_S = 2.0
@@ -490,12 +491,10 @@ class LadderWidget(QWidget):
         vis_max = _bar_scale(view.bid, view.ask)
         traded_max = float(max(view.sold.max(initial=0.0), view.bought.max(initial=0.0))) or 1.0
         cum_max = float(view.cum.max(initial=0.0)) or 1.0
-        align_r = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        align_l = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
-        align_c = Qt.AlignmentFlag.AlignCenter
+        align_l, align_r, align_c = LEFT, RIGHT, CENTRE
         cx = self._col_x
         fills: dict[tuple[str, int | None], list[QRect]] = defaultdict(list)
-        texts: list[tuple[tuple[str, int | None], bool, QRect, Qt.AlignmentFlag, str]] = []
+        texts: list[tuple[tuple[str, int | None], bool, QRect, int, str]] = []
         outlines: list[QRect] = []
         lo_spread = ba_row + 1 if ba_row is not None else None
         hi_spread = bb_row - 1 if bb_row is not None else None
@@ -755,8 +754,8 @@ class StaticTextCache:
         self._fonts = (font, bold)
         self._cache: dict[tuple[str, bool], tuple[QStaticText, float, float]] = {}
 
-    def draw(self, painter: QPainter, rect: QRect, align: Qt.AlignmentFlag, text: str, bold: bool = False) -> None:
-        """Draw ``text`` aligned in ``rect`` (left/right/centre, vertically centred)."""
+    def draw(self, painter: QPainter, rect: QRect, align: int, text: str, bold: bool = False) -> None:
+        """Draw ``text`` in ``rect``, ``align`` LEFT/RIGHT/CENTRE (ints: Qt enum arithmetic is slow), v-centred."""
         entry = self._cache.get((text, bold))
         if entry is None:
             if len(self._cache) > self.MAX_ENTRIES:
@@ -767,9 +766,9 @@ class StaticTextCache:
             size = static.size()
             entry = self._cache[(text, bold)] = (static, size.width(), size.height())
         static, w, h = entry
-        if align & Qt.AlignmentFlag.AlignRight:
+        if align == RIGHT:
             x = rect.x() + rect.width() - w
-        elif align & Qt.AlignmentFlag.AlignLeft:
+        elif align == LEFT:
             x = rect.x()
         else:
             x = rect.x() + (rect.width() - w) / 2

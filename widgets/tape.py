@@ -14,7 +14,7 @@ from app.core.events import BUY_EVENT, KIND_MASK, LIQUIDATION_EVENT, TRADE_EVENT
 from app.core.frame import Frame
 from app.core.instrument import Instrument
 from widgets import fmt
-from widgets.ladder import StaticTextCache
+from widgets.ladder import LEFT, RIGHT, StaticTextCache
 from widgets.theme import DARK, Palette, mono_font
 
 PRINT_DTYPE = np.dtype(
@@ -252,11 +252,10 @@ class _TapeList(QWidget):
         inst = tape._instrument
         big = tape.big_threshold()
         q_max = float(shown["qty"].max()) if len(shown) else 1.0
-        align_r = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        align_l = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        align_r, align_l = RIGHT, LEFT
         # batched like the ladder: one drawRects per colour, texts grouped by pen (fewer GIL hand-offs)
         fills: dict[tuple[str, int], list[QRect]] = defaultdict(list)
-        texts: list[tuple[tuple[str, bool], QRect, Qt.AlignmentFlag, str]] = []
+        texts: list[tuple[tuple[str, bool], QRect, int, str]] = []
         for i, pr in enumerate(shown.tolist()):
             ts, side, qty, _first, last_tick, _fills, levels, liquidation = pr
             y = self.header_h + i * self.row_h
