@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from app.analytics.alerts import AlertEngine, AlertRule, load_rules
+from app.analytics.detectors import DetectorSet
 from app.core.frame import Frame
 from app.core.instrument import Instrument
 from app.market import Emit, MarketState
@@ -43,8 +45,8 @@ LISTENER_KINDS = {
     "top": "(instrument, exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)",
     "funding": "(instrument, funding_state, exch_ts, local_ts)",
     "detection": "(instrument, detection)",
-    "alert": "(instrument, rule_name, detection)",
-    "raw": "(local_ns, raw_text)",
+    "alert": "(instrument, alert)  # app.analytics.alerts.Alert: rule, detection or None (price), sound",
+    "raw": "(venue, local_ns, raw_text)",
     "error": "(source_label, exception)",
     "stopped": "()",
 }
@@ -58,9 +60,18 @@ class FeedError:
     error: BaseException
 
     @property
+    def root(self) -> BaseException:
+        """The first leaf exception (feeds run task groups: unwrap their exception groups)."""
+        err = self.error
+        while isinstance(err, BaseExceptionGroup) and err.exceptions:
+            err = err.exceptions[0]
+        return err
+
+    @property
     def message(self) -> str:
         """One line for the user."""
-        text = str(self.error) or type(self.error).__name__
+        err = self.root
+        text = str(err) or type(err).__name__
         return f"{self.source}: {text.splitlines()[0]}"
 
 
@@ -111,7 +122,7 @@ class _FeedSink:
         listeners = self._engine._listeners["raw"]
         if listeners:
             for cb in listeners:
-                cb(local_ns, raw)
+                cb(self.venue, local_ns, raw)
 
 
 @dataclass(slots=True)
@@ -124,7 +135,17 @@ class _FeedRun:
 
 
 DetectorFactory = Callable[[Instrument], Any]
-AlertMatcher = Callable[[Any], Sequence[str]]
+
+
+def _config_detectors(config: Mapping[str, Any]) -> DetectorFactory:
+    """A factory of :class:`DetectorSet` from ``[detectors]``, checked once now on a probe instrument."""
+    section = dict(config.get("detectors") or {})
+    DetectorSet(Instrument("check", "CHECK", 1.0), section)  # raises ValueError for bad settings
+
+    def make(instrument: Instrument) -> DetectorSet:
+        return DetectorSet(instrument, section)
+
+    return make
 
 
 class Engine:
@@ -134,13 +155,17 @@ class Engine:
         self,
         config: Mapping[str, Any] | None = None,
         *,
+        detect: bool = True,
         detector_factory: DetectorFactory | None = None,
-        alert_matcher: AlertMatcher | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``detect``: run the detectors of ``[detectors]`` and the ``[[alerts]]`` rules on every symbol
+        (both validated here, so a bad setting fails at once); ``detector_factory`` replaces them."""
         self.config: Mapping[str, Any] = config or {}
+        if detector_factory is None and detect:
+            detector_factory = _config_detectors(self.config)
         self._detector_factory = detector_factory
-        self._alert_matcher = alert_matcher
+        self._alert_rules = load_rules(self.config.get("alerts")) if detect else []
         self._clock_ns = clock_ns
         self._listeners: dict[str, list[Callable[..., Any]]] = {k: [] for k in LISTENER_KINDS}
         self._markets: dict[str, MarketState] = {}  # "venue:SYMBOL" -> state
@@ -210,6 +235,65 @@ class Engine:
         else:
             asyncio.run_coroutine_threadsafe(self._start_run_async(run), loop).result(timeout=10)
 
+    def remove_source(self, source: str) -> bool:
+        """Stop the feed serving ``venue:SYMBOL`` and forget its market (thread-safe); False if unknown.
+
+        A feed serving several symbols is stopped whole and the other symbols are added back.
+        """
+        venue, _, symbol = source.partition(":")
+        venue, symbol = venue.lower(), symbol.upper()
+        run = next((r for r in self._runs + self._pending
+                    if r.feed.venue == venue and symbol in r.feed.symbols), None)
+        if run is None:
+            return False
+        loop = self._loop
+        if loop is not None and loop.is_running() and run.task is not None:
+            if threading.get_ident() == self._loop_thread_id:
+                run.task.cancel()
+            else:
+                asyncio.run_coroutine_threadsafe(self._cancel_run(run), loop).result(timeout=10)
+        with self._registry_lock:
+            if run in self._pending:
+                self._pending.remove(run)
+            if run in self._runs:
+                self._runs.remove(run)
+            self._markets.pop(f"{venue}:{symbol}", None)
+            self._status.pop(f"{venue}:{symbol}", None)
+        others = [f"{venue}:{s}" for s in run.feed.symbols if s != symbol]
+        if others:
+            self.add_sources(others)
+        return True
+
+    async def _cancel_run(self, run: _FeedRun) -> None:
+        if run.task is not None and not run.task.done():
+            run.task.cancel()
+            await asyncio.wait([run.task], timeout=5)
+
+    def reset_market(self, source: str) -> None:
+        """Forget a symbol's session state (book, rings, profile, detections): a replay seek does this."""
+        market = self.market(source)
+        if market is not None:
+            fresh = self._detector_factory(market.instrument) if self._detector_factory else None
+            market.reset(detectors=fresh)
+
+    def add_price_alert(self, symbol: str, name: str, price_tick: int, direction: str = "up",
+                        sound: bool = True, once: bool = True) -> AlertRule:
+        """Click-to-alert (thread-safe): alert when ``symbol`` trades at/through ``price_tick``."""
+        market = self.market(symbol)
+        if market is None:
+            raise ValueError(f"no market {symbol!r} yet")
+        with market._lock:
+            if market.alerts is None:
+                market.alerts = AlertEngine(market.instrument, [])
+            return market.alerts.add_price_alert(name, price_tick, direction, sound=sound, once=once)
+
+    def remove_alert(self, symbol: str, name: str) -> None:
+        """Drop the alert rule ``name`` of ``symbol`` (thread-safe)."""
+        market = self.market(symbol)
+        if market is not None and market.alerts is not None:
+            with market._lock:
+                market.alerts.remove(name)
+
     def add_resource(self, resource: Any) -> None:
         """Close/stop ``resource`` (e.g. an embedded simulator) when the engine stops."""
         self._resources.append(resource)
@@ -246,7 +330,7 @@ class Engine:
             run.error = exc
             err = FeedError(run.label, exc)
             self.errors.append(err)
-            log.warning("feed %s failed: %s", run.label, err.message)
+            log.warning("feed %s failed: %s", run.label, err.message, exc_info=err.root)
             for symbol in run.feed.symbols:
                 self._set_status(run.feed.venue, symbol, STOPPED, err.message)
             self._call("error", run.label, exc)
@@ -263,7 +347,8 @@ class Engine:
         if market is not None and market.instrument == instrument:
             return market
         detectors = self._detector_factory(instrument) if self._detector_factory else None
-        market = MarketState(instrument, self.config, detectors=detectors)
+        alerts = AlertEngine(instrument, list(self._alert_rules)) if self._alert_rules or detectors else None
+        market = MarketState(instrument, self.config, detectors=detectors, alerts=alerts)
         state, _reason = self._status.get(key, (CONNECTING, ""))
         market.set_state(state)
         with self._registry_lock:
@@ -290,12 +375,10 @@ class Engine:
             self._call("top", inst, *out.top)
         if out.funding is not None and self._listeners["funding"]:
             self._call("funding", inst, out.funding, out.exch_ts, out.local_ts)
-        if out.detections:
-            for det in out.detections:
-                self._call("detection", inst, det)
-                if self._alert_matcher is not None:
-                    for rule in self._alert_matcher(det):
-                        self._call("alert", inst, rule, det)
+        for det in out.detections:
+            self._call("detection", inst, det)
+        for alert in out.alerts:
+            self._call("alert", inst, alert)
 
     # -- pulls (thread-safe) --------------------------------------------------------------------
 
@@ -482,6 +565,10 @@ class Engine:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+        for market in list(self._markets.values()):  # close what is still open: no open without a close
+            out = market.finish()
+            if out is not None:
+                self._emit(market, out)
         for run in self._runs:
             for symbol in run.feed.symbols:
                 if self._status.get(f"{run.feed.venue}:{symbol}", ("",))[0] != STOPPED:

@@ -151,9 +151,18 @@ class JsonLinesWriter:
         """One ``detection`` line."""
         self._write(_dumps(self.detection_obj(instrument, detection)))
 
-    def alert(self, instrument: Instrument, rule: str, detection: Detection) -> None:
-        """One ``alert`` line: a detection that matched the user rule ``rule``."""
-        self._write(_dumps({"type": "alert", "rule": rule, "detection": self.detection_obj(instrument, detection)}))
+    def alert(self, instrument: Instrument, alert: Any) -> None:
+        """One ``alert`` line: ``{"type":"alert","rule","kind","exch_ts","sound","detection":{...}}``; a
+        price alert (no detection) carries ``venue``, ``symbol`` and ``price`` instead."""
+        obj: dict[str, Any] = {"type": "alert", "rule": alert.rule, "kind": alert.kind,
+                               "exch_ts": int(alert.exch_ts), "sound": bool(alert.sound)}
+        if alert.detection is not None:
+            obj["detection"] = self.detection_obj(instrument, alert.detection)
+        else:
+            obj["venue"] = instrument.venue
+            obj["symbol"] = instrument.symbol
+            obj["price"] = _RawNumber(instrument.format_price(int(alert.price_tick)))
+        self._write(_dumps(obj))
 
     def summary(self, sources: Sequence[Mapping[str, Any]], **extra: Any) -> None:
         """The final ``summary`` line: per-source counts plus their totals."""

@@ -7,7 +7,8 @@ state's lock) to the book, the rings and the aggregations; it returns what the e
 In-sync rule for ``top`` output: the book is *synced* only after a batch that carries snapshot rows
 (the feed's ``DEPTH_CLEAR`` + ``DEPTH_SNAPSHOT`` after (re)sync); a clear without a
 snapshot (a feed's gap batch is ``GAP_EVENT`` + ``DEPTH_CLEAR``), a rejected batch or a feed state of connecting/resyncing/disconnected/stopped unsyncs it.
-A crossed book is never reported either (it is counted in ``crossed``).
+A crossed book is never reported either (it is counted in ``crossed``), and an update id is reported
+once: a book message whose id does not advance past the last reported one gives no second ``top``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from app.core.events import (
     OPEN_INTEREST_EVENT,
     TRADE_EVENT,
 )
-from app.core.frame import Frame, FundingState
+from app.core.frame import Frame
+from app.core.funding import FundingState, FundingTracker
 from app.core.instrument import Instrument
 from app.core.profile import VolumeProfile
 from app.core.ring import EventRing
@@ -43,11 +45,32 @@ from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
 
 log = logging.getLogger(__name__)
 
+_KIND_BIT = [0] * 256
+for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
+                         MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)):
+    _KIND_BIT[_k] = 1 << _i
+_OTHER_BIT = 1 << 8  # every other kind (BBO, liquidation …): ring only
+for _k in range(256):
+    _KIND_BIT[_k] = _KIND_BIT[_k] or _OTHER_BIT
+_SNAPSHOT_BIT = _KIND_BIT[DEPTH_SNAPSHOT_EVENT]
+_CLEAR_BIT = _KIND_BIT[DEPTH_CLEAR_EVENT]
+_BOOK_BITS = _KIND_BIT[DEPTH_EVENT] | _SNAPSHOT_BIT | _CLEAR_BIT
+_TRADE_BIT = _KIND_BIT[TRADE_EVENT]
+_GAP_BIT = _KIND_BIT[GAP_EVENT]
+_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT] | _KIND_BIT[OPEN_INTEREST_EVENT]
+_MARK_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT]
+_KIND_MASK_U8 = np.uint64(KIND_MASK)
+
+
+def _kinds_of(batch: np.ndarray) -> np.ndarray:
+    """The kind of every row."""
+    return batch["ev"] & _KIND_MASK_U8
+
+
 _UNSYNCING_STATES = frozenset((CONNECTING, RESYNCING, DISCONNECTED, STOPPED))
 _FUNDING_KINDS = (MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)
 
 DEFAULT_RING_CAPACITY = 1 << 20
-DEFAULT_TRADE_CAPACITY = 4096
 DEFAULT_SIZE_CHANGE_S = 5.0
 SNAPSHOT_INTERVAL_NS = 250_000_000
 SNAPSHOT_HALF_TICKS = 1024  # size-change memory covers mid ± this many ticks
@@ -73,6 +96,7 @@ class Emit(NamedTuple):
     detections: Sequence[Detection]
     exch_ts: int
     local_ts: int
+    alerts: Sequence[Any] = ()  # app.analytics.alerts.Alert objects
 
 
 DetectorHook = Callable[[np.ndarray, DepthBook], Sequence[Detection]]
@@ -92,28 +116,56 @@ class MarketState:
         instrument: Instrument,
         config: Mapping[str, Any] | None = None,
         detectors: DetectorHook | Any | None = None,
+        alerts: Any = None,
     ) -> None:
         config = config or {}
         self.instrument = instrument
-        self.book = DepthBook(instrument)
-        self.ring = EventRing(int(engine_setting(config, "ring_capacity", DEFAULT_RING_CAPACITY)))
-        self.trades = EventRing(int(engine_setting(config, "trade_capacity", DEFAULT_TRADE_CAPACITY)))
-        self.profile = VolumeProfile()
-        self.funding_state: FundingState | None = None
+        self._ring_capacity = int(engine_setting(config, "ring_capacity", DEFAULT_RING_CAPACITY))
         self._size_change_ns = int(float(engine_setting(config, "size_change_s", DEFAULT_SIZE_CHANGE_S)) * 1e9)
+        if self._ring_capacity <= 0 or self._size_change_ns <= 0:
+            raise ValueError("engine ring_capacity and size_change_s must be > 0")
+        self._profile_flush_rows = max(1, self._ring_capacity // 2)
+        self.detectors = detectors
         if detectors is not None and hasattr(detectors, "on_batch"):
             detectors = detectors.on_batch
         self._detect: DetectorHook | None = detectors
+        self.alerts = alerts  # an app.analytics.alerts.AlertEngine (or None): matched under the lock
         self._lock = threading.Lock()
         self.state = CONNECTING
-        self.synced = False
         self.version = 0
+        self.ring = EventRing(self._ring_capacity)
+        self._reset_session()
+
+    def reset(self, detectors: DetectorHook | Any | None = None) -> None:
+        """Start the session over: empty book, rings, profile, funding, detections and counters.
+
+        Pass fresh ``detectors`` (their state belongs to the old session); without them the old
+        ones are kept and told to ``reset()`` when they can.
+        """
+        with self._lock:
+            self.ring.clear()
+            if detectors is not None:
+                self.detectors = detectors
+                self._detect = detectors.on_batch if hasattr(detectors, "on_batch") else detectors
+            elif self.detectors is not None and hasattr(self.detectors, "reset"):
+                self.detectors.reset()
+            self._reset_session()
+            self.version += 1
+
+    def _reset_session(self) -> None:
+        self.book = DepthBook(self.instrument)
+        self.profile = VolumeProfile()
+        self.funding = FundingTracker(multiplier=self.instrument.multiplier)
+        self.funding_rejected = 0
+        self.synced = False
         self.messages = 0  # batches applied
         self.events = 0  # rows applied
         self.tops = 0  # top lines produced
         self.gaps = 0
         self.rejected = 0  # batches the book refused (invalid rows): book marked out of sync
         self.crossed = 0  # book messages after which the book was crossed (top withheld)
+        self.repeated_ids = 0  # book messages that did not advance the update id (top withheld)
+        self._last_top_id: int | None = None
         self.last_exch_ts = 0
         self.last_local_ts = 0
         self.last_trade_tick = NO_PRICE
@@ -122,8 +174,9 @@ class MarketState:
         self.open_detections: dict[int, Detection] = {}
         # message rate over ~1 s windows of receive time
         self._rate_window_ts = 0
-        self._rate_window_count = 0
+        self._rate_count = 0
         self.message_rate = 0.0
+        self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
         # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
         self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
             maxlen=max(2, self._size_change_ns // SNAPSHOT_INTERVAL_NS + 2)
@@ -151,27 +204,19 @@ class MarketState:
             self.messages += 1
             self.events += n
             self.version += 1
-            if n:
-                exch_ts = int(batch["exch_ts"][-1])
-                local_ts = int(batch["local_ts"][-1])
-            else:
-                exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
-            self.last_exch_ts = exch_ts
-            self.last_local_ts = local_ts
-            self._count_rate(local_ts)
             funding: FundingState | None = None
             detections: Sequence[Detection] = ()
+            alerts: Sequence[Any] = ()
             if n:
-                kinds = batch["ev"] & KIND_MASK
-                kmin = int(kinds.min())
-                kmax = int(kinds.max())
-                if kmin == kmax:  # the common case: one kind per message
-                    has = {kmin}
-                else:
-                    has = set(np.unique(kinds).tolist())
-                if GAP_EVENT in has:  # alone it marks a trades/mark gap; the book is judged by its rows
-                    self.gaps += 1
-                if has & {DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT}:
+                evs = batch["ev"].tolist()
+                # Which kinds are present, as bits: a Python pass over the few distinct ev values is
+                # several times cheaper than numpy reductions on batches this small.
+                kinds = 0
+                for e in set(evs) if n > 2 else evs:
+                    kinds |= _KIND_BIT[e & 0xFF]
+                exch_ts = int(batch["exch_ts"][-1])
+                local_ts = int(batch["local_ts"][-1])
+                if kinds & _BOOK_BITS:
                     try:
                         self.book.apply(batch)
                     except ValueError as exc:
@@ -179,33 +224,90 @@ class MarketState:
                         self.synced = False
                         log.warning("%s: book rejected a batch (%s); waiting for a resync", self.instrument.key, exc)
                     else:
-                        if DEPTH_SNAPSHOT_EVENT in has:
+                        if kinds & _SNAPSHOT_BIT:
                             self.synced = True
-                        elif DEPTH_CLEAR_EVENT in has:
+                        elif kinds & _CLEAR_BIT:
                             self.synced = False
                 self.ring.extend(batch)
-                if TRADE_EVENT in has:
-                    trades = batch if kmin == kmax else batch[kinds == TRADE_EVENT]
-                    self._on_trades(trades)
-                if has.intersection(_FUNDING_KINDS):
-                    rows = batch if kmin == kmax else batch[np.isin(kinds, _FUNDING_KINDS)]
-                    funding = self._on_funding(rows)
+                if kinds & ~_BOOK_BITS:
+                    single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
+                    if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
+                        self.gaps += 1
+                    if kinds & _TRADE_BIT:
+                        trade = batch[-1] if single else batch[_kinds_of(batch) == TRADE_EVENT][-1]
+                        self.last_trade_tick = int(trade["ival"])
+                        self.last_trade_side = 1 if int(trade["ev"]) & BUY_EVENT else -1
+                        self.last_trade_qty = float(trade["qty"])
+                    if kinds & _FUNDING_BITS:
+                        rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
+                        state = self._on_funding(rows)
+                        if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
+                            funding = state
+                if self.ring.total_written - self._profile_seq >= self._profile_flush_rows:
+                    self._flush_profile()
                 if self._detect is not None:
                     detections = self._detect(batch, self.book) or ()
-                    for det in detections:
-                        if det.state == "close":
-                            self.open_detections.pop(det.id, None)
-                        else:
-                            self.open_detections[det.id] = det
+                    if detections:
+                        self._track(detections)
+                alerter = self.alerts
+                if alerter is not None:
+                    if detections and alerter.rules:
+                        alerts = alerter.match(detections, self._centre_tick(), self._median_level())
+                    if kinds & _TRADE_BIT and alerter.price_rules:
+                        alerts = [*alerts, *alerter.check_trades(batch)]
                 if local_ts >= self._next_snapshot_ts:
                     self._take_snapshot(local_ts)
+            else:
+                exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
+            self.last_exch_ts = exch_ts
+            self.last_local_ts = local_ts
+            self._rate_count += 1
+            if local_ts - self._rate_window_ts >= 1_000_000_000:
+                self._roll_rate(local_ts)
             top: TopOfBook | None = None
             # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
+            # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
             if update_id is not None and self.synced:
-                top = self._top(exch_ts, local_ts, int(update_id))
-        if top is None and funding is None and not detections:
+                uid = int(update_id)
+                if n and kinds & _SNAPSHOT_BIT:
+                    self._last_top_id = None  # ids may restart after a snapshot (Bybit u=1)
+                if self._last_top_id is None or uid > self._last_top_id:
+                    top = self._top(exch_ts, local_ts, uid)
+                    if top is not None:
+                        self._last_top_id = uid
+                else:
+                    self.repeated_ids += 1
+        if top is None and funding is None and not detections and not alerts:
             return None
-        return Emit(top, funding, detections, exch_ts, local_ts)
+        return Emit(top, funding, detections, exch_ts, local_ts, alerts)
+
+    def _track(self, detections: Sequence[Detection]) -> None:
+        for det in detections:
+            if det.state == "close":
+                self.open_detections.pop(det.id, None)
+            else:
+                self.open_detections[det.id] = det
+
+    def _median_level(self) -> float | None:
+        """Median size of the 20 best levels of both sides (for "k × median level" alert rules)."""
+        sizes = np.concatenate([self.book.levels(1, 20)[1], self.book.levels(-1, 20)[1]])
+        return float(np.median(sizes)) if len(sizes) else None
+
+    def finish(self) -> Emit | None:
+        """End of the stream: close every open detection (a replay never ends with one open)."""
+        close_all = getattr(self.detectors, "close_all", None)
+        if close_all is None:
+            return None
+        with self._lock:
+            detections = close_all(self.last_exch_ts) or ()
+            if not detections:
+                return None
+            self._track(detections)
+            self.version += 1
+            alerts: Sequence[Any] = ()
+            if self.alerts is not None and self.alerts.rules:
+                alerts = self.alerts.match(detections, self._centre_tick(), self._median_level())
+        return Emit(None, None, detections, self.last_exch_ts, self.last_local_ts, alerts)
 
     def _top(self, exch_ts: int, local_ts: int, update_id: int) -> TopOfBook | None:
         book = self.book
@@ -219,43 +321,54 @@ class MarketState:
         self.tops += 1
         return TopOfBook(exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)
 
-    def _on_trades(self, trades: np.ndarray) -> None:
-        self.trades.extend(trades)
-        self.profile.add(trades)
-        last = trades[-1]
-        self.last_trade_tick = int(last["ival"])
-        self.last_trade_side = 1 if int(last["ev"]) & BUY_EVENT else -1
-        self.last_trade_qty = float(last["qty"])
+    def _flush_profile(self) -> None:
+        """Add the trades that arrived since the last flush to the session profile in one vector call.
 
-    def _on_funding(self, rows: np.ndarray) -> FundingState:
-        """Fold mark (px mark, fval index), funding (fval rate, ival next time) and open-interest (qty) rows."""
-        cur = self.funding_state or FundingState()
-        mark, index, rate, next_ts, oi = cur.mark_px, cur.index_px, cur.rate, cur.next_funding_ts, cur.open_interest
-        for row in rows:  # a handful of rows per second at most
-            kind = int(row["ev"]) & KIND_MASK
-            if kind == MARK_PRICE_EVENT:
-                mark = float(row["px"])
-                index = float(row["fval"]) or index
-            elif kind == FUNDING_EVENT:
-                rate = float(row["fval"])
-                next_ts = int(row["ival"])
-                mark = float(row["px"]) or mark
-            else:
-                oi = float(row["qty"])
-        self.funding_state = FundingState(rate=rate, next_funding_ts=next_ts, mark_px=mark, index_px=index,
-                                          open_interest=oi, interval_hours=cur.interval_hours)
-        return self.funding_state
+        Lazy on purpose: the profile is read by frames (≤ 60 Hz), so per-message accumulation would
+        cost more than the reads; it is flushed before the ring could overwrite unflushed rows.
+        """
+        rows = self.ring.since(self._profile_seq)
+        if len(rows):
+            self.profile.add(rows)
+        self._profile_seq = self.ring.total_written
 
-    def _count_rate(self, local_ts: int) -> None:
-        self._rate_window_count += 1
+    def recent_trades(self, n: int, max_scan: int = 1 << 18) -> np.ndarray:
+        """A copy of the newest ``n`` trade rows (oldest first), looking back at most ``max_scan`` rows."""
+        view = self.ring.latest(min(len(self.ring), max_scan))
+        found: list[np.ndarray] = []
+        need = n
+        end = len(view)
+        chunk = 4096
+        while end > 0 and need > 0:
+            start = max(0, end - chunk)
+            part = view[start:end]
+            trades = part[_kinds_of(part) == TRADE_EVENT]
+            if len(trades):
+                take = trades[-need:]
+                found.append(take)
+                need -= len(take)
+            end = start
+            chunk *= 4
+        if not found:
+            return np.zeros(0, dtype=view.dtype)
+        return np.concatenate(found[::-1])  # concatenate copies: never a view of the live ring
+
+    def _on_funding(self, rows: np.ndarray) -> FundingState | None:
+        """Fold mark/funding/open-interest rows; a batch the tracker refuses (out of order) is counted."""
+        try:
+            self.funding.add(rows)
+        except ValueError as exc:
+            self.funding_rejected += 1
+            log.warning("%s: funding rows refused (%s)", self.instrument.key, exc)
+            return None
+        return self.funding.state
+
+    def _roll_rate(self, local_ts: int) -> None:
         start = self._rate_window_ts
-        if start == 0:
-            self._rate_window_ts = local_ts
-            self._rate_window_count = 0
-        elif local_ts - start >= 1_000_000_000:
-            self.message_rate = self._rate_window_count * 1e9 / (local_ts - start)
-            self._rate_window_ts = local_ts
-            self._rate_window_count = 0
+        if start:
+            self.message_rate = self._rate_count * 1e9 / (local_ts - start)
+        self._rate_window_ts = local_ts
+        self._rate_count = 0
 
     def _take_snapshot(self, local_ts: int) -> None:
         self._next_snapshot_ts = local_ts + SNAPSHOT_INTERVAL_NS
@@ -294,6 +407,7 @@ class MarketState:
         if ladder_rows < 0 or group < 1:
             raise ValueError(f"ladder_rows must be >= 0 and group >= 1, got {ladder_rows}, {group}")
         with self._lock:
+            self._flush_profile()
             book = self.book
             centre = self._centre_tick() if centre_tick is None else int(centre_tick)
             if centre is None or ladder_rows == 0:
@@ -333,9 +447,9 @@ class MarketState:
                 ladder_traded_buy=traded_buy,
                 ladder_traded_sell=traded_sell,
                 ladder_size_change=change,
-                trades=self.trades.latest(trades).copy(),
+                trades=self.recent_trades(trades),
                 detections=tuple(self.open_detections.values()),
-                funding=self.funding_state,
+                funding=self.funding.state if self.funding.version else None,
                 message_rate=self.message_rate,
                 ring_fill=self.ring.fill,
             )

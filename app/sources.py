@@ -76,7 +76,7 @@ class SourceFactory:
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self.config: Mapping[str, Any] = config or {}
-        self.simulator: Any = None
+        self.simulators: list[Any] = []  # SimulatorThread per demo symbol set
 
     def build(self, sources: Sequence[str]) -> list[tuple[str, Feed]]:
         """(label, feed) per venue for ``sources``; every string is checked before anything starts."""
@@ -99,21 +99,40 @@ class SourceFactory:
         return out
 
     def _demo_config(self, symbols: Sequence[str]) -> Mapping[str, Any]:
-        """Start (once) the in-process simulator and point the demo venue's endpoints at it."""
-        from feeds.simulator import start_embedded
+        """Start an in-process simulator listing ``symbols``; the demo venue's endpoints point at it.
 
-        if self.simulator is None:
-            settings = dict(self.config.get("simulator", {})) if self.config else {}
-            self.simulator = start_embedded(symbols=list(symbols), settings=settings)
-        else:
-            self.simulator.add_symbols(list(symbols))
-        endpoints = self.simulator.endpoints(DEMO_VENUE)
+        Symbols already served by a running embedded simulator reuse it; new ones get their own
+        (the simulator's symbol list is fixed when it starts).
+        """
+        from feeds.simulator.faults import FaultPlan
+        from feeds.simulator.server import SimulatorThread, parse_symbols
+
+        sim = next((s for s in self.simulators if set(symbols) <= set(s.server.symbols)), None)
+        if sim is None:
+            settings = self.config.get("simulator", {}) if self.config else {}
+            if not isinstance(settings, Mapping):
+                raise ConfigError("config: [simulator] must be a table")
+            allowed = {"seed", "rate", "speed", "step_ms", "coalesce", "faults"}
+            unknown = sorted(set(settings) - allowed)
+            if unknown:
+                raise ConfigError(f"config: unknown key(s) {', '.join(unknown)} in [simulator] "
+                                  f"(known: {', '.join(sorted(allowed))})")
+            kwargs = dict(settings)
+            try:
+                if "faults" in kwargs:  # e.g. "drop=0.01,malformed=0.005,seed=7"
+                    kwargs["faults"] = FaultPlan.parse(str(kwargs["faults"]))
+                sim = SimulatorThread(symbols=parse_symbols(symbols), **kwargs)
+                sim.start()
+            except (OSError, ValueError, TypeError) as exc:
+                raise ConfigError(f"cannot start the demo exchange: {exc}") from None
+            self.simulators.append(sim)
+        assert sim.server is not None
         venues = dict(self.config.get("venues", {})) if self.config else {}
-        venues[DEMO_VENUE] = dict(endpoints)
+        venues[DEMO_VENUE] = dict(sim.server.endpoints()[DEMO_VENUE])
         return {**self.config, "venues": venues}
 
     def close(self) -> None:
-        """Stop the embedded simulator if one was started."""
-        sim, self.simulator = self.simulator, None
-        if sim is not None:
+        """Stop the embedded simulators started for ``demo:`` sources."""
+        sims, self.simulators = self.simulators, []
+        for sim in sims:
             sim.stop()

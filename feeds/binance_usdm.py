@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from app.core.events import (
     BUY_EVENT,
     DEPTH_BBO_EVENT,
     DEPTH_EVENT,
+    EVENT_DTYPE,
     FUNDING_EVENT,
     LIQUIDATION_EVENT,
     MARK_PRICE_EVENT,
@@ -56,8 +58,10 @@ from feeds.base import (
 )
 from feeds.common import (
     MS,
+    ROW_FORMAT,
     FeedError,
     SyncBatch,
+    decode_levels,
     gap_batch,
     gap_marker,
     levels_to_rows,
@@ -95,8 +99,8 @@ class DepthUpdate(msgspec.Struct, tag_field="e", tag="depthUpdate"):
     U: int
     u: int
     pu: int
-    b: list[Level]
-    a: list[Level]
+    b: msgspec.Raw  # level arrays are decoded by feeds.common.decode_levels (3x faster)
+    a: msgspec.Raw
     T: int = 0
 
 
@@ -186,8 +190,8 @@ class DepthSnapshot(msgspec.Struct):
     """REST ``GET /fapi/v1/depth`` body."""
 
     lastUpdateId: int
-    bids: list[Level]
-    asks: list[Level]
+    bids: msgspec.Raw
+    asks: msgspec.Raw
     E: int = 0
     T: int = 0
 
@@ -208,9 +212,11 @@ class RestLine(msgspec.Struct):
 
 
 _ENVELOPE = msgspec.json.Decoder(Envelope, strict=False)
+_PACK1 = struct.Struct("<" + ROW_FORMAT).pack
+_PACK2 = struct.Struct("<" + ROW_FORMAT * 2).pack
 _PAYLOAD = msgspec.json.Decoder(Payload, strict=False)
 _SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
-_OPEN_INTEREST = msgspec.json.Decoder(OpenInterest, strict=False)
+_OI_DECODER = msgspec.json.Decoder(OpenInterest, strict=False)
 _REST_LINE = msgspec.json.Decoder(RestLine)
 _ANY = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
@@ -244,6 +250,7 @@ class DepthDiff(NamedTuple):
     exch_ts: int
     local_ts: int
     batch: np.ndarray
+    off_grid: int = 0  # levels left out: price off the tick grid
 
 
 def parse_depth_update(raw: bytes | str | DepthUpdate | Envelope, inst: Instrument, local_ns: int) -> DepthDiff:
@@ -255,8 +262,9 @@ def parse_depth_update(raw: bytes | str | DepthUpdate | Envelope, inst: Instrume
     """
     d = _payload(raw, DepthUpdate)
     exch_ts = (d.T or d.E) * MS
-    batch = levels_to_rows(d.b, d.a, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
-    return DepthDiff(d.U, d.u, d.pu, exch_ts, local_ns, batch)
+    batch, off_grid = levels_to_rows(decode_levels(d.b), decode_levels(d.a), inst, exch_ts, local_ns, d.u,
+                                     DEPTH_EVENT)  # fmt: skip
+    return DepthDiff(d.U, d.u, d.pu, exch_ts, local_ns, batch, off_grid)
 
 
 class Snapshot(NamedTuple):
@@ -266,6 +274,7 @@ class Snapshot(NamedTuple):
     exch_ts: int
     local_ts: int
     batch: np.ndarray
+    off_grid: int = 0  # levels left out: price off the tick grid
 
 
 def parse_depth_snapshot(raw: bytes | str | DepthSnapshot, inst: Instrument, local_ns: int) -> Snapshot:
@@ -276,8 +285,9 @@ def parse_depth_snapshot(raw: bytes | str | DepthSnapshot, inst: Instrument, loc
     """
     d = raw if isinstance(raw, DepthSnapshot) else _SNAPSHOT.decode(raw)
     exch_ts = (d.T or d.E) * MS
-    batch = snapshot_batch(d.bids, d.asks, inst, exch_ts, local_ns, d.lastUpdateId)
-    return Snapshot(d.lastUpdateId, exch_ts, local_ns, batch)
+    bids, asks = decode_levels(d.bids), decode_levels(d.asks)
+    batch, off_grid = snapshot_batch(bids, asks, inst, exch_ts, local_ns, d.lastUpdateId)
+    return Snapshot(d.lastUpdateId, exch_ts, local_ns, batch, off_grid)
 
 
 def parse_trade(raw: bytes | str | Trade | Envelope, inst: Instrument, local_ns: int) -> np.ndarray:
@@ -360,7 +370,7 @@ def parse_open_interest(raw: bytes | str | OpenInterest, inst: Instrument, local
 
     Sample: ``{"openInterest":"10659.509","symbol":"BTCUSDT","time":1589437530011}``
     """
-    d = raw if isinstance(raw, OpenInterest) else _OPEN_INTEREST.decode(raw)
+    d = raw if isinstance(raw, OpenInterest) else _OI_DECODER.decode(raw)
     return rows(_OPEN_INTEREST, d.time * MS, local_ns, 0.0, d.openInterest, 0, 0, 0.0)
 
 
@@ -518,6 +528,7 @@ class BinanceUsdmProcessor:
         self.sink = sink
         self.messages = 0
         self.malformed = 0
+        self.off_grid: dict[str, int] = {}  # symbol -> book levels left out for a price off the grid
         self._logged = 0
         self._handlers: dict[type, Callable[[Any, Instrument, int], np.ndarray]] = {
             BookTicker: parse_book_ticker,
@@ -539,11 +550,41 @@ class BinanceUsdmProcessor:
         """One websocket frame or recorded REST line."""
         self.messages += 1
         try:
-            env = _ENVELOPE.decode(raw)
+            data = _ENVELOPE.decode(raw).data
         except _DECODE_ERRORS:
             self._on_other(raw, local_ns)
             return
-        self._on_payload(env.data, local_ns, raw)
+        # Fast paths for the two most frequent messages (bookTicker ~70 %, trades ~23 % of a real
+        # capture): the same rows as parse_book_ticker / parse_trade (a test holds them equal) without
+        # the generic dispatch. Anything unusual (unknown symbol, off-grid price) takes the general path.
+        cls = type(data)
+        if cls is BookTicker:
+            inst = self.instruments.get(data.s)
+            if inst is not None:
+                tick = inst.tick_size
+                rb = data.b / tick
+                ra = data.a / tick
+                bt = round(rb)
+                at = round(ra)
+                if abs(rb - bt) <= 1e-6 and abs(ra - at) <= 1e-6:
+                    ts = (data.T or data.E) * MS
+                    u = data.u
+                    self.sink.on_batch(data.s, np.frombuffer(bytearray(_PACK2(
+                        _BID_BBO, ts, local_ns, bt * tick, data.B, u, bt, 0.0,
+                        _ASK_BBO, ts, local_ns, at * tick, data.A, u, at, 0.0)), dtype=EVENT_DTYPE), None)  # fmt: skip
+                    return
+        elif cls is Trade:
+            inst = self.instruments.get(data.s)
+            if inst is not None:
+                tick = inst.tick_size
+                rp = data.p / tick
+                pt = round(rp)
+                if abs(rp - pt) <= 1e-6:
+                    self.sink.on_batch(data.s, np.frombuffer(bytearray(_PACK1(
+                        _SELL_TRADE if data.m else _BUY_TRADE, (data.T or data.E) * MS, local_ns, pt * tick,
+                        data.q, data.t, pt, 0.0)), dtype=EVENT_DTYPE), None)  # fmt: skip
+                    return
+        self._on_payload(data, local_ns, raw)
 
     def on_rest(self, path: str, body: str | bytes, local_ns: int) -> None:
         """A REST response for ``path`` (``/fapi/v1/depth?symbol=..`` or ``/fapi/v1/openInterest?..``)."""
@@ -567,14 +608,17 @@ class BinanceUsdmProcessor:
             if type(data) is DepthUpdate:
                 sync = self.syncs[symbol]
                 before = sync.state
-                out = sync.on_diff(parse_depth_update(data, inst, local_ns))
+                diff = parse_depth_update(data, inst, local_ns)
+                if diff.off_grid:
+                    self._off_grid(symbol, diff.off_grid)
+                out = sync.on_diff(diff)
                 self._deliver(symbol, sync, out)
                 if sync.state != before:
                     self._status(symbol, sync, before)
                 return
             handler = self._handlers.get(type(data), parse_force_order)
             batch = handler(data, inst, local_ns)
-        except (ValueError, OverflowError) as exc:
+        except (*_DECODE_ERRORS, ValueError, OverflowError) as exc:
             self._bad(raw, str(exc))
             return
         self.sink.on_batch(symbol, batch, None)
@@ -631,6 +675,8 @@ class BinanceUsdmProcessor:
         except (*_DECODE_ERRORS, ValueError) as exc:
             self._bad(body, f"bad depth snapshot: {exc}")
             return
+        if snap.off_grid:
+            self._off_grid(symbol, snap.off_grid)
         before = sync.state
         self._deliver(symbol, sync, sync.on_snapshot(snap))
         if sync.state != before:
@@ -643,6 +689,12 @@ class BinanceUsdmProcessor:
 
     def _status(self, symbol: str, sync: BinanceBookSync, before: str) -> None:
         self.sink.on_status(symbol, sync.state, sync.reason)
+
+    def _off_grid(self, symbol: str, n: int) -> None:
+        if symbol not in self.off_grid:
+            log.warning("%s: %s has book levels off its tick grid %g (left out, counted)", VENUE, symbol,
+                        self.instruments[symbol].tick_size)  # fmt: skip
+        self.off_grid[symbol] = self.off_grid.get(symbol, 0) + n
 
     def _bad(self, raw: bytes | str, why: str) -> None:
         self.malformed += 1

@@ -39,6 +39,7 @@ from feeds.common import (
     MS,
     FeedError,
     SyncBatch,
+    decode_levels,
     gap_batch,
     levels_to_rows,
     rest_line,
@@ -80,8 +81,8 @@ class BookData(msgspec.Struct):
     """``data`` of ``orderbook.{depth}.{symbol}``."""
 
     s: str
-    b: list[Level]
-    a: list[Level]
+    b: msgspec.Raw  # decoded by feeds.common.decode_levels
+    a: msgspec.Raw
     u: int
     seq: int = 0
 
@@ -146,6 +147,7 @@ class BookUpdate(NamedTuple):
     exch_ts: int
     local_ts: int
     batch: np.ndarray
+    off_grid: int = 0  # levels left out: price off the tick grid
 
 
 def parse_orderbook(raw: bytes | str | Frame, inst: Instrument, local_ns: int) -> BookUpdate:
@@ -159,13 +161,14 @@ def parse_orderbook(raw: bytes | str | Frame, inst: Instrument, local_ns: int) -
     f = _frame(raw)
     d = _BOOK.decode(f.data)
     exch_ts = (f.cts or f.ts) * MS
+    bids, asks = decode_levels(d.b), decode_levels(d.a)
     if f.type == "snapshot":
-        batch = snapshot_batch(d.b, d.a, inst, exch_ts, local_ns, d.u)
+        batch, off_grid = snapshot_batch(bids, asks, inst, exch_ts, local_ns, d.u)
     elif f.type == "delta":
-        batch = levels_to_rows(d.b, d.a, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
+        batch, off_grid = levels_to_rows(bids, asks, inst, exch_ts, local_ns, d.u, DEPTH_EVENT)
     else:
         raise ValueError(f"orderbook type {f.type!r}")
-    return BookUpdate(f.type == "snapshot", d.u, d.seq, exch_ts, local_ns, batch)
+    return BookUpdate(f.type == "snapshot", d.u, d.seq, exch_ts, local_ns, batch, off_grid)
 
 
 def _trade_id(text: str) -> int:
@@ -380,6 +383,7 @@ class BybitLinearProcessor:
         self.sink = sink
         self.messages = 0
         self.malformed = 0
+        self.off_grid: dict[str, int] = {}  # symbol -> book levels left out for a price off the grid
         self.rejected: list[str] = []  # ret_msg of failed subscribe replies
         self._logged = 0
 
@@ -426,7 +430,12 @@ class BybitLinearProcessor:
             if kind == "orderbook":
                 sync = self.syncs[symbol]
                 before = sync.state
-                for batch, update_id in sync.on_update(parse_orderbook(f, inst, local_ns)):
+                upd = parse_orderbook(f, inst, local_ns)
+                if upd.off_grid:
+                    if symbol not in self.off_grid:
+                        log.warning("%s: %s has book levels off its tick grid (left out, counted)", VENUE, symbol)
+                    self.off_grid[symbol] = self.off_grid.get(symbol, 0) + upd.off_grid
+                for batch, update_id in sync.on_update(upd):
                     self.sink.on_batch(symbol, batch, update_id)
                 if sync.state != before:
                     self.sink.on_status(symbol, sync.state, sync.reason)

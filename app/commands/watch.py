@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
     if args.levels < 1 or args.levels > 50:
         raise UserError(f"--levels must be between 1 and 50, got {args.levels}")
     config = load_user_config(getattr(args, "watch_config", None) or getattr(args, "config", None))
-    engine = Engine(config, **_analytics(config))
+    try:
+        engine = Engine(config)
+    except ValueError as exc:  # [detectors] or [[alerts]] settings
+        raise UserError(f"config: {str(exc).splitlines()[0]}") from exc
     out = sys.stdout
     try:
         engine.add_sources(args.sources)
@@ -94,15 +97,6 @@ def run(args: argparse.Namespace) -> int:
     if engine.errors:
         raise UserError("; ".join(e.message for e in engine.errors))
     return 0
-
-
-def _analytics(config: dict[str, Any]) -> dict[str, Any]:
-    """Detector factory and alert matcher from the analytics package, when it provides them."""
-    try:
-        from app.analytics import engine_hooks  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
-    return dict(engine_hooks(config))
 
 
 async def _watch(engine: Engine, duration: float | None, view: TextView | None) -> None:
@@ -217,7 +211,7 @@ class TextView:
             ask_t, ask_q = market.book.levels(-1, self._levels)
         inst = market.instrument
         rows = []
-        for i in range(self._levels):
+        for i in range(1, self._levels):  # level 1 is on the symbol's own line
             b = _side_text(inst, int(bid_t[i]), float(bid_q[i])) if i < len(bid_t) else ""
             a = _side_text(inst, int(ask_t[i]), float(ask_q[i])) if i < len(ask_t) else ""
             rows.append(f"{'':<28} {'':<12} {b:>24} | {a:<24}")

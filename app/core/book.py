@@ -69,7 +69,9 @@ _SMIN = np.minimum.reduce
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
 _BAD_QTY_BITS = _U64(0x7FF0000000000000)
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
-_LOG_FOLD = 256  # fold the far-level log into the dict after this many messages
+_LOG_FOLD = 512  # fold the far-level log into the far arrays after this many messages
+_EMPTY_T = np.empty(0, dtype=np.int64)
+_EMPTY_Q = np.empty(0, dtype=np.float64)
 _SCAN = 64  # first window searched below a deleted best level
 
 
@@ -84,23 +86,23 @@ class WalkResult:
 
 
 class _Side:
-    """One side's storage: dense ROI array, overflow dict, far-level log, best position."""
+    """One side's storage: dense ROI array, far levels (sorted arrays), far-level log, best position."""
 
-    __slots__ = ("arr", "over", "log", "best", "cache")
+    __slots__ = ("arr", "far_t", "far_q", "log", "best")
 
     def __init__(self, roi: int) -> None:
         self.arr = np.zeros(roi + 1, dtype=np.float64)  # cell 0 is trash
-        self.over: dict[int, float] = {}
-        self.log: list[tuple[np.ndarray, np.ndarray]] = []
+        self.far_t = _EMPTY_T  # far levels outside the ROI: ticks ascending, unique
+        self.far_q = _EMPTY_Q  # their sizes, all > 0
+        self.log: list[tuple[np.ndarray, np.ndarray]] = []  # messages with far levels, not yet folded
         self.best = _NONE
-        self.cache: tuple[np.ndarray, np.ndarray] | None = None  # overflow sorted by tick
 
 
 class DepthBook:
     """Market-by-price depth of one instrument: dense ticks around the mid, sparse far levels."""
 
     def __init__(self, instrument: Instrument, roi_ticks: int = 8192) -> None:
-        if not isinstance(roi_ticks, int | np.integer) or roi_ticks < 16:
+        if isinstance(roi_ticks, bool) or not isinstance(roi_ticks, int | np.integer) or roi_ticks < 16:
             raise ValueError(f"roi_ticks must be an integer >= 16, got {roi_ticks!r}")
         self.instrument = instrument
         self._tick_size = float(instrument.tick_size)
@@ -120,13 +122,10 @@ class DepthBook:
     def _set_base(self, base: int) -> None:
         """Place the ROI at ticks [base, base + roi)."""
         self._base = base
+        self._top = base + self._roi - 1  # highest ROI tick
         self._bid_origin = base - 1  # bid position = tick - origin, in 1..roi
         self._ask_origin = base + self._roi  # ask position = origin - tick, in 1..roi
         self._centre = base + self._roi // 2
-        # Smallest position a valid tick (|tick| < 2**62) can have on each side: below it the
-        # subtraction wrapped or the tick is garbage, and the exact (slow) path rejects it.
-        self._bid_pos_floor = -TICK_LIMIT - self._bid_origin
-        self._ask_pos_floor = self._ask_origin - TICK_LIMIT
 
     def _pos(self, side: int, tick: int) -> int:
         return tick - self._bid_origin if side == BID else self._ask_origin - tick
@@ -166,49 +165,61 @@ class DepthBook:
                 return
         if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
             qty = _checked_qty(qty)
+        # Min/max of the raw ticks, as Python ints: exact range checks, no int64 wrap-around.
+        lo = int(_SMIN(ticks))
+        hi = int(_SMAX(ticks))
+        if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
+            _check_ticks(ticks)
         if not self._anchored and not self._anchor(side, ticks, qty):
             self.version += 1
             return
+        base = self._base
+        top = self._top
+        arr = st.arr
         if side == BID:
             pos = ticks - self._bid_origin
-            floor = self._bid_pos_floor
+            if hi > top:  # a bid above the ROI: exact slow path
+                self._apply_general(side, st, ticks, qty)
+                self.version += 1
+                return
+            hp = hi - self._bid_origin  # highest position touched
+            far = lo < base
         else:
             pos = self._ask_origin - ticks
-            floor = self._ask_pos_floor
-        lo = int(_SMIN(pos))
-        hi = int(_SMAX(pos))
-        roi = self._roi
-        arr = st.arr
+            if lo < base:  # an ask below the ROI
+                self._apply_general(side, st, ticks, qty)
+                self.version += 1
+                return
+            hp = self._ask_origin - lo
+            far = hi > top
         bp = st.best
-        if lo >= 1 and hi <= roi:
-            arr[pos] = qty
-        elif hi <= roi and lo > floor:
-            # Far levels on the worse side only (the common case): ROI cells get their sizes, far
-            # ones land in the trash cell and are logged for the overflow.
+        if far:
+            # Far levels on the worse side only (the common case): ROI cells get their sizes, the
+            # far ones land in the trash cell (clip) and the message is logged for the far arrays.
             arr.put(pos, qty, mode="clip")
             st.log.append((ticks.copy(), qty.copy()))
-            st.cache = None
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
                 self._fold(side, st)
                 self._settle_best(side, st)
                 self.version += 1
                 return
-            if len(st.log) > _LOG_FOLD:
+            if len(st.log) >= _LOG_FOLD:
                 self._fold(side, st)
+            if hp < 1:
+                self.version += 1
+                return
         else:
-            self._apply_general(side, st, ticks, qty)
-            self.version += 1
-            return
-        if hi > bp:
-            if arr[hi] > 0:
-                bp = hi
+            arr[pos] = qty
+        if hp > bp:
+            if arr[hp] > 0:
+                bp = hp
             else:  # the top of the update is a delete: look between the old best and it
                 start = bp + 1 if bp >= 1 else 1
-                if start < hi:
-                    nz = np.flatnonzero(arr[start:hi])
+                if start < hp:
+                    nz = np.flatnonzero(arr[start:hp])
                     if nz.shape[0]:
                         bp = start + int(nz[-1])
-        if 1 <= bp <= roi and arr[bp] == 0:
+        if 1 <= bp <= self._roi and arr[bp] == 0:
             bp = self._below(side, st, bp)
         if bp != st.best:
             st.best = bp
@@ -216,24 +227,16 @@ class DepthBook:
         self.version += 1
 
     def _apply_general(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray) -> None:
-        """Levels better than the ROI, or anything unusual: exact, slower, still atomic."""
-        _check_ticks(ticks)
-        self._fold(side, st)
+        """Levels better than the ROI, or anything unusual: exact, slower."""
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
         inside = (pos >= 1) & (pos <= self._roi)
         st.arr[pos[inside]] = qty[inside]
-        over = st.over
-        for t, q in zip(ticks[~inside].tolist(), qty[~inside].tolist(), strict=True):
-            if q:
-                over[t] = q
-            else:
-                over.pop(t, None)
-        st.cache = None
+        st.log.append((ticks[~inside], qty[~inside]))
+        self._fold(side, st)
         self._settle_best(side, st)
 
     def _anchor(self, side: int, ticks: np.ndarray, qty: np.ndarray) -> bool:
         """Place the ROI around the first prices seen; False when there is nothing to place."""
-        _check_ticks(ticks)
         live = ticks[qty > 0]
         if not live.shape[0]:
             return False
@@ -256,18 +259,18 @@ class DepthBook:
                 return 1 + int(nz[-1])
         # The ROI side is empty: the best, if any, is the best far level (all are worse here).
         self._fold(side, st)
-        if not st.over:
+        return self._best_far_pos(side, st)
+
+    def _best_far_pos(self, side: int, st: _Side) -> int:
+        """Position of the best far level (highest bid / lowest ask), or _NONE."""
+        if not st.far_t.shape[0]:
             return _NONE
-        far = max(st.over) if side == BID else min(st.over)
-        return self._pos(side, far)
+        return self._pos(side, int(st.far_t[-1] if side == BID else st.far_t[0]))
 
     def _settle_best(self, side: int, st: _Side) -> None:
-        """Recompute one side's best from scratch (ROI and overflow); used off the hot path."""
+        """Recompute one side's best from scratch (ROI and far levels); used off the hot path."""
         nz = np.flatnonzero(st.arr[1:])
-        bp = int(nz[-1]) + 1 if nz.shape[0] else _NONE
-        if st.over:
-            far = max(st.over) if side == BID else min(st.over)
-            bp = max(bp, self._pos(side, far))
+        bp = max(int(nz[-1]) + 1 if nz.shape[0] else _NONE, self._best_far_pos(side, st))
         if bp != st.best:
             st.best = bp
             self._best_changed(side, bp)
@@ -291,32 +294,29 @@ class DepthBook:
             self._recentre(centre)
 
     def _recentre(self, centre: int) -> None:
-        """Rebuild the window around ``centre``: levels move between arrays and overflow."""
+        """Rebuild the window around ``centre``: levels move between arrays and far levels."""
         roi = self._roi
         parts = []
         for side, st in ((BID, self._bid), (ASK, self._ask)):
             self._fold(side, st)
             pos = np.flatnonzero(st.arr[1:]) + 1
             ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
-            qty = st.arr[pos]
-            if st.over:
-                ticks = np.concatenate([ticks, np.fromiter(st.over.keys(), np.int64, len(st.over))])
-                qty = np.concatenate([qty, np.fromiter(st.over.values(), np.float64, len(st.over))])
-            parts.append((ticks, qty))
+            parts.append((np.concatenate([ticks, st.far_t]), np.concatenate([st.arr[pos], st.far_q])))
         self._set_base(centre - roi // 2)
         for (side, st), (ticks, qty) in zip(((BID, self._bid), (ASK, self._ask)), parts, strict=True):
             st.arr.fill(0.0)
             pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
             inside = (pos >= 1) & (pos <= roi)
             st.arr[pos[inside]] = qty[inside]
-            st.over = dict(zip(ticks[~inside].tolist(), qty[~inside].tolist(), strict=True))
-            st.cache = None
+            order = np.argsort(ticks[~inside], kind="stable")
+            st.far_t = ticks[~inside][order]
+            st.far_q = qty[~inside][order]
             best_tick = self.best_bid_tick if side == BID else self.best_ask_tick
             st.best = _NONE if best_tick == NO_PRICE else self._pos(side, best_tick)
         self.recentres += 1
 
     def _fold(self, side: int, st: _Side) -> None:
-        """Write the logged far levels into the overflow dict, in order (last wins)."""
+        """Merge the logged far levels into the sorted far arrays, in order (last wins), vectorised."""
         if not st.log:
             return
         if len(st.log) == 1:
@@ -325,16 +325,24 @@ class DepthBook:
             ticks = np.concatenate([t for t, _ in st.log])
             qty = np.concatenate([q for _, q in st.log])
         st.log.clear()
-        pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
-        far = (pos < 1) | (pos > self._roi)
-        latest = dict(zip(ticks[far].tolist(), qty[far].tolist(), strict=True))
-        over = st.over
-        for t, q in latest.items():
-            if q:
-                over[t] = q
-            else:
-                over.pop(t, None)
-        st.cache = None
+        far = (ticks < self._base) | (ticks > self._top)
+        ticks = ticks[far]
+        if not ticks.shape[0]:
+            return
+        qty = qty[far]
+        # Old far levels first, then the updates in arrival order; a stable sort keeps that order
+        # within one tick, so the last of each run of equal ticks is the value that stands.
+        all_t = np.concatenate([st.far_t, ticks])
+        all_q = np.concatenate([st.far_q, qty])
+        order = np.argsort(all_t, kind="stable")
+        all_t = all_t[order]
+        all_q = all_q[order]
+        keep = np.empty(all_t.shape[0], dtype=bool)
+        keep[-1] = True
+        np.not_equal(all_t[1:], all_t[:-1], out=keep[:-1])
+        keep &= all_q != 0
+        st.far_t = all_t[keep]
+        st.far_q = all_q[keep]
 
     def apply(self, batch: np.ndarray) -> None:
         """Apply one batch of EVENT_DTYPE rows atomically (see the module rules); others ignored."""
@@ -395,9 +403,9 @@ class DepthBook:
             sides = ((side, self._side(side)),)
         for s, st in sides:
             st.arr.fill(0.0)
-            st.over.clear()
+            st.far_t = _EMPTY_T
+            st.far_q = _EMPTY_Q
             st.log.clear()
-            st.cache = None
             st.best = _NONE
             if s == BID:
                 self.best_bid_tick = NO_PRICE
@@ -444,19 +452,14 @@ class DepthBook:
         pos = self._pos(side, tick)
         if 1 <= pos <= self._roi:
             return float(st.arr[pos])
-        self._fold(side, st)
-        return float(st.over.get(tick, 0.0))
+        far_t, far_q = self._far(side, st)
+        i = int(np.searchsorted(far_t, tick))
+        return float(far_q[i]) if i < far_t.shape[0] and far_t[i] == tick else 0.0
 
-    def _far_sorted(self, side: int, st: _Side) -> tuple[np.ndarray, np.ndarray]:
-        """Overflow levels sorted by ascending tick (cached until the overflow changes)."""
+    def _far(self, side: int, st: _Side) -> tuple[np.ndarray, np.ndarray]:
+        """The far levels (outside the ROI) of one side, ticks ascending, log folded in."""
         self._fold(side, st)
-        if st.cache is None:
-            n = len(st.over)
-            ticks = np.fromiter(st.over.keys(), np.int64, n)
-            qty = np.fromiter(st.over.values(), np.float64, n)
-            order = np.argsort(ticks, kind="stable")
-            st.cache = (ticks[order], qty[order])
-        return st.cache
+        return st.far_t, st.far_q
 
     def _roi_levels(self, side: int, st: _Side, n: int | None) -> tuple[np.ndarray, np.ndarray]:
         """ROI levels best-first, at most ``n``: windows grow downward from the best."""
@@ -483,13 +486,13 @@ class DepthBook:
         st = self._side(side)
         if n is not None:
             n = _count(n, "n")
-        far_t, far_q = self._far_sorted(side, st)
+        far_t, far_q = self._far(side, st)
         if side == BID:
             far_t, far_q = far_t[::-1], far_q[::-1]  # best-first
-            better = far_t > self._base + self._roi - 1
+            better = far_t > self._top
         else:
             better = far_t < self._base
-        nb = int(better.sum())
+        nb = int(np.count_nonzero(better))
         # Far levels split into the ones better than the ROI (a prefix) and worse (a suffix).
         parts_t = [far_t[:nb]]
         parts_q = [far_q[:nb]]
@@ -532,7 +535,7 @@ class DepthBook:
                         pa, pb = self._ask_origin - b, self._ask_origin - a
                         dense[a - lo : b - lo + 1] = st.arr[pa : pb + 1][::-1]
                 if lo < self._base or top_tick > self._base + self._roi - 1:
-                    far_t, far_q = self._far_sorted(side, st)
+                    far_t, far_q = self._far(side, st)
                     i = np.searchsorted(far_t, lo, side="left")
                     j = np.searchsorted(far_t, top_tick, side="right")
                     dense[far_t[i:j] - lo] = far_q[i:j]
@@ -560,7 +563,7 @@ class DepthBook:
             pa, pb = sorted((self._pos(side, a), self._pos(side, b)))
             total += float(st.arr[pa : pb + 1].sum())
         if lo < self._base or hi > self._base + self._roi - 1:
-            far_t, far_q = self._far_sorted(side, st)
+            far_t, far_q = self._far(side, st)
             i = np.searchsorted(far_t, lo, side="left")
             j = np.searchsorted(far_t, hi, side="right")
             total += float(far_q[i:j].sum())
@@ -659,7 +662,9 @@ def _validate_depth_rows(batch: np.ndarray, rows: np.ndarray, flags: np.ndarray,
     if bad.any():
         i = int(rows[np.flatnonzero(bad)[0]])
         what = "no side flag" if flags[i] == 0 else "both side flags"
-        raise ValueError(f"DepthBook.apply: depth row {i} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged")
+        raise ValueError(
+            f"DepthBook.apply: depth row {i} has {what} (need BUY_EVENT or SELL_EVENT); book unchanged"
+        )
     qty = batch["qty"][rows]
     bad = ~(np.isfinite(qty) & (qty >= 0))
     if bad.any():
@@ -671,7 +676,9 @@ def _validate_depth_rows(batch: np.ndarray, rows: np.ndarray, flags: np.ndarray,
     bad = (ival <= -TICK_LIMIT) | (ival >= TICK_LIMIT)
     if bad.any():
         i = int(rows[np.flatnonzero(bad)[0]])
-        raise ValueError(f"DepthBook.apply: depth row {i}: tick {int(batch['ival'][i])} out of range; book unchanged")
+        raise ValueError(
+            f"DepthBook.apply: depth row {i}: tick {int(batch['ival'][i])} out of range; book unchanged"
+        )
     px = batch["px"][rows]
     priced = px != 0
     if priced.any():

@@ -125,7 +125,7 @@ def test_frame_is_an_immutable_copy_with_a_centred_ladder() -> None:
     m.apply(diff({1000: 9.0}, {}, 2), 2)
     m.apply(trade(ev.BID, 1001, 7.0, T0 + 5), None)
     assert np.array_equal(f.ladder_bid, before[0]) and np.array_equal(f.trades, before[1])
-    assert not np.shares_memory(f.trades, m.trades.latest())
+    assert not np.shares_memory(f.trades, m.ring.latest())
     assert m.frame(ladder_rows=10).version > f.version
 
 
@@ -369,3 +369,140 @@ def test_frame_centre_tick_scrolls_the_ladder() -> None:
     assert f.ladder_ticks.tolist() == [2002, 2001, 2000, 1999]
     assert f.ladder_bid.sum() == 0 and len(f.trades) == 1
     assert engine.frame("nope:X") is None and engine.version("nope:X") == -1
+
+
+def test_remove_source_while_running_in_thread_mode() -> None:
+    engine = Engine(SMALL)
+    feed = FakeFeed(basic_script(), hold=True)
+    engine.add_feed(feed)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while engine.frame("fake:ALTUSDT") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.remove_source("fake:altusdt")
+        assert feed.cancelled
+        assert engine.frame("fake:ALTUSDT") is None and "fake:ALTUSDT" not in engine.statuses()
+        assert not engine.remove_source("fake:ALTUSDT")
+    finally:
+        engine.stop()
+
+
+def test_reset_market_starts_the_session_over() -> None:
+    m = market()
+    m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1)
+    m.apply(trade(ev.BID, 1001, 1.0), None)
+    v = m.version
+    m.reset()
+    assert m.version > v and m.messages == 0 and not m.synced and len(m.ring) == 0 and len(m.recent_trades(5)) == 0
+    assert m.book.best_bid_tick == ev.NO_PRICE and m.profile.total_volume == 0
+    assert m.apply(diff({1000: 1.0}, {}, 2), 2) is None  # needs a snapshot again
+
+
+def test_raw_listener_gets_the_venue() -> None:
+    class RawFeed(FakeFeed):
+        async def run(self, sink) -> None:  # noqa: ANN001
+            sink.on_raw(5, '{"x":1}')
+            await super().run(sink)
+
+    engine = Engine(SMALL)
+    raws = []
+    engine.listen("raw", lambda venue, ns, raw: raws.append((venue, ns, raw)))
+    engine.add_feed(RawFeed([]))
+    asyncio.run(engine.run_until(5))
+    assert raws == [("fake", 5, '{"x":1}')]
+
+
+def test_bad_engine_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="ring_capacity"):
+        MarketState(INST, {"engine": {"ring_capacity": 0}})
+
+
+def test_open_interest_alone_updates_the_frame_but_emits_nothing() -> None:
+    m = market()
+    oi = ev.marker_row(ev.OPEN_INTEREST_EVENT, T0, T0, qty=1234.5)
+    assert m.apply(oi, None) is None
+    assert m.frame().funding.open_interest == 1234.5
+    out = m.apply(funding(0.0002, T0 + 1, 1.5, 1.49), None)
+    assert out.funding.open_interest == 1234.5 and out.funding.rate == 0.0002
+
+
+def test_one_top_per_update_id_and_ids_may_restart_after_a_snapshot() -> None:
+    m = market()
+    assert m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 50), 50).top.update_id == 50
+    assert m.apply(diff({999: 1.0}, {}, 50), 50) is None  # the bridging diff ending at the snapshot id
+    assert m.repeated_ids == 1 and m.book.qty_at(ev.BID, 999) == 1.0  # applied, just not reported twice
+    assert m.apply(diff({999: 2.0}, {}, 51), 51).top.update_id == 51
+    assert m.apply(snapshot({900: 1.0}, {901: 1.0}, 1), 1).top.update_id == 1  # Bybit u=1 restart
+    assert m.apply(diff({900: 3.0}, {}, 2), 2).top.update_id == 2
+
+
+class ScriptedDetectors:
+    """A DetectorSet stand-in: opens a large order on the 2nd batch; close_all closes what is open."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.open: dict[int, Detection] = {}
+
+    def on_batch(self, batch: np.ndarray, book: object) -> list[Detection]:
+        self.batches += 1
+        if self.batches == 2:
+            det = Detection(1, "large_order", "fake", "ALTUSDT", 1, 1000, T0, "open", evidence={"peak": 50.0})
+            self.open[1] = det
+            return [det]
+        return []
+
+    def close_all(self, exch_ts: int) -> list[Detection]:
+        out = [Detection(d.id, d.kind, d.venue, d.symbol, d.side, d.price_tick, exch_ts, "close", evidence=d.evidence)
+               for d in self.open.values()]
+        self.open.clear()
+        return out
+
+
+def test_detections_alerts_and_the_final_close_through_the_engine() -> None:
+    config = {**SMALL, "alerts": [{"name": "big bid", "kind": "large_order", "side": "bid", "band_ticks": 5,
+                                   "states": ["open", "close"], "cooldown_s": 0}]}
+    engine = Engine(config, detector_factory=lambda inst: ScriptedDetectors())
+    engine.add_feed(FakeFeed(basic_script()))
+    got = []
+    engine.listen("detection", lambda inst, d: got.append(("detection", d.state)))
+    engine.listen("alert", lambda inst, a: got.append(("alert", a.rule, a.detection.state)))
+    asyncio.run(engine.run_until(5))
+    assert got == [("detection", "open"), ("alert", "big bid", "open"),
+                   ("detection", "close"), ("alert", "big bid", "close")]
+    assert engine.frame("ALTUSDT").detections == ()
+
+
+def test_price_alert_fires_on_a_trade_through_the_price() -> None:
+    engine = Engine(SMALL, detect=False)
+    steps = basic_script()
+    engine.add_feed(FakeFeed([Step(sleep=0.05), *steps]))
+    alerts = []
+    engine.listen("alert", lambda inst, a: alerts.append((a.rule, a.kind, a.price_tick, a.detection)))
+
+    async def main() -> None:
+        task = asyncio.ensure_future(engine.run_until(5))
+        while engine.market("ALTUSDT") is None:
+            await asyncio.sleep(0.001)
+        engine.add_price_alert("ALTUSDT", "at 1.002", 1002, "up")
+        await task
+
+    asyncio.run(main())
+    assert alerts == [("at 1.002", "price", 1002, None)]
+
+
+def test_the_real_detectors_run_on_the_engine_by_default() -> None:
+    engine = Engine(SMALL)
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    m = engine.market("ALTUSDT")
+    assert type(m.detectors).__name__ == "DetectorSet" and m.alerts is not None
+
+
+@pytest.mark.parametrize("config", [
+    {"detectors": {"no_such_kind": {}}},
+    {"alerts": [{"name": "x", "kind": "nope"}]},
+])
+def test_bad_detector_or_alert_settings_fail_at_construction(config: dict) -> None:
+    with pytest.raises(ValueError):
+        Engine(config)

@@ -8,7 +8,6 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import test_engine_fakes  # noqa: F401 - installs the book stand-in until the real book is merged
 
 from app.core.events import DEPTH_BBO_EVENT, KIND_MASK
 from app.core.instrument import Instrument

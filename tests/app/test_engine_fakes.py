@@ -1,11 +1,8 @@
-"""Test doubles for the engine tests: a scripted feed, batch builders, and (until the real
-``app.core.book`` exists on this branch) a dict-backed stand-in of the DepthBook contract."""
+"""Test doubles for the engine tests: a scripted feed and batch builders (the book is the real one)."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -14,87 +11,6 @@ import numpy as np
 from app.core import events as ev
 from app.core.instrument import Instrument
 from feeds.base import LIVE, RESYNCING, SYNCING, FeedCounters, FeedSink
-
-
-def _install_book_stand_in() -> None:
-    """Register a minimal dict DepthBook as ``app.core.book`` when the real one is not merged yet."""
-    try:
-        import app.core.book  # noqa: F401
-        return
-    except ImportError:
-        pass
-
-    class DepthBook:
-        def __init__(self, instrument: Instrument, roi_ticks: int = 8192) -> None:
-            self.instrument = instrument
-            self._sides: dict[int, dict[int, float]] = {1: {}, -1: {}}
-            self.update_id = 0
-            self.version = 0
-
-        def apply(self, batch: np.ndarray) -> None:
-            kinds = batch["ev"] & ev.KIND_MASK
-            flags = batch["ev"] & ev.SIDE_MASK
-            depth = np.isin(kinds, (ev.DEPTH_EVENT, ev.DEPTH_SNAPSHOT_EVENT))
-            if depth.any():
-                q = batch["qty"][depth]
-                if not np.isfinite(q).all() or (q < 0).any() or (flags[depth] == 0).any():
-                    raise ValueError("bad depth rows")
-            for row, kind, flag in zip(batch, kinds, flags, strict=True):
-                side = 1 if flag & ev.BUY_EVENT else -1 if flag & ev.SELL_EVENT else 0
-                if kind == ev.DEPTH_CLEAR_EVENT:
-                    self.clear(side)
-                elif kind in (ev.DEPTH_EVENT, ev.DEPTH_SNAPSHOT_EVENT):
-                    if row["qty"] == 0:
-                        self._sides[side].pop(int(row["ival"]), None)
-                    else:
-                        self._sides[side][int(row["ival"])] = float(row["qty"])
-                    self.update_id = int(row["order_id"])
-            self.version += 1
-
-        def clear(self, side: int = 0) -> None:
-            for s in (1, -1) if side == 0 else (side,):
-                self._sides[s].clear()
-
-        @property
-        def best_bid_tick(self) -> int:
-            return max(self._sides[1], default=ev.NO_PRICE)
-
-        @property
-        def best_ask_tick(self) -> int:
-            return min(self._sides[-1], default=ev.NO_PRICE)
-
-        def best_bid(self) -> tuple[int, float] | None:
-            t = self.best_bid_tick
-            return None if t == ev.NO_PRICE else (t, self._sides[1][t])
-
-        def best_ask(self) -> tuple[int, float] | None:
-            t = self.best_ask_tick
-            return None if t == ev.NO_PRICE else (t, self._sides[-1][t])
-
-        def qty_at(self, side: int, tick: int) -> float:
-            return self._sides[side].get(int(tick), 0.0)
-
-        def levels(self, side: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-            ticks = sorted(self._sides[side], reverse=side == 1)[:n]
-            return np.array(ticks, np.int64), np.array([self._sides[side][t] for t in ticks])
-
-        def ladder(self, top_tick: int, rows: int, group: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            assert group == 1
-            ticks = top_tick - np.arange(rows, dtype=np.int64)
-            bid = np.array([self._sides[1].get(int(t), 0.0) for t in ticks])
-            ask = np.array([self._sides[-1].get(int(t), 0.0) for t in ticks])
-            return ticks, bid, ask
-
-        def is_crossed(self) -> bool:
-            b, a = self.best_bid_tick, self.best_ask_tick
-            return b != ev.NO_PRICE and a != ev.NO_PRICE and b >= a
-
-    module = types.ModuleType("app.core.book")
-    module.DepthBook = DepthBook  # type: ignore[attr-defined]
-    sys.modules["app.core.book"] = module
-
-
-_install_book_stand_in()
 
 INST = Instrument("fake", "ALTUSDT", tick_size=0.001, lot_size=1.0)
 T0 = 1_700_000_000_000_000_000
@@ -222,7 +138,7 @@ def resync_script() -> list[Step]:
     ]
 
 
-def test_stand_in_or_real_book_follows_the_contract() -> None:
+def test_batch_builders_drive_the_real_book() -> None:
     from app.core.book import DepthBook
 
     book = DepthBook(INST)

@@ -9,6 +9,7 @@ import pytest
 from test_engine_fakes import INST, T0, FakeFeed, Step, basic_script, diff, resync_script
 
 from app import sources
+from app.analytics.alerts import Alert
 from app.cli import main
 from app.core.detection import Detection
 from app.core.events import NO_PRICE
@@ -93,6 +94,9 @@ def test_text_view_when_stdout_is_not_a_tty(fake_sources, capsys) -> None:
     assert "\x1b[" not in out  # no escape codes into a pipe
     line = next(ln for ln in out.splitlines() if ln.startswith("fake:ALTUSDT"))
     assert "stopped" in line and "6 @ 1.000" in line and "2 @ 1.002" in line and "last 1.002 B 1.5" in line
+    lines = out.splitlines()
+    level2 = lines[lines.index(line) + 1]  # --levels 2: one more book row under the symbol's line
+    assert "3 @ 0.999" in level2 and level2.rstrip().endswith("|")  # no second ask level
     assert "fake:ALTUSDT: 5 messages, 0 resyncs, 0 reconnects, 0 malformed" in out
 
 
@@ -160,16 +164,21 @@ def test_writer_detection_alert_and_funding_lines() -> None:
     det = Detection(7, "liquidity_gap", "fake", "ALTUSDT", -1, 1005, T0, "open", price_far_tick=1012,
                     evidence={"ticks": 7, "depth": float("nan"), "band": (1005, 1012)})
     w.detection(INST, det)
-    w.alert(INST, "vacuum ahead", det)
+    w.alert(INST, Alert("vacuum ahead", det, T0, 1005, False, "liquidity_gap"))
+    w.alert(INST, Alert("at 1.010", None, T0 + 5, 1010, True, "price"))
     w.funding(INST, FundingState(rate=-0.0002, next_funding_ts=5, mark_px=1.0, index_px=0.9995), 1, 2)
     w.summary([{"source": "a", "messages": 3, "resyncs": 1, "reconnects": 0, "malformed": 2},
                {"source": "b", "messages": 4, "resyncs": 0, "reconnects": 1, "malformed": 0}], duration_s=1.5)
-    d, a, f, s = (json.loads(x) for x in sink.text.splitlines())
+    d, a, p, f, s = (json.loads(x) for x in sink.text.splitlines())
     assert d == {"type": "detection", "kind": "liquidity_gap", "venue": "fake", "symbol": "ALTUSDT", "id": 7,
                  "side": "ask", "price": 1.005, "exch_ts": T0, "state": "open", "price_far": 1.012,
                  "ticks": 7, "depth": None, "band": [1005, 1012]}
     assert '"price":1.005,' in sink.text
-    assert a["type"] == "alert" and a["rule"] == "vacuum ahead" and a["detection"] == d
+    assert a == {"type": "alert", "rule": "vacuum ahead", "kind": "liquidity_gap", "exch_ts": T0, "sound": False,
+                 "detection": d}
+    assert p == {"type": "alert", "rule": "at 1.010", "kind": "price", "exch_ts": T0 + 5, "sound": True,
+                 "venue": "fake", "symbol": "ALTUSDT", "price": 1.01}
+    assert '"price":1.010}' in sink.text
     assert f["rate"] == -0.0002 and f["index_px"] == 0.9995 and '"mark_px":1.0,' in sink.text
     assert (s["messages"], s["resyncs"], s["reconnects"], s["malformed"]) == (7, 1, 1, 2)
     assert s["duration_s"] == 1.5 and len(s["sources"]) == 2
@@ -185,3 +194,88 @@ def test_writer_summary_with_no_sources() -> None:
 
 def test_unused_step_helpers_stay_valid() -> None:
     assert Step(batch=diff({1: 1.0}, {}, 1)).batch is not None
+
+
+def test_sigint_ends_watch_normally_with_a_summary(fake_sources, capsys) -> None:
+    import os
+    import signal
+    import threading
+
+    fake_sources.append(FakeFeed(basic_script(), hold=True))
+    timer = threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        assert main(["watch", "demo:ALTUSDT", "--json", "--duration", "20"]) == 0
+    finally:
+        timer.cancel()
+    objs = json_lines(capsys.readouterr().out)
+    assert objs[-1]["type"] == "summary" and objs[-1]["messages"] == 5
+    assert objs[-2] == {"type": "status", "venue": "fake", "symbol": "ALTUSDT", "state": "stopped",
+                        "reason": "engine stopped"}
+    assert fake_sources[0].cancelled
+
+
+class BrokenStdout:
+    """A stdout whose reader went away after ``ok`` lines."""
+
+    def __init__(self, ok: int) -> None:
+        self.ok = ok
+        self.lines = 0
+
+    def write(self, s: str) -> int:
+        if self.lines >= self.ok:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.lines += s.count("\n")
+        return len(s)
+
+    def flush(self) -> None:
+        if self.lines >= self.ok:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        raise OSError("no file descriptor")  # _silence_stdout must cope
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_closed_pipe_ends_watch_quietly(fake_sources, monkeypatch, capsys) -> None:
+    import sys
+
+    fake_sources.append(FakeFeed(basic_script(), hold=True))
+    out = BrokenStdout(ok=2)
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["watch", "demo:ALTUSDT", "--json", "--duration", "20"]) == 0
+    assert fake_sources[0].cancelled
+    assert capsys.readouterr().err == ""
+
+
+class TtyStream(Sink):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_text_view_redraws_in_place_on_a_terminal() -> None:
+    import asyncio
+
+    from app.commands.watch import TextView
+    from app.engine import Engine
+
+    engine = Engine({"engine": {"ring_capacity": 256}})
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    tty = TtyStream()
+    view = TextView(engine, tty, levels=1)
+    view.draw()
+    first = tty.text
+    assert "\x1b[" not in first and first.count("\n") == 1
+    view.draw()
+    assert tty.text[len(first):].startswith("\x1b[1F\x1b[J")  # back up one line, clear, redraw
+
+
+def test_bad_alert_rule_in_config_exits_2(tmp_path, capsys) -> None:
+    cfg = tmp_path / "alerts.toml"
+    cfg.write_text('[[alerts]]\nname = "x"\nkind = "iceberg"\nside = "up"\n')
+    assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "alert" in err and "side" in err

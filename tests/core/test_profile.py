@@ -154,6 +154,13 @@ def test_sums_match_dict_reference_in_any_order_and_batching(
     prof = VolumeProfile()
     prof.add(rows[:cut])
     prof.add(rows[cut:])
+    one = VolumeProfile()  # and one row per call: the scalar live path
+    for i in range(rows.size):
+        one.add(rows[i:i + 1])
+    assert np.allclose(one.volume_at(np.arange(-52, 53))[0], prof.volume_at(np.arange(-52, 53))[0])
+    assert np.allclose(one.volume_at(np.arange(-52, 53))[1], prof.volume_at(np.arange(-52, 53))[1])
+    assert (one.lo_tick, one.hi_tick, one.trade_count) == (prof.lo_tick, prof.hi_tick, prof.trade_count)
+    assert one.total_volume == pytest.approx(prof.total_volume)
     ref_buy: dict[int, float] = {}
     ref_sell: dict[int, float] = {}
     for t, q, b in data:
@@ -223,6 +230,10 @@ def test_bad_sizes_rejected_atomically(qty: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         prof.add(trades([1, 2], [1.0, qty], [True, True]))
     assert prof.total_volume == 0.0 and prof.version == 0
+    prof.add(trades([1], [1.0], [True]))
+    with pytest.raises(ValueError, match=match):  # the one-trade scalar path checks the same
+        prof.add(trades([1], [qty], [True]))
+    assert prof.total_volume == 1.0
 
 
 def test_bad_rows_rejected() -> None:
@@ -258,3 +269,60 @@ def test_add_trades_fast_path_equals_add() -> None:
     b.add_trades(ticks, qty, is_buy)
     assert a.volume_at(np.arange(4, 8))[0].tolist() == b.volume_at(np.arange(4, 8))[0].tolist()
     assert a.volume_at(np.arange(4, 8))[1].tolist() == b.volume_at(np.arange(4, 8))[1].tolist()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 9), st.booleans()), min_size=1, max_size=40),
+    group=st.integers(1, 7),
+    lo=st.integers(-10, 45),
+    span=st.integers(0, 30),
+)
+def test_grouped_ladder_column_and_range_match_brute_force(data, group, lo, span) -> None:
+    prof = VolumeProfile()
+    prof.add(trades([d[0] for d in data], [float(d[1]) for d in data], [d[2] for d in data]))
+    rows = np.arange(lo + span, lo - 1, -1)  # a ladder: descending row ticks
+    buy, sell = prof.volume_at(rows, group)
+    for r, b, s in zip(rows.tolist(), buy.tolist(), sell.tolist(), strict=True):
+        assert b == sum(q for t, q, is_buy in data if is_buy and r <= t < r + group)
+        assert s == sum(q for t, q, is_buy in data if not is_buy and r <= t < r + group)
+    rng = prof.range(lo, lo + span, group)
+    assert rng.group == group
+    assert rng.ticks[0] == lo // group * group and rng.ticks[-1] == (lo + span) // group * group
+    assert np.all(np.diff(rng.ticks) == group)
+    for r, v in zip(rng.ticks.tolist(), rng.volume.tolist(), strict=True):
+        assert v == sum(q for t, q, _ in data if r <= t < r + group)
+
+
+def test_session_grouped() -> None:
+    prof = VolumeProfile()
+    prof.add(trades([10, 11, 12, 19, 20], [1.0, 1.0, 1.0, 5.0, 1.0], [True] * 5))
+    s = prof.session(group=5)
+    assert s.ticks.tolist() == [10, 15, 20]
+    assert s.volume.tolist() == [3.0, 5.0, 1.0]
+    assert s.poc() == 15
+    with pytest.raises(ValueError, match="group"):
+        prof.volume_at(np.array([1]), group=0)
+
+
+def test_float_noise_does_not_break_a_poc_tie() -> None:
+    noisy = 0.1 + 0.2  # 0.30000000000000004: the same volume summed in another order
+    vol = np.array([noisy, 0.1, 0.1, 0.3, 0.1, 0.1])
+    assert poc_index(vol) == 3  # a tie with index 0 on volume; 3 is nearer the centre (2.5)
+    # and the value area treats float-equal neighbours as a tie (which goes up)
+    assert value_area_indices(np.array([0.1, 0.1 + 0.2, 0.9, 0.3, 0.1]), 0.7, step=1) == (2, 3)
+
+
+def test_nodes_survive_tick_level_noise() -> None:
+    rng = np.random.default_rng(7)
+    x = np.arange(600)
+    smooth = 100 * np.exp(-((x - 150) ** 2) / 2000) + 60 * np.exp(-((x - 450) ** 2) / 2000) + 2
+    noisy = smooth * rng.uniform(0, 2, x.size) * (rng.uniform(size=x.size) > 0.4)  # gaps, jagged
+    hvn, lvn = volume_nodes(noisy)
+    assert len(hvn) == 2 and abs(hvn[0] - 150) < 40 and abs(hvn[1] - 450) < 40  # humps are ~30 wide
+    assert len(lvn) == 1 and 250 < lvn[0] < 350
+    with pytest.raises(ValueError, match="low < high"):
+        volume_nodes(noisy, high=0.2, low=0.3)
+    with pytest.raises(ValueError, match="window"):
+        volume_nodes(noisy, window=0)
+    assert [a.size for a in volume_nodes(np.zeros(5))] == [0, 0]

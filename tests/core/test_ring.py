@@ -181,3 +181,26 @@ def test_matches_list_reference(capacity: int, ops: list[tuple[str, int]]) -> No
         assert ids(ring.latest()) == kept
         # the mirror invariant: both halves agree on every retained row
         assert np.array_equal(ring._buf[:capacity], ring._buf[capacity:])
+
+
+def test_strided_and_equal_dtype_batches() -> None:
+    ring = EventRing(6)
+    src = rows(0, 10)
+    ring.extend(src[::3])  # non-contiguous view: copied once, then written as bytes
+    assert ids(ring.latest()) == [0, 3, 6, 9]
+    same = np.dtype({"names": EVENT_DTYPE.names, "formats": [EVENT_DTYPE[n] for n in EVENT_DTYPE.names],
+                     "offsets": [EVENT_DTYPE.fields[n][1] for n in EVENT_DTYPE.names], "itemsize": 64})
+    assert same is not EVENT_DTYPE and same == EVENT_DTYPE  # an equal dtype object is accepted
+    ring.extend(rows(10, 3).astype(same))
+    assert ids(ring.latest()) == [3, 6, 9, 10, 11, 12]
+    assert ring.latest()["qty"].tolist() == [1.5, 3.0, 4.5, 5.0, 5.5, 6.0]  # every field survived the byte copy
+
+
+@pytest.mark.parametrize(("pre", "n"), [(2, 3), (3, 4), (5, 2), (7, 4), (6, 3)])
+def test_re_appending_own_view_is_safe(pre: int, n: int) -> None:
+    ring = EventRing(4)
+    ring.extend(rows(0, pre))
+    kept = list(range(pre))[-4:]
+    ring.extend(ring.latest(n))  # the source is a view into the buffer being written
+    assert ids(ring.latest()) == (kept + kept[-n:])[-4:]
+    assert np.array_equal(ring._buf[:4], ring._buf[4:])

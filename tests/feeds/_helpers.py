@@ -92,3 +92,43 @@ class RecordingSink:
 
     def kinds(self) -> list[int]:
         return [int(r["ev"]) & KIND_MASK for _, b, _ in self.batches for r in b]
+
+
+class TopCheckSink(RecordingSink):
+    """Applies book batches to one book per symbol and records the top after every book message
+    (keyed by update id) and every venue BBO row pair (keyed by its ``order_id``)."""
+
+    def __init__(self, instruments) -> None:  # noqa: ANN001
+        super().__init__()
+        self.books = {inst.symbol: make_book(inst) for inst in instruments}
+        self.book_top: dict[tuple[str, int], tuple] = {}
+        self.venue_top: dict[tuple[str, int], tuple] = {}
+        self.venue_top_seq: list[tuple[str, int, tuple]] = []  # (symbol, exch_ts, top) for BBO without ids
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        from app.core.events import DEPTH_BBO_EVENT
+
+        if len(batch) == 0:
+            return
+        kinds = batch["ev"] & KIND_MASK
+        bbo = batch[kinds == DEPTH_BBO_EVENT]
+        if len(bbo) == 2:
+            top = (int(bbo[0]["ival"]), float(bbo[0]["qty"]), int(bbo[1]["ival"]), float(bbo[1]["qty"]))
+            self.venue_top[(symbol, int(bbo[0]["order_id"]))] = top
+            self.venue_top_seq.append((symbol, int(bbo[0]["exch_ts"]), top))
+        book = self.books[symbol]
+        book.apply(batch)
+        if update_id is not None:
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None:
+                self.book_top[(symbol, update_id)] = (int(bid[0]), float(bid[1]), int(ask[0]), float(ask[1]))
+        self.batches.append((symbol, batch, update_id))
+
+    def on_instrument(self, instrument) -> None:  # noqa: ANN001
+        self.instruments.append(instrument)
+        self.books.setdefault(instrument.symbol, make_book(instrument))
+
+    def matches(self) -> tuple[int, int]:
+        """(ids present in both, ids where the tops are equal)."""
+        common = self.book_top.keys() & self.venue_top.keys()
+        return len(common), sum(self.book_top[k] == self.venue_top[k] for k in common)

@@ -1,0 +1,180 @@
+"""Absorption: heavy aggressive volume into a narrow band that does not give way.
+
+Per book side, over a sliding window of ``window_s`` seconds: the band is the ``band_ticks + 1`` ticks
+at the far edge of the fills (the lowest bids hit, the highest asks lifted), so no fill went beyond it.
+Absorption opens when the volume into the band passes the threshold, exceeds ``visible_ratio`` × the
+largest size the band ever showed during the episode, the band is still quoted and all of that has
+held for ``confirm_ms`` (a level simply eaten through fails the visible or the holding test). It
+closes when price trades through / the band is no longer quoted, or the flow fades.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from app.analytics.auto import AutoThreshold, ThresholdSpec
+from app.analytics.base import MS, SEC, Emitter, Section, Window, level_key
+from app.core.detection import Detection
+from app.core.events import NO_PRICE
+
+
+class _Episode:
+    __slots__ = ("lo", "hi", "since", "max_visible", "det_id", "volume", "last_emit_ts", "last_emit_vol",
+                 "visible")
+
+    def __init__(self, lo: int, hi: int, ts: int) -> None:
+        self.lo = lo
+        self.hi = hi
+        self.since = ts
+        self.max_visible = 0.0
+        self.det_id = 0
+        self.volume = 0.0
+        self.last_emit_ts = 0
+        self.last_emit_vol = 0.0
+        self.visible = 0.0
+
+
+class AbsorptionDetector:
+    """Watches the aggressive flow per book side for bands that absorb it."""
+
+    kinds = ("absorption",)
+
+    def __init__(self, emitter: Emitter, cfg: Section) -> None:
+        self.em = emitter
+        self.band_ticks = cfg.int("band_ticks", 1, 0, 2)
+        self.window_ns = int(cfg.num("window_s", 3.0, 1.0, 5.0) * SEC)
+        self.confirm_ns = int(cfg.num("confirm_ms", 500.0, 0.0) * MS)
+        self.visible_ratio = cfg.num("visible_ratio", 1.5, 0.0)
+        self.update_ns = int(cfg.num("update_ms", 1000.0, 0.0) * MS)
+        self.volume = AutoThreshold(ThresholdSpec.parse(cfg.get("volume", "auto"), cfg.where("volume"),
+                                                        k=4.0, minutes=5.0, min_samples=50))
+        e = np.empty(0)
+        ei = np.empty(0, dtype=np.int64)
+        self._ts, self._side, self._tick, self._qty = ei, ei, ei, e
+        self._ep: dict[int, _Episode] = {}
+        self._seen: dict[tuple[int, int], tuple[float, int]] = {}  # level hit -> (most it showed, last ts)
+        self._open: dict[int, Detection] = {}
+
+    def on_window(self, w: Window, known_size: Callable[[int, int], float]) -> None:
+        """Take the window's fills into the sliding history, and the sizes the hit levels showed."""
+        if len(w.lv_qty):
+            rowmap = dict(zip(level_key(w.d_side, w.d_tick).tolist(), range(len(w.d_tick)), strict=True))
+            seen = self._seen
+            for s, t in zip(w.lv_side.tolist(), w.lv_tick.tolist(), strict=True):
+                r = rowmap.get(t * 2 + (s > 0), -1)
+                b = float(w.d_before[r]) if r >= 0 else math.nan
+                vis = b if b == b else known_size(s, t)
+                if r >= 0:
+                    vis = max(vis, float(w.d_after[r]))
+                old = seen.get((s, t))
+                seen[(s, t)] = (max(vis, old[0]) if old else vis, w.ts)
+        if len(w.t_qty):
+            self._ts = np.concatenate((self._ts, w.t_ts))
+            self._side = np.concatenate((self._side, w.t_side))
+            self._tick = np.concatenate((self._tick, w.t_tick))
+            self._qty = np.concatenate((self._qty, w.t_qty))
+
+    def on_tick(self, ts: int, book: object, out: list[Detection]) -> None:
+        """Evaluate both sides at exchange time ``ts``."""
+        if len(self._ts) and self._ts[0] < ts - self.window_ns:
+            k = int(np.searchsorted(self._ts, ts - self.window_ns, side="left"))
+            if k:
+                self._ts, self._side, self._tick, self._qty = (
+                    self._ts[k:], self._side[k:], self._tick[k:], self._qty[k:])
+        if not len(self._ts) and not self._ep:
+            return
+        for side in (1, -1):
+            self._eval_side(side, ts, book, out)
+        if len(self._seen) > 64:
+            old = ts - self.window_ns
+            self._seen = {k: v for k, v in self._seen.items() if v[1] >= old}
+
+    def _eval_side(self, side: int, ts: int, book, out: list[Detection]) -> None:
+        m = self._side == side
+        ep = self._ep.get(side)
+        if not m.any():
+            if ep is not None:
+                self._end(side, ts, "faded", out)
+            return
+        ticks = self._tick[m]
+        qty = self._qty[m]
+        if side > 0:  # bids hit: price advances downwards, the band is at the lowest fills
+            lo = int(ticks.min())
+            hi = lo + self.band_ticks
+            best = book.best_bid_tick
+            quoted = best != NO_PRICE and best >= lo
+        else:
+            hi = int(ticks.max())
+            lo = hi - self.band_ticks
+            best = book.best_ask_tick
+            quoted = best != NO_PRICE and best <= hi
+        vol = float(qty[(ticks >= lo) & (ticks <= hi)].sum())
+        thr = self.volume.value()
+        self.volume.add(vol, ts)
+        if ep is not None and (lo != ep.lo or hi != ep.hi):
+            self._end(side, ts, "traded_through" if (side > 0 and lo < ep.lo) or (side < 0 and hi > ep.hi)
+                      else "moved", out)
+            ep = None
+        if not quoted:
+            if ep is not None:
+                self._end(side, ts, "not_quoted", out)
+            return
+        visible = 0.0
+        shown = 0.0  # the most each band tick showed while being hit: what a plain level could absorb
+        for t in range(lo, hi + 1):
+            q = book.qty_at(side, t)
+            visible += q
+            s = self._seen.get((side, t))
+            shown += max(q, s[0]) if s else q
+        if ep is None:
+            ep = _Episode(lo, hi, ts)
+            self._ep[side] = ep
+        ep.max_visible = max(ep.max_visible, shown)
+        ep.volume = vol
+        ep.visible = visible
+        strong = vol >= thr and vol >= self.visible_ratio * ep.max_visible
+        if not ep.det_id:
+            if not strong:
+                ep.since = ts
+            elif ts - ep.since >= self.confirm_ns:
+                ep.det_id = self.em.new_id()
+                ep.last_emit_ts, ep.last_emit_vol = ts, vol
+                self._emit(side, ep, ts, "open", visible, out)
+        elif vol < 0.5 * thr:
+            self._end(side, ts, "faded", out)
+        elif ts - ep.last_emit_ts >= self.update_ns and vol >= 1.25 * ep.last_emit_vol:
+            ep.last_emit_ts, ep.last_emit_vol = ts, vol
+            self._emit(side, ep, ts, "update", visible, out)
+
+    def _emit(self, side: int, ep: _Episode, ts: int, state: str, visible: float, out: list[Detection],
+              reason: str | None = None) -> None:
+        ev = {"executed": round(ep.volume, 10), "visible": visible, "max_visible": ep.max_visible,
+              "band": [ep.lo, ep.hi], "window_ms": self.window_ns // MS,
+              "threshold": round(self.volume.value(), 10), "duration_ms": (ts - ep.since) // MS}
+        if reason:
+            ev["reason"] = reason
+        price = ep.lo if side > 0 else ep.hi
+        d = self.em.make(ep.det_id, "absorption", side, price, ts, state, ev, ep.hi if side > 0 else ep.lo)
+        out.append(d)
+        if state == "close":
+            self._open.pop(ep.det_id, None)
+        else:
+            self._open[ep.det_id] = d
+
+    def _end(self, side: int, ts: int, reason: str, out: list[Detection]) -> None:
+        ep = self._ep.pop(side, None)
+        if ep is not None and ep.det_id:
+            self._emit(side, ep, ts, "close", ep.visible, out, reason)
+
+    def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
+        """Close what is open and forget the flow."""
+        for side in list(self._ep):
+            self._end(side, ts, reason, out)
+        self._ts, self._side, self._tick, self._qty = self._ts[:0], self._side[:0], self._tick[:0], self._qty[:0]
+
+    def open(self) -> list[Detection]:
+        """The latest record of each open absorption."""
+        return list(self._open.values())

@@ -1,0 +1,216 @@
+"""Liquidity gaps (vacuums in front of price) and a thin book.
+
+``liquidity_gap``: on each side, the run of ≥ G consecutive ticks within D ticks of mid, outside the
+spread, whose size is below ε × the median level size, nearest to mid; it must persist ``persist_ms``
+to open and is closed once gone for ``close_ms``. ``price_tick`` is its edge nearest mid,
+``price_far_tick`` the far edge. G can be automatic (the usual longest near-empty run + k·sd).
+
+``thin_book``: per side, the size within ``bps`` of mid compared with its own rolling 10th percentile
+(one sample a second over ``minutes``); opens when it stays below ``factor`` × that for ``persist_ms``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from app.analytics.auto import AutoThreshold, ThresholdSpec
+from app.analytics.base import MS, SEC, BookView, Emitter, Section
+from app.core.detection import Detection
+
+
+def near_empty_runs(empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start indices and lengths of the runs of True in a boolean array."""
+    if len(empty) == 0:
+        z = np.empty(0, dtype=np.int64)
+        return z, z
+    d = np.diff(np.concatenate(([0], empty.view(np.int8), [0])))
+    starts = np.flatnonzero(d == 1)
+    ends = np.flatnonzero(d == -1)
+    return starts, ends - starts
+
+
+class _Gap:
+    __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median")
+
+    def __init__(self, near: int, far: int, ts: int) -> None:
+        self.near = near
+        self.far = far
+        self.since = ts
+        self.seen = ts
+        self.det_id = 0
+        self.width = abs(far - near) + 1
+        self.median = 0.0
+
+
+class GapDetector:
+    """Finds vacuums near mid on both sides."""
+
+    kinds = ("liquidity_gap",)
+
+    def __init__(self, emitter: Emitter, cfg: Section) -> None:
+        self.em = emitter
+        self.min_ticks = AutoThreshold(ThresholdSpec.parse(
+            cfg.get("min_ticks", "auto"), cfg.where("min_ticks"), floor=3.0, k=3.0, minutes=5.0, min_samples=100))
+        self.distance_ticks = cfg.int("distance_ticks", 20, 2)
+        self.epsilon = cfg.num("epsilon", 0.1, 0.0, 1.0)
+        self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
+        self.close_ns = int(cfg.num("close_ms", 300.0, 0.0) * MS)
+        self._gaps: dict[int, _Gap] = {}
+        self._open: dict[int, Detection] = {}
+
+    def on_tick(self, v: BookView, out: list[Detection]) -> None:
+        """Evaluate both sides on one book view."""
+        g_min = self.min_ticks.value()
+        for side in (1, -1):
+            # Ticks outside the spread up to D ticks from mid, nearest mid first.
+            if side > 0:
+                far_limit = (v.mid2 - 2 * self.distance_ticks) // 2 + 1
+                ticks, qty = v.bid_side(self.distance_ticks + 1)
+                keep = (ticks >= far_limit) & (ticks < v.best_bid)
+            else:
+                far_limit = (v.mid2 + 2 * self.distance_ticks + 1) // 2
+                ticks, qty = v.ask_side(self.distance_ticks + 1)
+                keep = (ticks <= far_limit) & (ticks > v.best_ask)
+            ticks, qty = ticks[keep], qty[keep]
+            starts, lengths = near_empty_runs(qty < self.epsilon * v.median)
+            self.min_ticks.add(float(lengths.max()) if len(lengths) else 0.0, v.ts)
+            ok = np.flatnonzero(lengths >= g_min) if math.isfinite(g_min) else np.empty(0, dtype=np.int64)
+            self._track(side, v.ts, ticks, starts[ok[0]] if len(ok) else -1,
+                        lengths[ok[0]] if len(ok) else 0, v.median, out)
+
+    def _track(self, side: int, ts: int, ticks: np.ndarray, start: int, length: int, median: float,
+               out: list[Detection]) -> None:
+        g = self._gaps.get(side)
+        if start < 0:
+            if g is not None and ts - g.seen >= self.close_ns:
+                self._end(side, ts, "filled", out)
+            return
+        near, far = int(ticks[start]), int(ticks[start + length - 1])
+        lo, hi = min(near, far), max(near, far)
+        if g is not None and (hi < min(g.near, g.far) or lo > max(g.near, g.far)):
+            self._end(side, ts, "moved", out)  # a different gap: the old one is gone
+            g = None
+        if g is None:
+            g = _Gap(near, far, ts)
+            self._gaps[side] = g
+        changed = (near, far) != (g.near, g.far)
+        g.near, g.far, g.seen, g.width, g.median = near, far, ts, int(length), median
+        if not g.det_id:
+            if ts - g.since >= self.persist_ns:
+                g.det_id = self.em.new_id()
+                self._emit(side, g, ts, "open", median, out)
+        elif changed:
+            self._emit(side, g, ts, "update", median, out)
+
+    def _emit(self, side: int, g: _Gap, ts: int, state: str, median: float, out: list[Detection],
+              reason: str | None = None) -> None:
+        ev = {"ticks": g.width, "median_level": median, "epsilon": self.epsilon,
+              "duration_ms": (ts - g.since) // MS}
+        if reason:
+            ev["reason"] = reason
+        d = self.em.make(g.det_id, "liquidity_gap", side, g.near, ts, state, ev, g.far)
+        out.append(d)
+        if state == "close":
+            self._open.pop(g.det_id, None)
+        else:
+            self._open[g.det_id] = d
+
+    def _end(self, side: int, ts: int, reason: str, out: list[Detection]) -> None:
+        g = self._gaps.pop(side, None)
+        if g is not None and g.det_id:
+            self._emit(side, g, ts, "close", g.median, out, reason)
+
+    def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
+        """Close what is open."""
+        for side in list(self._gaps):
+            self._end(side, ts, reason, out)
+
+    def open(self) -> list[Detection]:
+        """The latest record of each open gap."""
+        return list(self._open.values())
+
+
+class ThinBookDetector:
+    """Depth near mid far below its own recent normal."""
+
+    kinds = ("thin_book",)
+
+    def __init__(self, emitter: Emitter, cfg: Section) -> None:
+        self.em = emitter
+        self.bps = cfg.num("bps", 10.0, 0.01)
+        self.percentile = cfg.num("percentile", 10.0, 0.0, 100.0)
+        self.factor = cfg.num("factor", 0.7, 0.0, 10.0)
+        self.persist_ns = int(cfg.num("persist_ms", 2000.0, 0.0) * MS)
+        self.warmup_s = cfg.int("warmup_s", 60, 1)
+        minutes = cfg.num("minutes", 10.0, 0.1)
+        self._n = max(2, int(minutes * 60))
+        self._hist = {1: np.full(self._n, np.nan), -1: np.full(self._n, np.nan)}
+        self._sec = -1
+        self._count = 0
+        self._ref = {1: math.nan, -1: math.nan}
+        self._state: dict[int, list] = {}  # side -> [since, det_id, min_depth]
+        self._open: dict[int, Detection] = {}
+
+    def on_tick(self, v: BookView, book, out: list[Detection]) -> None:
+        """Sample and evaluate both sides."""
+        mid = v.mid2 / 2.0
+        n_ticks = max(1, int(round(mid * self.bps / 10_000.0))) if mid > 0 else 1
+        sec = v.ts // SEC
+        new_sec = sec != self._sec
+        if new_sec:
+            self._sec = sec
+            self._count += 1
+        for side in (1, -1):
+            depth = float(book.depth_within(side, n_ticks))
+            if new_sec:
+                h = self._hist[side]
+                h[sec % self._n] = depth
+                if self._count >= self.warmup_s:
+                    self._ref[side] = float(np.nanpercentile(h, self.percentile))
+            ref = self._ref[side]
+            st = self._state.get(side)
+            thin = math.isfinite(ref) and depth < self.factor * ref
+            if thin:
+                if st is None:
+                    st = [v.ts, 0, depth]
+                    self._state[side] = st
+                st[2] = min(st[2], depth)
+                if not st[1] and v.ts - st[0] >= self.persist_ns:
+                    st[1] = self.em.new_id()
+                    self._emit(side, st, v, depth, ref, n_ticks, "open", out)
+            elif st is not None:
+                if st[1]:
+                    self._emit(side, st, v, depth, ref, n_ticks, "close", out, "recovered")
+                del self._state[side]
+
+    def _emit(self, side: int, st: list, v: BookView, depth: float, ref: float, n_ticks: int, state: str,
+              out: list[Detection], reason: str | None = None) -> None:
+        best = v.best_bid if side > 0 else v.best_ask
+        far = best - side * n_ticks
+        ev = {"depth": depth, "min_depth": st[2], "reference": ref, "percentile": self.percentile,
+              "bps": self.bps, "duration_ms": (v.ts - st[0]) // MS}
+        if reason:
+            ev["reason"] = reason
+        d = self.em.make(st[1], "thin_book", side, best, v.ts, state, ev, far)
+        out.append(d)
+        if state == "close":
+            self._open.pop(st[1], None)
+        else:
+            self._open[st[1]] = d
+
+    def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
+        """Close what is open (history is kept: the normal depth of the market did not change)."""
+        for side, st in list(self._state.items()):
+            if st[1]:
+                last = self._open[st[1]]
+                d = self.em.make(st[1], "thin_book", side, last.price_tick, ts, "close",
+                                 dict(last.evidence, reason=reason), last.price_far_tick)
+                out.append(d)
+                self._open.pop(st[1], None)
+        self._state.clear()
+
+    def open(self) -> list[Detection]:
+        """The latest record of each open thin book."""
+        return list(self._open.values())

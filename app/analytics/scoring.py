@@ -1,0 +1,175 @@
+"""Scoring detections against planted labels: precision, recall and detection delay per kind.
+
+A detection is one lifecycle (its ``open`` … ``close`` records sharing an id). It matches a label when
+the kind and side agree, the prices are within ``tolerance_ticks`` (for ranged detections — gaps,
+absorption bands, sweeps — the label's price may fall anywhere in the range), and the detection's
+time span overlaps the label's ``[start, end]`` widened by ``slack_ms``. Precision = matched
+detections / detections; recall = matched labels / labels; delay = first matching ``open`` − the
+label's ``ready`` time (when the evidence was complete) or its ``start``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.core.detection import KINDS, Detection
+from app.core.instrument import Instrument
+
+_SIDE = {"bid": 1, "ask": -1, 1: 1, -1: -1, "buy": 1, "sell": -1}
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """One planted event: kind, book side, price (ticks), exchange-time span (ns), ready time (ns)."""
+
+    kind: str
+    side: int
+    price_tick: int
+    start: int
+    end: int
+    ready: int | None = None
+    price_far_tick: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One detection lifecycle."""
+
+    id: int
+    kind: str
+    side: int
+    lo_tick: int
+    hi_tick: int
+    price_tick: int
+    open_ts: int
+    close_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class KindScore:
+    """Scores of one kind."""
+
+    kind: str
+    detections: int
+    labels: int
+    true_positives: int
+    matched_labels: int
+    precision: float
+    recall: float
+    median_delay_ms: float
+    delays_ms: tuple[float, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (for JSON / benchmark rows)."""
+        return {"kind": self.kind, "detections": self.detections, "labels": self.labels,
+                "true_positives": self.true_positives, "matched_labels": self.matched_labels,
+                "precision": self.precision, "recall": self.recall, "median_delay_ms": self.median_delay_ms}
+
+
+def _ts(v: Any, where: str) -> int:
+    """A label time: int ns, or float seconds (values below 1e12 are taken as seconds)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ValueError(f"{where}: time must be a number (ns or seconds), got {v!r}")
+    return int(v * 1e9) if abs(v) < 1e12 else int(v)
+
+
+def label_from_dict(raw: dict[str, Any], instrument: Instrument | None = None, index: int = 0) -> Label:
+    """A label from a label-file record ``{kind, side, price|price_tick, start, end[, ready]}``."""
+    where = f"label[{index}]"
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"{where}: unknown kind {kind!r}")
+    side = _SIDE.get(raw.get("side"))
+    if side is None:
+        raise ValueError(f"{where}: side must be bid/ask or +1/-1, got {raw.get('side')!r}")
+
+    def tick(key_tick: str, key_price: str) -> int | None:
+        if raw.get(key_tick) is not None:
+            return int(raw[key_tick])
+        if raw.get(key_price) is not None:
+            if instrument is None:
+                raise ValueError(f"{where}: a price needs the instrument to become ticks")
+            return instrument.to_tick(raw[key_price])
+        return None
+
+    p = tick("price_tick", "price")
+    if p is None:
+        raise ValueError(f"{where}: needs price or price_tick")
+    ready = raw.get("ready", raw.get("evidence_ts"))
+    return Label(kind=kind, side=side, price_tick=p, start=_ts(raw.get("start"), where),
+                 end=_ts(raw.get("end"), where), ready=None if ready is None else _ts(ready, where),
+                 price_far_tick=tick("price_far_tick", "price_far"))
+
+
+def load_labels(path: Path, instrument: Instrument | None = None) -> list[Label]:
+    """Labels from a JSON list or JSON-lines file."""
+    text = Path(path).read_text(encoding="utf-8").strip()
+    if text.startswith("["):
+        records = json.loads(text)
+    else:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [label_from_dict(r, instrument, i) for i, r in enumerate(records)]
+
+
+def spans(detections: list[Detection]) -> list[Span]:
+    """Detection records → lifecycles (a lifecycle without close ends at its last record)."""
+    first: dict[int, Detection] = {}
+    last: dict[int, Detection] = {}
+    lo: dict[int, int] = {}
+    hi: dict[int, int] = {}
+    for d in detections:
+        if d.id not in first:
+            first[d.id] = d
+        last[d.id] = d
+        ticks = [d.price_tick] + ([d.price_far_tick] if d.price_far_tick is not None else [])
+        lo[d.id] = min([lo.get(d.id, ticks[0]), *ticks])
+        hi[d.id] = max([hi.get(d.id, ticks[0]), *ticks])
+    out = []
+    for i, f in first.items():
+        if f.state != "open":
+            continue
+        out.append(Span(i, f.kind, f.side, lo[i], hi[i], f.price_tick, f.exch_ts, last[i].exch_ts))
+    return out
+
+
+def _matches(s: Span, lab: Label, tol: int, slack: int) -> bool:
+    if s.kind != lab.kind or s.side != lab.side:
+        return False
+    l_lo = min(lab.price_tick, lab.price_far_tick if lab.price_far_tick is not None else lab.price_tick)
+    l_hi = max(lab.price_tick, lab.price_far_tick if lab.price_far_tick is not None else lab.price_tick)
+    if s.hi_tick + tol < l_lo or s.lo_tick - tol > l_hi:
+        return False
+    return s.open_ts <= lab.end + slack and s.close_ts >= lab.start - slack
+
+
+def score(detections: list[Detection], labels: list[Label], tolerance_ticks: int = 1, slack_ms: float = 1000.0,
+          kinds: tuple[str, ...] | None = None) -> dict[str, KindScore]:
+    """Precision, recall and median delay per kind (kinds with neither labels nor detections omitted)."""
+    sp = spans(detections)
+    slack = int(slack_ms * 1e6)
+    wanted = kinds or tuple(k for k in KINDS if any(s.kind == k for s in sp) or any(lb.kind == k for lb in labels))
+    out: dict[str, KindScore] = {}
+    for kind in wanted:
+        ks = [s for s in sp if s.kind == kind]
+        kl = [lb for lb in labels if lb.kind == kind]
+        tp = sum(1 for s in ks if any(_matches(s, lb, tolerance_ticks, slack) for lb in kl))
+        delays = []
+        matched = 0
+        for lb in kl:
+            hits = [s for s in ks if _matches(s, lb, tolerance_ticks, slack)]
+            if hits:
+                matched += 1
+                ref = lb.ready if lb.ready is not None else lb.start
+                delays.append((min(s.open_ts for s in hits) - ref) / 1e6)
+        out[kind] = KindScore(
+            kind=kind, detections=len(ks), labels=len(kl), true_positives=tp, matched_labels=matched,
+            precision=tp / len(ks) if ks else (1.0 if not kl else 0.0),
+            recall=matched / len(kl) if kl else 1.0,
+            median_delay_ms=float(np.median(delays)) if delays else float("nan"),
+            delays_ms=tuple(delays))
+    return out
