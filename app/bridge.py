@@ -76,6 +76,11 @@ class RuleMatcher:
         """Replace the rules."""
         self._rules = tuple(r for r in rules if r.kind not in ("price", "size_at_level"))
 
+    @property
+    def has_rules(self) -> bool:
+        """Whether any detector-kind rule is set (the engine thread skips matching otherwise)."""
+        return bool(self._rules)
+
     def __call__(self, det: Detection) -> list[str]:
         """Names of the rules ``det`` fires (respecting each rule's cooldown by exchange time)."""
         if det.state == "close":
@@ -166,11 +171,22 @@ class LevelAlerts:
                            size, text)
 
 
+def _engine_rule_name(rule: RuleSpec) -> str:
+    return f"desk-{rule.kind}-{rule.symbol}-{rule.price_tick}-{rule.side}"
+
+
+def _detection_record(instrument: Instrument, det: Detection, kind: str) -> AlertRecord:
+    return AlertRecord(
+        ts_ns=det.exch_ts, symbol=instrument.key, kind=kind, side=det.side, tick=det.price_tick,
+        price_text=instrument.format_price(det.price_tick), size=detection_size(det), evidence=evidence_text(det),
+    )
+
+
 class Bridge(QObject):
     """Drives a :class:`widgets.main_window.MainWindow` from an engine; commands go the other way."""
 
     status_changed = Signal(str, str, str, str)  # venue, symbol, state, reason
-    alert_fired = Signal(object)  # AlertRecord
+    alert_fired = Signal(object, str)  # AlertRecord, engine rule name ('' for the desk's own rules)
     engine_error = Signal(str)
     frame_shown = Signal("qint64")  # version, after the window took a new frame
 
@@ -184,6 +200,7 @@ class Bridge(QObject):
         self.active: str | None = None
         self.matcher = RuleMatcher()
         self.level_alerts = LevelAlerts()
+        self._engine_price_rules: dict[str, RuleSpec] = {}  # engine rule name -> the desk's rule
         self.frames_shown = 0
         self.frames_skipped = 0
         self._last_key: tuple[Any, ...] | None = None
@@ -202,6 +219,7 @@ class Bridge(QObject):
         self.engine_error.connect(self._on_engine_error)
         engine.listen("status", self._listen_status)
         engine.listen("alert", self._listen_alert)
+        engine.listen("detection", self._listen_detection)
         engine.listen("error", self._listen_error)
         if window is not None:
             self.attach(window)
@@ -259,9 +277,37 @@ class Bridge(QObject):
             self.window.set_active_symbol(key)
 
     def set_rules(self, rules: list[RuleSpec]) -> None:
-        """New alert rules from the editor or a ladder click."""
+        """New alert rules from the editor or a ladder click.
+
+        Detector-kind rules are matched here on the engine's detections; price alerts go to the engine
+        (checked on every trade batch) when it offers ``add_price_alert`` and the market exists, else
+        they and size-at-level rules are checked on the frames the desk pulls.
+        """
         self.matcher.set_rules(rules)
-        self.level_alerts.rules = [r for r in rules if r.kind in ("price", "size_at_level")]
+        adds = getattr(self.engine, "add_price_alert", None)
+        level: list[RuleSpec] = []
+        wanted: dict[str, RuleSpec] = {}
+        for rule in rules:
+            if rule.kind == "price" and adds is not None and rule.symbol and rule.enabled:
+                wanted[_engine_rule_name(rule)] = rule
+            elif rule.kind in ("price", "size_at_level"):
+                level.append(rule)
+        for name, rule in list(self._engine_price_rules.items()):
+            if name not in wanted:
+                self.engine.remove_alert(rule.symbol, name)  # type: ignore[attr-defined]
+                del self._engine_price_rules[name]
+        for name, rule in wanted.items():
+            if name in self._engine_price_rules:
+                continue
+            assert adds is not None and rule.price_tick is not None
+            try:
+                adds(rule.symbol, name, rule.price_tick, "up" if rule.side <= 0 else "down", sound=rule.sound,
+                     once=rule.once)
+            except ValueError:  # that market has no data yet: watch it on frames instead
+                level.append(rule)
+            else:
+                self._engine_price_rules[name] = rule
+        self.level_alerts.rules = level
 
     # ----------------------------------------------------------------- clocks
     def _on_frame_clock(self) -> None:
@@ -324,13 +370,21 @@ class Bridge(QObject):
     def _listen_status(self, venue: str, symbol: str, state: str, reason: str) -> None:
         self.status_changed.emit(venue, symbol, state, reason)
 
-    def _listen_alert(self, instrument: Instrument, rule_name: str, det: Detection) -> None:
-        record = AlertRecord(
-            ts_ns=det.exch_ts, symbol=instrument.key, kind=det.kind, side=det.side, tick=det.price_tick,
-            price_text=instrument.format_price(det.price_tick), size=detection_size(det),
-            evidence=evidence_text(det),
-        )
-        self.alert_fired.emit(record)
+    def _listen_alert(self, instrument: Instrument, alert: Any) -> None:
+        det: Detection | None = alert.detection
+        if det is not None:
+            record = _detection_record(instrument, det, alert.kind or det.kind)
+        else:
+            record = AlertRecord(
+                ts_ns=alert.exch_ts, symbol=instrument.key, kind=alert.kind or "price", side=0,
+                tick=alert.price_tick, price_text=instrument.format_price(alert.price_tick), size=0.0,
+                evidence=f"traded at {instrument.format_price(alert.price_tick)} (rule {alert.rule})",
+            )
+        self.alert_fired.emit(record, str(alert.rule))
+
+    def _listen_detection(self, instrument: Instrument, det: Detection) -> None:
+        if self.matcher.has_rules and self.matcher(det):
+            self.alert_fired.emit(_detection_record(instrument, det, det.kind), "")
 
     def _listen_error(self, source: str, exc: BaseException) -> None:
         self.engine_error.emit(f"{source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
@@ -340,9 +394,14 @@ class Bridge(QObject):
         if self.window is not None:
             self.window.set_feed_state(venue, symbol, state, reason)
 
-    def _on_alert_fired(self, record: AlertRecord) -> None:
-        if self.window is not None:
-            self.window.add_alert(record)
+    def _on_alert_fired(self, record: AlertRecord, rule_name: str) -> None:
+        rule = self._engine_price_rules.get(rule_name)
+        if self.window is None:
+            return
+        if rule is not None and rule.once:
+            self.window.rules = [r for r in self.window.rules if r is not rule]
+            self.set_rules(self.window.rules)
+        self.window.add_alert(record, sound=rule.sound if rule is not None else True)
 
     def _on_engine_error(self, message: str) -> None:
         if self.window is not None:

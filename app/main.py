@@ -47,30 +47,23 @@ def _headless(args: argparse.Namespace) -> int:
     return int(watch.run(parser.parse_args(argv)) or 0)
 
 
-def build_desk(demo: bool, config_path: str | None = None, settings_dir=None):  # noqa: ANN001, ANN201
+def build_desk(demo: bool, config_path: str | None = None, settings_dir=None,  # noqa: ANN001
+               overrides: dict | None = None):  # noqa: ANN201 - (engine, window, bridge, symbols, settings)
     """Engine + window + bridge wired together (not started); used by ``run_gui``, screenshots, bench."""
     from app.bridge import Bridge
-    from app.commands.watch import _analytics, load_user_config
+    from app.commands.watch import load_user_config
+    from app.config import merge
     from app.engine import Engine
     from app.settings import Settings
     from widgets.main_window import MainWindow
 
     config = load_user_config(config_path)
-    hooks = _analytics(config)
-    bridge_holder: list[Bridge] = []
-
-    def matcher(det):  # noqa: ANN001, ANN202 - engine-thread callback
-        names = list(bridge_holder[0].matcher(det)) if bridge_holder else []
-        inner = hooks.get("alert_matcher")
-        if inner is not None:
-            names += list(inner(det))
-        return names
-
-    engine = Engine(config, detector_factory=hooks.get("detector_factory"), alert_matcher=matcher)
+    if overrides:
+        config = merge(config, overrides, where="desk overrides")
+    engine = Engine(config)
     settings = Settings(settings_dir) if settings_dir is not None else Settings()
     window = MainWindow(settings, instruments=lambda venue: _instrument_list(engine, venue))
     bridge = Bridge(engine, window)
-    bridge_holder.append(bridge)
     symbols = [DEMO_SOURCE] if demo else (settings.symbols or [DEMO_SOURCE])
     if demo and DEMO_SOURCE not in window.watchlist.symbols:
         window.watchlist.add_symbol(DEMO_SOURCE)

@@ -125,8 +125,44 @@ def _quantile(values: list[float], q: float) -> float:
     return float(np.quantile(np.asarray(values), q)) if values else float("nan")
 
 
-def run(quick: bool = False) -> list[BenchResult]:
-    """Run the steady and burst phases; returns the five ``gui.*`` rows."""
+class _SimulatorLoad:
+    """The embedded demo exchange as the load: its model rate is set on its own loop."""
+
+    def __init__(self, engine: Any) -> None:
+        factory = engine._source_factory  # the engine owns the simulator it started for demo:
+        self.sim = factory.simulators[0]
+        self.engine = engine
+
+    def set_rate(self, rate: float) -> None:
+        self.sim.call(lambda server: setattr(server.model, "rate", float(rate)))
+
+    def sent(self) -> int:
+        return int(self.sim.call(lambda server: server.stats()["data_messages_sent"]))
+
+    def received(self) -> int:
+        return sum(row["messages"] for row in self.engine.summary_sources())
+
+
+class _PacedLoad:
+    def __init__(self, feed: PacedFeed) -> None:
+        self.feed = feed
+
+    def set_rate(self, rate: float) -> None:
+        self.feed.rate = rate
+
+    def sent(self) -> int:
+        return self.feed.sent
+
+    def received(self) -> int:
+        return self.feed.sent
+
+
+def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
+    """Run the steady and burst phases; returns the five ``gui.*`` rows.
+
+    ``source``: ``simulator`` (the embedded demo exchange), ``paced`` (the in-process feed) or ``auto``
+    (the simulator when this build has it).
+    """
     from PySide6.QtCore import QEventLoop, Qt, QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -135,10 +171,23 @@ def run(quick: bool = False) -> list[BenchResult]:
     app = QApplication.instance() or QApplication(["depthdesk-bench"])
     steady_s, burst_s, recover_s = (3.0, 3.0, 3.0) if quick else (10.0, 10.0, 5.0)
     settings_dir = Path(tempfile.mkdtemp(prefix="depthdesk-bench-"))
-    engine, window, bridge, _symbols, _settings = build_desk(demo=True, settings_dir=settings_dir)
-    feed = PacedFeed(STEADY_RATE)
-    engine.add_feed(feed, label=KEY)
-    source = "paced-feed"
+    startup_t0 = time.perf_counter()
+    engine, window, bridge, _symbols, _settings = build_desk(
+        demo=True, settings_dir=settings_dir, overrides={"simulator": {"rate": STEADY_RATE}})
+    load: Any = None
+    if source in ("auto", "simulator"):
+        try:
+            engine.add_sources([KEY])
+            load = _SimulatorLoad(engine)
+            source = "simulator"
+        except Exception:  # noqa: BLE001 - no simulator in this build
+            if source == "simulator":
+                raise
+            engine.discard()
+    if load is None:
+        load = _PacedLoad(PacedFeed(STEADY_RATE))
+        engine.add_feed(load.feed, label=KEY)
+        source = "paced-feed"
     window.resize(*WINDOW)
     window.show()
     engine.start()
@@ -172,6 +221,13 @@ def run(quick: bool = False) -> list[BenchResult]:
     heartbeat.timeout.connect(lambda: beats.append(time.monotonic()))
     bridge.start()
     heartbeat.start()
+    first_paint = [0.0]
+
+    def note_first_paint() -> None:
+        if not first_paint[0] and window.ladder.paint_count and window.ladder.frame is not None:
+            first_paint[0] = time.perf_counter() - startup_t0
+
+    bridge.frame_shown.connect(note_first_paint)
 
     def spin(seconds: float) -> None:
         loop = QEventLoop()
@@ -184,27 +240,31 @@ def run(quick: bool = False) -> list[BenchResult]:
         lag_ms.clear()
         shown_at.clear()
         t_steady = time.monotonic()
+        received_before = load.received()
         spin(steady_s)
+        steady_msgs_per_s = (load.received() - received_before) / (time.monotonic() - t_steady)
         steady_frames = list(frame_ms)
         steady_lag = [v for t, v in lag_ms if t >= t_steady]
-        sent_before_burst = feed.sent
+        sent_before_burst = load.received()
         steady_shown = [t for t in shown_at if t >= t_steady]
         per_second = [sum(1 for t in steady_shown if t_steady + i <= t < t_steady + i + 1)
                       for i in range(int(steady_s))]
         beats.clear()
-        feed.rate = BURST_RATE
+        load.set_rate(BURST_RATE)
         t_burst = time.monotonic()
         spin(burst_s)
         burst_beats = [t for t in beats if t >= t_burst]
-        feed.rate = STEADY_RATE
+        burst_received = load.received() - sent_before_burst
+        load.set_rate(STEADY_RATE)
         t_end = time.monotonic()
-        burst_achieved = (feed.sent - sent_before_burst) / (t_end - t_burst)
+        burst_achieved = burst_received / (t_end - t_burst)
         spin(recover_s)
         gaps = np.diff(np.asarray([t_burst, *burst_beats]))
         block_ms = float(gaps.max() * 1e3) if len(gaps) else float("nan")
         after = [(t, v) for t, v in lag_ms if t >= t_end]
         recovery = next((t - t_end for t, v in after if v < LAG_OK_MS), float("nan"))
         burst_lag_max = max((v for t, v in lag_ms if t_burst <= t < t_end), default=float("nan"))
+        sent_total = load.sent()
     finally:
         heartbeat.stop()
         bridge.stop()
@@ -213,11 +273,14 @@ def run(quick: bool = False) -> list[BenchResult]:
         app.processEvents()
     market = engine.market(KEY)
     applied = market.messages if market is not None else -1
-    lost = feed.sent - applied
-    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "steady_rate": STEADY_RATE}
+    received = load.received()
+    lost = received - applied
+    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "steady_rate": STEADY_RATE,
+             "steady_msgs_per_s": round(steady_msgs_per_s)}
     return [
         BenchResult("gui.fps_median", float(np.median(per_second)) if per_second else 0.0, "fps",
-                    extra={**extra, "per_second": per_second}),
+                    extra={**extra, "per_second": per_second, "startup_to_first_frame_s": round(first_paint[0], 3),
+                           "load_avg_1m": round(os.getloadavg()[0], 2)}),
         BenchResult("gui.frame_ms_p99", round(_quantile(steady_frames, 0.99), 2), "ms",
                     extra={**extra, "frame_ms_median": round(_quantile(steady_frames, 0.5), 2)}),
         BenchResult("gui.lag_ms_p99", round(_quantile(steady_lag, 0.99), 2), "ms", extra=extra),
@@ -226,7 +289,8 @@ def run(quick: bool = False) -> list[BenchResult]:
                            "burst_s": burst_s,
                            "burst_lag_ms_max": round(burst_lag_max, 1)}),
         BenchResult("gui.burst_recovery_s", round(recovery, 3), "s",
-                    extra={**extra, "messages_sent": feed.sent, "messages_applied": applied, "lost": lost}),
+                    extra={**extra, "messages_sent": sent_total, "messages_received": received,
+                           "messages_applied": applied, "lost": lost}),
     ]
 
 
@@ -234,5 +298,6 @@ if __name__ == "__main__":
     import json
     import sys
 
-    for row in run(quick="--quick" in sys.argv):
+    src = "paced" if "--paced" in sys.argv else "simulator" if "--simulator" in sys.argv else "auto"
+    for row in run(quick="--quick" in sys.argv, source=src):
         print(json.dumps(row.as_json()))

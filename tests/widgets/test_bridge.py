@@ -7,6 +7,7 @@ import threading
 import pytest
 from PySide6.QtCore import QObject, Signal
 
+from app.analytics.alerts import Alert
 from app.bridge import Bridge, LevelAlerts, RuleMatcher
 from app.core.detection import Detection
 from app.settings import Settings
@@ -113,13 +114,28 @@ def test_engine_alert_lands_in_panel(desk, qtbot):
     window.sound_on = False
     det = Detection(7, "iceberg", "demo", "ALTUSDT", 1, 999, T0, "open",
                     evidence={"executed": 900.0, "visible": 100.0, "hidden": 800.0})
-    worker = threading.Thread(target=engine.fire, args=("alert", ALT, "rule0", det))
+    alert = Alert("icebergs", det, T0, 999, False, "iceberg")
+    worker = threading.Thread(target=engine.fire, args=("alert", ALT, alert))
     worker.start()
     worker.join()
     qtbot.waitUntil(lambda: window.alerts.table.rowCount() == 1, timeout=2000)
     rec = window.alerts.records[0]
     assert (rec.kind, rec.side, rec.tick, rec.size) == ("iceberg", 1, 999, 800.0)
     assert "executed" in rec.evidence
+
+
+def test_desk_rules_match_engine_detections(desk, qtbot):
+    engine, window, bridge = desk
+    window.sound_on = False
+    window.set_rules([RuleSpec(kind="absorption", side=-1, min_size=1000.0)])
+    small = Detection(8, "absorption", "demo", "ALTUSDT", -1, 1001, T0, "open", evidence={"absorbed": 500.0})
+    big = Detection(9, "absorption", "demo", "ALTUSDT", -1, 1001, T0, "open", evidence={"absorbed": 5000.0})
+    for det in (small, big):
+        worker = threading.Thread(target=engine.fire, args=("detection", ALT, det))
+        worker.start()
+        worker.join()
+    qtbot.waitUntil(lambda: window.alerts.table.rowCount() == 1, timeout=2000)
+    assert window.alerts.records[0].size == 5000.0 and window.alerts.records[0].kind == "absorption"
 
 
 def test_bad_symbol_is_a_message_not_a_crash(desk):
