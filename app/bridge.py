@@ -57,7 +57,13 @@ def evidence_text(det: Detection, limit: int = 4) -> str:
     """The first few evidence numbers as ``key value`` text for the alert panel."""
     parts = []
     for key, value in list(det.evidence.items())[:limit]:
-        parts.append(f"{key} {fmt.qty(float(value)) if isinstance(value, int | float) else value}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            text = str(value)
+        elif float(value).is_integer() and abs(value) < 1000:
+            text = str(int(value))  # counts (levels, fills, refills) read as counts
+        else:
+            text = fmt.qty(float(value))
+        parts.append(f"{key} {text}")
     return ", ".join(parts)
 
 
@@ -378,7 +384,7 @@ class Bridge(QObject):
             record = AlertRecord(
                 ts_ns=alert.exch_ts, symbol=instrument.key, kind=alert.kind or "price", side=0,
                 tick=alert.price_tick, price_text=instrument.format_price(alert.price_tick), size=0.0,
-                evidence=f"traded at {instrument.format_price(alert.price_tick)} (rule {alert.rule})",
+                evidence=f"traded at {instrument.format_price(alert.price_tick)}",
             )
         self.alert_fired.emit(record, str(alert.rule))
 

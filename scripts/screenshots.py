@@ -83,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         _spin(1.5)
         frame = window.ladder.frame
         if frame is not None and frame.best_bid_tick != NO_PRICE and frame.best_ask_tick != NO_PRICE:
-            near = [RuleSpec(kind="price", symbol=DEMO_SOURCE, price_tick=frame.best_ask_tick + k, once=True,
-                             cooldown_s=0.0, sound=False) for k in (0, 1)]
-            near += [RuleSpec(kind="price", symbol=DEMO_SOURCE, price_tick=frame.best_bid_tick - k, once=True,
-                              cooldown_s=0.0, sound=False) for k in (0, 1)]
+            near = [RuleSpec(kind="price", symbol=DEMO_SOURCE, side=-1, price_tick=frame.best_ask_tick + k,
+                             once=True, cooldown_s=0.0, sound=False) for k in (0, 2)]
+            near += [RuleSpec(kind="price", symbol=DEMO_SOURCE, side=1, price_tick=frame.best_bid_tick - k,
+                              once=True, cooldown_s=0.0, sound=False) for k in (0, 2)]
+            # and the detections the desk's own rules listen for
+            near += [RuleSpec(kind=k, symbol=DEMO_SOURCE, cooldown_s=5.0, sound=False)
+                     for k in ("iceberg", "absorption", "large_order", "sweep", "liquidity_gap")]
             window.set_rules(near)
         window.sound_on = False
         _spin(args.seconds)

@@ -39,6 +39,7 @@ class WatchRow:
     open_interest: float | None = None
     alerts: int = 0
     state: str = ""
+    decimals: int = 6  # price digits of the instrument
 
 
 def watch_row(key: str, frame: Frame | None, alerts: int = 0, change_24h: float | None = None,
@@ -75,6 +76,7 @@ def watch_row(key: str, frame: Frame | None, alerts: int = 0, change_24h: float 
         open_interest=funding.open_interest if funding and funding.open_interest else None,
         alerts=alerts,
         state=frame.state,
+        decimals=inst.price_decimals,
     )
 
 
@@ -150,7 +152,7 @@ class WatchlistWidget(QWidget):
 
         cells = (
             row.symbol,
-            num(row.last, f"{row.last:.6g}" if row.last is not None else ""),
+            num(row.last, f"{row.last:.{row.decimals}f}" if row.last is not None else ""),
             num(row.change_24h, fmt.percent(row.change_24h or 0.0)),
             num(row.volume_24h, fmt.notional(row.volume_24h or 0.0)),
             num(row.spread_ticks, f"{row.spread_ticks}t {row.spread_bps or 0:.1f}bp"),
