@@ -374,7 +374,15 @@ class Bridge(QObject):
 
     # ----------------------------------------------------------------- engine thread -> signals
     def _listen_status(self, venue: str, symbol: str, state: str, reason: str) -> None:
-        self.status_changed.emit(venue, symbol, state, reason)
+        self._emit(self.status_changed, venue, symbol, state, reason)
+
+    @staticmethod
+    def _emit(signal: Any, *args: Any) -> None:
+        """Emit from the engine thread; after the window closed (bridge deleted) there is nobody to tell."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # "Signal source has been deleted": shutting down
+            pass
 
     def _listen_alert(self, instrument: Instrument, alert: Any) -> None:
         det: Detection | None = alert.detection
@@ -386,14 +394,14 @@ class Bridge(QObject):
                 tick=alert.price_tick, price_text=instrument.format_price(alert.price_tick), size=0.0,
                 evidence=f"traded at {instrument.format_price(alert.price_tick)}",
             )
-        self.alert_fired.emit(record, str(alert.rule))
+        self._emit(self.alert_fired, record, str(alert.rule))
 
     def _listen_detection(self, instrument: Instrument, det: Detection) -> None:
         if self.matcher.has_rules and self.matcher(det):
-            self.alert_fired.emit(_detection_record(instrument, det, det.kind), "")
+            self._emit(self.alert_fired, _detection_record(instrument, det, det.kind), "")
 
     def _listen_error(self, source: str, exc: BaseException) -> None:
-        self.engine_error.emit(f"{source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        self._emit(self.engine_error, f"{source}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
 
     # ----------------------------------------------------------------- GUI-thread slots
     def _on_status_changed(self, venue: str, symbol: str, state: str, reason: str) -> None:

@@ -88,3 +88,41 @@ def test_no_display_runs_the_headless_view(monkeypatch, capsys):
     assert "no display: running the headless live view" in capsys.readouterr().err
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert main.has_display()
+
+
+def test_ladder_shows_the_simulator_book(qtbot, tmp_path):
+    """`depthdesk --demo` wiring: embedded exchange -> Binance adapter -> engine -> bridge -> ladder."""
+    from app.main import DEMO_SOURCE, build_desk
+
+    engine, window, bridge, _symbols, _settings = build_desk(demo=True, settings_dir=tmp_path / "cfg")
+    qtbot.addWidget(window)
+    window.resize(1200, 800)
+    window.show()
+    engine.add_sources([DEMO_SOURCE])
+    sim = engine._source_factory.simulators[0]
+    engine.start()
+    try:
+        bridge.open_symbol(DEMO_SOURCE)
+        bridge.start()
+        qtbot.waitUntil(lambda: window.ladder.frame is not None and window.ladder.frame.state == "live"
+                        and window.ladder.frame.mid_tick is not None, timeout=10_000)
+        sim.call(lambda server: setattr(server.model, "rate", 1e-9))  # the exchange goes quiet
+        qtbot.wait(700)
+        (bid_t, bid_q), (ask_t, ask_q) = sim.call(lambda server: server.levels("ALTUSDT"))
+        bridge.stop()
+        bridge._on_frame_clock()
+        bridge._on_frame_clock()
+        view = window.ladder.view
+        bids = dict(zip(bid_t.tolist(), bid_q.tolist(), strict=True))
+        asks = dict(zip(ask_t.tolist(), ask_q.tolist(), strict=True))
+        frame = window.ladder.frame
+        near = [i for i, t in enumerate(view.ticks.tolist()) if abs(t - frame.mid_tick) <= 15]
+        assert len(near) >= 25
+        for i in near:
+            tick = int(view.ticks[i])
+            assert view.bid[i] == pytest.approx(bids.get(tick, 0.0)), ("bid", tick)
+            assert view.ask[i] == pytest.approx(asks.get(tick, 0.0)), ("ask", tick)
+        assert frame.best_bid_tick == bid_t[0] and frame.best_ask_tick == ask_t[0]
+    finally:
+        bridge.stop()
+        engine.stop()
