@@ -197,7 +197,7 @@ class Bridge(QObject):
     frame_shown = Signal("qint64")  # version, after the window took a new frame
 
     def __init__(self, engine: EngineLike, window: Any = None, frame_hz: float = FRAME_HZ,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, capture_opener: Callable[[str], Any] | None = None) -> None:
         super().__init__(parent)
         if not 1 <= frame_hz <= 240:
             raise ValueError(f"frame clock must be 1..240 Hz, got {frame_hz}")
@@ -211,7 +211,8 @@ class Bridge(QObject):
         self.frames_skipped = 0
         self._last_key: tuple[Any, ...] | None = None
         self._shown_times: deque[float] = deque(maxlen=600)
-        self._replay: Any = None  # a replay controller (capture helper) when the session is a replay
+        self._replay: Any = None  # a replay controller when the session is a replay
+        self.capture_opener = capture_opener  # path -> (controller, "venue:SYMBOL", (first_ns, last_ns))
         self._recorder: Any = None
         self.frame_clock = QTimer(self)
         self.frame_clock.setTimerType(Qt.TimerType.PreciseTimer)
@@ -430,7 +431,7 @@ class Bridge(QObject):
         (self._recorder.start if on else self._recorder.stop)()
 
     def _on_open_capture(self, path: str) -> None:
-        opener = getattr(self.engine, "open_capture", None)
+        opener = self.capture_opener or getattr(self.engine, "open_capture", None)
         if opener is None:
             self._on_engine_error("replay is not available in this build")
             return
@@ -441,8 +442,13 @@ class Bridge(QObject):
             return
         self.set_replay_controller(controller, span)
         self.open_symbol(key)
+        if self.window is not None:
+            self.window.session_bar.play_button.setChecked(False)
 
     def _replay_call(self, method: str, *args: Any) -> None:
         if self._replay is None:
             return
-        getattr(self._replay, method)(*args)
+        try:
+            getattr(self._replay, method)(*args)
+        except ValueError as exc:  # e.g. a speed out of range: a message, not a crash
+            self._on_engine_error(f"replay: {exc}")

@@ -63,11 +63,53 @@ def build_desk(demo: bool, config_path: str | None = None, settings_dir=None,  #
     engine = Engine(config)
     settings = Settings(settings_dir) if settings_dir is not None else Settings()
     window = MainWindow(settings, instruments=lambda venue: _instrument_list(engine, venue))
-    bridge = Bridge(engine, window)
+    bridge = Bridge(engine, window, capture_opener=replay_opener(engine))
     symbols = [DEMO_SOURCE] if demo else (settings.symbols or [DEMO_SOURCE])
     if demo and DEMO_SOURCE not in window.watchlist.symbols:
         window.watchlist.add_symbol(DEMO_SOURCE)
     return engine, window, bridge, symbols, settings
+
+
+class ReplayControl:
+    """The session bar's commands on a :class:`feeds.capture.replay.ReplayFeed`."""
+
+    def __init__(self, feed) -> None:  # noqa: ANN001 - a ReplayFeed
+        self.feed = feed
+
+    def play(self) -> None:
+        """Continue."""
+        self.feed.resume()
+
+    def pause(self) -> None:
+        """Hold."""
+        self.feed.pause()
+
+    def set_speed(self, speed: float) -> None:
+        """0 = as fast as possible."""
+        self.feed.set_speed(None if speed == 0 else speed)
+
+    def step(self) -> None:
+        """One message (while paused)."""
+        self.feed.step(1)
+
+    def seek(self, local_ns: int) -> None:
+        """Jump to a time on the capture's clock."""
+        self.feed.seek(local_ns)
+
+
+def replay_opener(engine):  # noqa: ANN001, ANN201 - Engine -> (path -> (control, key, span))
+    """What the session bar's "Open capture…" runs: a paused, seekable replay feed in the engine."""
+
+    def open_capture(path: str):  # noqa: ANN202
+        from feeds.capture.replay import ReplayFeed
+
+        feed = ReplayFeed(path, speed=1.0, cache=True)
+        index = feed.index()  # the seek cache: built once, next to the capture
+        feed.pause()  # the user presses play
+        engine.add_feed(feed, label=f"replay:{path}")
+        return ReplayControl(feed), f"{feed.venue}:{feed.symbols[0]}", (index.first_ns, index.last_ns)
+
+    return open_capture
 
 
 def _instrument_list(engine, venue: str) -> list[str]:  # noqa: ANN001

@@ -309,10 +309,7 @@ class MainWindow(QMainWindow):
         self.ladder.set_frame(frame)
         self.tape.set_frame(frame)
         self._last_frames[frame.instrument.key] = frame
-        if frame.state == "replay" or self._session_mode == "REPLAY":
-            self._session_ns = frame.exch_ts
-        else:
-            self._session_ns = frame.local_ts
+        self._session_ns = frame.local_ts  # replay: the capture's receive clock, as its timeline
 
     def note_frame(self, frame: Frame) -> None:
         """Remember a non-active symbol's latest frame for the watchlist."""

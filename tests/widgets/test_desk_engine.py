@@ -126,3 +126,39 @@ def test_ladder_shows_the_simulator_book(qtbot, tmp_path):
     finally:
         bridge.stop()
         engine.stop()
+
+
+def test_open_capture_replays_with_pause_step_and_title(qtbot, tmp_path, btc_capture, monkeypatch):
+    """Session bar -> replay of a real Binance capture: REPLAY in the title, paused until play, step."""
+    from app.main import build_desk
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    engine, window, bridge, _symbols, _settings = build_desk(demo=False, settings_dir=tmp_path / "cfg")
+    qtbot.addWidget(window)
+    window.resize(1200, 800)
+    window.show()
+    engine.start()
+    try:
+        bridge.start()
+        import shutil
+
+        capture = tmp_path / btc_capture.name
+        shutil.copy(btc_capture, capture)  # the seek cache is written next to the capture
+        window.open_capture_requested.emit(str(capture))
+        assert bridge.active == "binance-usdm:BTCUSDT"
+        assert window.session_bar.mode == "REPLAY" and window.session_bar.play_button.isEnabled()
+        qtbot.waitUntil(lambda: window.ladder.frame is not None, timeout=10_000)
+        window.session_bar.play_button.setChecked(True)
+        qtbot.waitUntil(lambda: window.ladder.frame.mid_tick is not None, timeout=10_000)
+        window.tick_1hz(0.0, None, 0.0, 0.0)
+        assert "REPLAY" in window.windowTitle() and "BTCUSDT" in window.windowTitle()
+        window.session_bar.play_button.setChecked(False)  # pause
+        qtbot.wait(300)
+        version = engine.version(bridge.active)
+        qtbot.wait(300)
+        assert engine.version(bridge.active) == version
+        window.session_bar.step_button.click()
+        qtbot.waitUntil(lambda: engine.version(bridge.active) > version, timeout=3000)
+    finally:
+        bridge.stop()
+        engine.stop()
