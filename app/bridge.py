@@ -262,8 +262,13 @@ class Bridge(QObject):
             self.window.set_session("REPLAY" if controller is not None else "LIVE", span)
 
     def set_recorder(self, recorder: Any) -> None:
-        """An object with ``start()``/``stop()`` that records the live session (the capture helper's)."""
+        """An object with ``start() -> path`` / ``stop() -> path`` that records the live session."""
         self._recorder = recorder
+
+    @property
+    def recorder(self) -> Any:
+        """The record button's recorder (None when recording is not wired)."""
+        return self._recorder
 
     # ----------------------------------------------------------------- commands (GUI -> engine)
     def open_symbol(self, key: str) -> None:
@@ -428,7 +433,15 @@ class Bridge(QObject):
             if self.window is not None:
                 self.window.session_bar.set_recording(False)
             return
-        (self._recorder.start if on else self._recorder.stop)()
+        try:
+            path = self._recorder.start() if on else self._recorder.stop()
+        except Exception as exc:  # noqa: BLE001 - disk full, no symbol: a message, and the button resets
+            self._on_engine_error(f"recording: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            if self.window is not None:
+                self.window.session_bar.set_recording(False)
+            return
+        if self.window is not None and path is not None:
+            self.window.statusBar().showMessage(f"{'recording to' if on else 'recorded'} {path}", 10_000)
 
     def _on_open_capture(self, path: str) -> None:
         opener = self.capture_opener or getattr(self.engine, "open_capture", None)

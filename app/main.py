@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 from app.cli import UserError
 
@@ -64,10 +67,93 @@ def build_desk(demo: bool, config_path: str | None = None, settings_dir=None,  #
     settings = Settings(settings_dir) if settings_dir is not None else Settings()
     window = MainWindow(settings, instruments=lambda venue: _instrument_list(engine, venue))
     bridge = Bridge(engine, window, capture_opener=replay_opener(engine))
+    bridge.set_recorder(DeskRecorder(engine, lambda: bridge.active))
     symbols = [DEMO_SOURCE] if demo else (settings.symbols or [DEMO_SOURCE])
     if demo and DEMO_SOURCE not in window.watchlist.symbols:
         window.watchlist.add_symbol(DEMO_SOURCE)
     return engine, window, bridge, symbols, settings
+
+
+def capture_dir() -> Path:
+    """Where the record button writes: ``$DEPTHDESK_CAPTURE_DIR`` or the user data dir's ``captures``."""
+    env = os.environ.get("DEPTHDESK_CAPTURE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("depthdesk", appauthor=False)) / "captures"
+
+
+class DeskRecorder:
+    """The record button: raw messages of the active source to a native capture (flushed on stop/close).
+
+    Starting restarts the source so the capture begins with the venue's snapshot (a capture without
+    one could not be replayed until the next resync): the ladder shows a short resync.
+    """
+
+    def __init__(self, engine, active: Callable[[], str | None]) -> None:  # noqa: ANN001 - Engine
+        self.engine = engine
+        self._active = active
+        self._lock = threading.Lock()
+        self.writer = None
+        self.error = ""
+        engine.listen("raw", self._on_raw)
+        engine.listen("instrument", self._on_instrument)
+        engine.listen("status", self._on_status)
+
+    @property
+    def recording(self) -> bool:
+        """True while a capture is open."""
+        return self.writer is not None
+
+    def start(self) -> Path:
+        """Open a new capture for the active source and restart that source; returns the path."""
+        from app.commands.record import wire_venue
+        from app.config import parse_source
+        from feeds.capture.writer import CaptureWriter
+
+        key = self._active()
+        if not key:
+            raise UserError("no symbol to record")
+        venue, symbol = parse_source(key)
+        folder = capture_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{venue}_{symbol}_{time.strftime('%Y%m%d_%H%M%S', time.gmtime())}.gz"
+        writer = CaptureWriter(path, wire_venue(venue), [symbol], on_error=self._on_error)
+        if venue != wire_venue(venue):
+            writer.set_source_venue(venue)
+        with self._lock:
+            self.writer, self._symbol = writer, symbol
+        self.engine.remove_source(key)
+        self.engine.add_source(key)
+        return path
+
+    def stop(self) -> Path | None:
+        """Close (flush) the capture; returns its path."""
+        with self._lock:
+            writer, self.writer = self.writer, None
+        if writer is None:
+            return None
+        writer.close()
+        return writer.path
+
+    def _on_raw(self, _venue: str, local_ns: int, raw: str) -> None:
+        with self._lock:
+            if self.writer is not None:
+                self.writer.write(local_ns, raw)
+
+    def _on_instrument(self, inst) -> None:  # noqa: ANN001 - Instrument
+        with self._lock:
+            if self.writer is not None and inst.symbol == self._symbol:
+                self.writer.set_instruments({inst.symbol: inst.tick_size})
+
+    def _on_status(self, _venue: str, symbol: str, state: str, reason: str) -> None:
+        with self._lock:
+            if self.writer is not None and state in ("resyncing", "disconnected"):
+                self.writer.note_gap(symbol, self.writer.last_ns, reason)
+
+    def _on_error(self, message: str) -> None:
+        self.error = message  # the writer stopped itself; the bridge shows it on the next toggle
 
 
 class ReplayControl:
@@ -146,5 +232,10 @@ def run_gui(demo: bool, config_path: str | None = None) -> int:
         code = app.exec()
     finally:
         bridge.stop()
-        engine.stop()
+        if bridge.recorder is not None:
+            bridge.recorder.stop()  # flushed before the engine goes
+        try:
+            engine.stop()
+        except RuntimeError as exc:
+            print(f"depthdesk: {exc}", file=sys.stderr)
     return int(code)

@@ -162,3 +162,42 @@ def test_open_capture_replays_with_pause_step_and_title(qtbot, tmp_path, btc_cap
     finally:
         bridge.stop()
         engine.stop()
+
+
+def test_record_button_writes_a_replayable_capture(qtbot, tmp_path, monkeypatch):
+    """Record on the demo: the capture starts with the snapshot, is flushed on stop and replays."""
+    from app.main import DEMO_SOURCE, build_desk
+    from feeds.capture.replay import ReplayFeed
+
+    monkeypatch.setenv("DEPTHDESK_CAPTURE_DIR", str(tmp_path / "captures"))
+    engine, window, bridge, _symbols, _settings = build_desk(demo=True, settings_dir=tmp_path / "cfg")
+    qtbot.addWidget(window)
+    window.show()
+    engine.add_sources([DEMO_SOURCE])
+    engine.start()
+    try:
+        bridge.open_symbol(DEMO_SOURCE)
+        bridge.start()
+        qtbot.waitUntil(lambda: window.ladder.frame is not None and not window.ladder.stale, timeout=10_000)
+        window.session_bar.record_button.click()
+        assert bridge.recorder.recording
+        qtbot.waitUntil(lambda: engine.status(DEMO_SOURCE)[0] == "live" and bridge.recorder.writer.lines > 50,
+                        timeout=10_000)
+        window.session_bar.record_button.click()
+        assert not bridge.recorder.recording
+        (path,) = list((tmp_path / "captures").glob("*.gz"))
+        feed = ReplayFeed(path)
+        assert feed.venue == "demo" and feed.symbols == ("ALTUSDT",)
+        assert "recorded" in window.statusBar().currentMessage()
+        import asyncio
+
+        from app.engine import Engine
+
+        replay = Engine({})
+        replay.add_feed(feed)
+        asyncio.run(replay.run_until(10))
+        book = replay.market(DEMO_SOURCE).book
+        assert book.best_bid() is not None and book.best_ask() is not None  # it began with the snapshot
+    finally:
+        bridge.stop()
+        engine.stop()
