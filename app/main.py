@@ -199,13 +199,35 @@ def replay_opener(engine):  # noqa: ANN001, ANN201 - Engine -> (path -> (control
 
 
 def _instrument_list(engine, venue: str) -> list[str]:  # noqa: ANN001
-    """Symbols the picker offers for a venue: the engine's known ones of that venue."""
-    lister = getattr(engine, "instruments", None)
-    if lister is not None:
-        return list(lister(venue))
-    return [k.split(":", 1)[1] for k in engine.keys() if k.startswith(f"{venue}:")] or (
-        ["ALTUSDT", "MEMEUSDT", "BTCUSDT"] if venue == "demo" else []
-    )
+    """Symbols the picker offers for a venue: the demo exchange's list, plus every symbol seen so far.
+
+    (Listing a real venue's whole instrument set needs its REST exchangeInfo: type any symbol instead.)
+    """
+    known = {k.split(":", 1)[1] for k in engine.keys() if k.startswith(f"{venue}:")}
+    if venue == "demo":
+        from feeds.simulator.market import DEFAULT_SYMBOLS
+
+        known |= {spec.symbol for spec in DEFAULT_SYMBOLS}
+    return sorted(known)
+
+
+def _close_on_signals(window) -> None:  # noqa: ANN001 - MainWindow
+    """Ctrl-C / SIGTERM close the window like the user would (settings saved, recording flushed).
+
+    Python runs signal handlers only between bytecodes: a no-op timer lets it in while Qt idles.
+    """
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(_signum, _frame) -> None:  # noqa: ANN001
+        QTimer.singleShot(0, window.close)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, close)
+    window._signal_pump = QTimer(window)
+    window._signal_pump.timeout.connect(lambda: None)
+    window._signal_pump.start(200)
 
 
 def run_gui(demo: bool, config_path: str | None = None) -> int:
@@ -226,6 +248,7 @@ def run_gui(demo: bool, config_path: str | None = None) -> int:
     bridge.open_symbol(active)
     window.show()
     bridge.start()
+    _close_on_signals(window)
     app.processEvents()
     window.statusBar().showMessage(f"ready in {time.monotonic() - started:.2f} s", 5000)
     try:

@@ -136,3 +136,23 @@ def test_status_bar_shows_states_and_rates(qtbot):
     assert sb.rate_label.text() == "2,013 msg/s"
     assert "250 ms" in sb.lag_label.text() and sb.fps_label.text() == "60 fps"
     assert sb.ring_label.text() == "ring 42%"
+
+
+def test_source_picker_filters_and_accepts_typed_symbols(qtbot):
+    from widgets.main_window import SourcePicker
+
+    lists = {"demo": ["ALTUSDT", "BTCUSDT", "ETHUSDT"], "binance-usdm": []}
+    picker = SourcePicker(lambda venue: lists.get(venue, []))
+    qtbot.addWidget(picker)
+    picker.filter_edit.setText("eth")
+    assert picker.list.count() == 1 and picker.source() == "demo:ETHUSDT"
+    picker.venue_box.setCurrentText("binance-usdm")
+    picker.filter_edit.setText("solusdt")
+    assert picker.list.count() == 0 and picker.source() == "binance-usdm:SOLUSDT"
+
+    def broken(venue):
+        raise OSError("venue unreachable")
+
+    failing = SourcePicker(broken)
+    qtbot.addWidget(failing)
+    assert "unavailable" in failing.list.item(0).text()

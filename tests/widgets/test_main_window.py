@@ -139,3 +139,19 @@ def test_layout_and_settings_round_trip_through_a_restart(qtbot, config_dir):
     second.reset_layout()
     assert second.docks["tape"].isVisible()
     assert second.dockWidgetArea(second.docks["alerts"]) == Qt.DockWidgetArea.BottomDockWidgetArea
+
+
+def test_session_shortcuts(window, qtbot):
+    with qtbot.waitSignal(window.record_toggled) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args == [True]
+    window.session_bar.set_recording(False)
+    window.set_session("REPLAY", (1, 10**12))
+    with qtbot.waitSignal(window.play_toggled) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert blocker.args == [True]
+    with qtbot.waitSignal(window.step_requested):
+        qtbot.keyClick(window, Qt.Key.Key_Period)
+    with qtbot.waitSignal(window.speed_changed) as blocker:
+        qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    assert blocker.args == [2.0]
