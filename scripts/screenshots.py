@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         _spin(0.5)
         written.append(_save(window, out / "desk_dark.png"))
         window.apply_theme("light")
-        _spin(0.5)
+        _spin(1.5)  # restyling takes a moment: let the status bar's fps settle again
         written.append(_save(window, out / "desk_light.png"))
         window.apply_theme("dark")
         window.set_feed_state("demo", "ALTUSDT", "resyncing", "sequence gap")
