@@ -177,6 +177,70 @@ class LevelAlerts:
                            size, text)
 
 
+class FramePrefetcher:
+    """Pulls the next frame on its own thread, one frame ahead of the GUI's clock.
+
+    ``Engine.frame`` takes the market's lock, which the engine thread re-takes for every message: under
+    a burst the GUI thread could wait tens of ms for it. Here that wait happens off the GUI thread; the
+    frame clock only picks up the newest frame (one clock tick old at most) and asks for the next.
+    """
+
+    def __init__(self, engine: EngineLike) -> None:
+        self._engine = engine
+        self._want: tuple[str, int, int, int | None] | None = None
+        self._latest: tuple[tuple[Any, ...], Frame] | None = None
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """True while the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start the thread."""
+        if self.running:
+            return
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="depthdesk-frames", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop and join the thread."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def request(self, key: str, rows: int, group: int, centre: int | None) -> None:
+        """The view the next frame is for; wakes the thread."""
+        self._want = (key, rows, group, centre)
+        self._wake.set()
+
+    def latest(self) -> tuple[tuple[Any, ...], Frame] | None:
+        """(view key, frame) of the newest frame pulled."""
+        return self._latest
+
+    def _run(self) -> None:
+        last: tuple[Any, ...] | None = None
+        while not self._stopping.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            want = self._want
+            if want is None or self._stopping.is_set():
+                continue
+            key, rows, group, centre = want
+            view_key = (key, self._engine.version(key), self._engine.status(key)[0], rows, group, centre)
+            if view_key == last:
+                continue
+            frame = self._engine.frame(key, ladder_rows=rows, group=group, centre_tick=centre)
+            if frame is not None:
+                last = view_key
+                self._latest = (view_key, frame)
+
+
 def _engine_rule_name(rule: RuleSpec) -> str:
     return f"desk-{rule.kind}-{rule.symbol}-{rule.price_tick}-{rule.side}"
 
@@ -197,7 +261,8 @@ class Bridge(QObject):
     frame_shown = Signal("qint64")  # version, after the window took a new frame
 
     def __init__(self, engine: EngineLike, window: Any = None, frame_hz: float = FRAME_HZ,
-                 parent: QObject | None = None, capture_opener: Callable[[str], Any] | None = None) -> None:
+                 parent: QObject | None = None, capture_opener: Callable[[str], Any] | None = None,
+                 prefetch: bool = False) -> None:
         super().__init__(parent)
         if not 1 <= frame_hz <= 240:
             raise ValueError(f"frame clock must be 1..240 Hz, got {frame_hz}")
@@ -211,6 +276,7 @@ class Bridge(QObject):
         self.frames_skipped = 0
         self._last_key: tuple[Any, ...] | None = None
         self._shown_times: deque[float] = deque(maxlen=600)
+        self.prefetcher = FramePrefetcher(engine) if prefetch else None
         self._replay: Any = None  # a replay controller when the session is a replay
         self.capture_opener = capture_opener  # path -> (controller, "venue:SYMBOL", (first_ns, last_ns))
         self._recorder: Any = None
@@ -246,14 +312,18 @@ class Bridge(QObject):
         self.set_rules(window.rules)
 
     def start(self) -> None:
-        """Start both clocks."""
+        """Start both clocks (and the frame prefetcher when enabled)."""
+        if self.prefetcher is not None:
+            self.prefetcher.start()
         self.frame_clock.start()
         self.slow_clock.start()
 
     def stop(self) -> None:
-        """Stop the clocks (the engine is stopped by its owner)."""
+        """Stop the clocks and the prefetcher (the engine is stopped by its owner)."""
         self.frame_clock.stop()
         self.slow_clock.stop()
+        if self.prefetcher is not None:
+            self.prefetcher.stop()
 
     def set_replay_controller(self, controller: Any, span: tuple[int, int] = (0, 0)) -> None:
         """Route the session bar to a replay controller (methods play/pause/set_speed/step/seek)."""
@@ -330,6 +400,17 @@ class Bridge(QObject):
         rows = ladder.row_count + 2 * LADDER_MARGIN_ROWS
         group = ladder.group
         centre = ladder.centre_tick
+        if self.prefetcher is not None and self.prefetcher.running:
+            got = self.prefetcher.latest()
+            self.prefetcher.request(key, rows, group, centre)
+            if got is None or got[0] == self._last_key:
+                self.frames_skipped += 1
+                return
+            view_key, frame = got
+            if (view_key[0], *view_key[3:]) != (key, rows, group, centre):
+                return  # pulled for a view that changed since: the right one comes next tick
+            self._show(view_key, frame)
+            return
         version = self.engine.version(key)
         state = self.engine.status(key)[0]
         view_key = (key, version, state, rows, group, centre)
@@ -339,6 +420,9 @@ class Bridge(QObject):
         frame = self.engine.frame(key, ladder_rows=rows, group=group, centre_tick=centre)
         if frame is None:
             return
+        self._show(view_key, frame)
+
+    def _show(self, view_key: tuple[Any, ...], frame: Frame) -> None:
         self._last_key = view_key
         self.window.show_frame(frame)
         self.frames_shown += 1

@@ -51,7 +51,7 @@ def _headless(args: argparse.Namespace) -> int:
 
 
 def build_desk(demo: bool, config_path: str | None = None, settings_dir=None,  # noqa: ANN001
-               overrides: dict | None = None):  # noqa: ANN201 - (engine, window, bridge, symbols, settings)
+               overrides: dict | None = None, prefetch: bool = True):  # noqa: ANN201 - (engine, window, bridge, symbols, settings)
     """Engine + window + bridge wired together (not started); used by ``run_gui``, screenshots, bench."""
     from app.bridge import Bridge
     from app.commands.watch import load_user_config
@@ -66,7 +66,7 @@ def build_desk(demo: bool, config_path: str | None = None, settings_dir=None,  #
     engine = Engine(config)
     settings = Settings(settings_dir) if settings_dir is not None else Settings()
     window = MainWindow(settings, instruments=lambda venue: _instrument_list(engine, venue))
-    bridge = Bridge(engine, window, capture_opener=replay_opener(engine))
+    bridge = Bridge(engine, window, capture_opener=replay_opener(engine), prefetch=prefetch)
     bridge.set_recorder(DeskRecorder(engine, lambda: bridge.active))
     symbols = [DEMO_SOURCE] if demo else (settings.symbols or [DEMO_SOURCE])
     if demo and DEMO_SOURCE not in window.watchlist.symbols:

@@ -173,7 +173,8 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     settings_dir = Path(tempfile.mkdtemp(prefix="depthdesk-bench-"))
     startup_t0 = time.perf_counter()
     engine, window, bridge, _symbols, _settings = build_desk(
-        demo=True, settings_dir=settings_dir, overrides={"simulator": {"rate": STEADY_RATE}})
+        demo=True, settings_dir=settings_dir, overrides={"simulator": {"rate": STEADY_RATE}},
+        prefetch=os.environ.get("DEPTHDESK_BENCH_PREFETCH", "1") != "0")
     load: Any = None
     if source in ("auto", "simulator"):
         try:

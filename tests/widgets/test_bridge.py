@@ -207,3 +207,29 @@ def test_200k_signals_do_not_abort_the_interpreter(qapp):
     for _ in range(200_000):
         emitter.ping.emit(1)
     assert seen[0] == 200_000
+
+
+def test_prefetcher_pulls_off_the_gui_thread_and_stops(qtbot, config_dir):
+    engine = FakeEngine()
+    window = MainWindow(Settings())
+    qtbot.addWidget(window)
+    bridge = Bridge(engine, window, prefetch=True)
+    bridge.open_symbol(KEY)
+    engine.frames[KEY] = make_frame(BIDS, ASKS, version=1)
+    pulled_on = []
+    original = engine.frame
+
+    def frame(*args, **kwargs):
+        pulled_on.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    engine.frame = frame
+    bridge.start()
+    try:
+        qtbot.waitUntil(lambda: window.ladder.frame is not None, timeout=3000)
+        engine.frames[KEY] = make_frame({**BIDS, 1000: 9.0}, ASKS, version=2)
+        qtbot.waitUntil(lambda: window.ladder.frame.version == 2, timeout=3000)
+        assert set(pulled_on) == {"depthdesk-frames"}
+    finally:
+        bridge.stop()
+    assert not any(t.name == "depthdesk-frames" for t in threading.enumerate())
