@@ -135,6 +135,9 @@ QTableWidget, QTableView, QListWidget, QTreeView {{
     background: {p.panel}; alternate-background-color: {p.panel_alt}; gridline-color: {p.grid};
     border: 1px solid {p.grid}; selection-background-color: {p.grid}; selection-color: {p.text};
 }}
+QTextBrowser, QTextEdit, QPlainTextEdit {{
+    background: {p.panel}; color: {p.text}; border: 1px solid {p.grid};
+}}
 QHeaderView::section {{
     background: {p.panel_alt}; color: {p.text_dim}; border: none; border-right: 1px solid {p.grid};
     border-bottom: 1px solid {p.grid}; padding: 2px 4px;

@@ -56,8 +56,12 @@ def test_theme_mute_and_help_shortcuts(window, qtbot):
     assert window.theme == "light" and window.settings.theme == "light"
     qtbot.keyClick(window, Qt.Key.Key_M)
     assert window.alerts.muted
+    window.apply_theme("dark")
     help_dialog = window.shortcut_help()
-    text = help_dialog.findChild(QTextBrowser).toPlainText()
+    browser = help_dialog.findChild(QTextBrowser)
+    text = browser.toPlainText()
+    help_dialog.show()
+    assert browser.grab().toImage().pixelColor(20, browser.height() - 20).lightness() < 80  # dark, readable
     for _keys, what in SHORTCUTS:
         assert what in text
     assert {"C", "A", "Space", "Ctrl+O", "Ctrl+R", "F1", "M"} <= set(window.shortcuts)
