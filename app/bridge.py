@@ -23,10 +23,12 @@ from app.core.frame import Frame
 from app.core.instrument import Instrument
 from widgets import fmt
 from widgets.alerts import AlertRecord, RuleSpec
+from widgets.watchlist import DEPTH_BAND
 
 FRAME_HZ = 60.0
 SLOW_HZ = 1.0
 LADDER_MARGIN_ROWS = 4  # rows fetched beyond the visible ones (cumulative depth, quick scroll)
+WATCH_MAX_ROWS = 20_000  # ±0.5 % of a high-priced, fine-tick contract can be thousands of ticks
 SIZE_KEYS = ("size", "visible", "qty", "executed", "volume", "absorbed", "hidden")
 # the size an alert of a kind is about comes first (an iceberg is about what hides)
 KIND_SIZE_KEYS = {"iceberg": ("hidden", "executed"), "absorption": ("absorbed", "volume", "executed")}
@@ -453,11 +455,18 @@ class Bridge(QObject):
         lag_ms = max(lags) / 1e6 if lags else None
         ring = max((s.ring_fill for s in stats), default=0.0)
         for key in self.window.watchlist.symbols:
-            if key == self.active:
+            # a frame just for the watchlist: wide enough for depth within ±0.5 % of mid
+            top = self.engine.frame(key, ladder_rows=0, trades=0)
+            if top is None:
                 continue
-            frame = self.engine.frame(key, ladder_rows=0, trades=0)
-            if frame is not None:
-                self.window.note_frame(frame)
+            mid = top.mid_tick
+            rows = 0 if mid is None else min(WATCH_MAX_ROWS, int(abs(mid) * DEPTH_BAND * 2) + 4)
+            others = key != self.active
+            frame = self.engine.frame(key, ladder_rows=rows, trades=50 if others else 0) if rows else top
+            if frame is None:
+                continue
+            self.window.note_frame(frame)
+            if others:
                 for rule, record in self.level_alerts.check(frame):
                     self._fire_level_rule(rule, record)
         self.window.tick_1hz(rate, lag_ms, self.fps(), ring)

@@ -144,7 +144,8 @@ class MainWindow(QMainWindow):
         self.rules: list[RuleSpec] = []
         self.sound_on = True
         self.tray_on = True
-        self._last_frames: dict[str, Frame] = {}
+        self._last_frames: dict[str, Frame] = {}  # latest shown, per symbol
+        self._watch_frames: dict[str, Frame] = {}  # latest pulled for the watchlist
         self._session_mode = "LIVE"
         self._session_ns = 0
 
@@ -312,14 +313,15 @@ class MainWindow(QMainWindow):
         self._session_ns = frame.local_ts  # replay: the capture's receive clock, as its timeline
 
     def note_frame(self, frame: Frame) -> None:
-        """Remember a non-active symbol's latest frame for the watchlist."""
-        self._last_frames[frame.instrument.key] = frame
+        """Remember a symbol's latest watchlist frame (wide ladder: depth within ±0.5 %)."""
+        self._watch_frames[frame.instrument.key] = frame
 
     def tick_1hz(self, msgs_per_s: float, lag_ms: float | None, fps: float, ring_fill: float) -> None:
         """Slow clock: status figures, watchlist rows, session clock and window title."""
         self.status.set_rates(msgs_per_s, lag_ms, fps, ring_fill)
         for key in self.watchlist.symbols:
-            self.watchlist.set_row(watch_row(key, self._last_frames.get(key), self.alerts.alert_count(key)))
+            frame = self._watch_frames.get(key) or self._last_frames.get(key)
+            self.watchlist.set_row(watch_row(key, frame, self.alerts.alert_count(key)))
         self.session_bar.set_time(self._session_ns)
         self._update_title()
 

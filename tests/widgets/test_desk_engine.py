@@ -123,6 +123,15 @@ def test_ladder_shows_the_simulator_book(qtbot, tmp_path):
             assert view.bid[i] == pytest.approx(bids.get(tick, 0.0)), ("bid", tick)
             assert view.ask[i] == pytest.approx(asks.get(tick, 0.0)), ("ask", tick)
         assert frame.best_bid_tick == bid_t[0] and frame.best_ask_tick == ask_t[0]
+        # the watchlist's depth within ±0.5 % of mid, against the exchange's own book
+        bridge._on_slow_clock()
+        row = window.watchlist.row(DEMO_SOURCE)
+        mid = (bid_t[0] + ask_t[0]) / 2
+        band = mid * 0.005
+        expected = sum(t * q for t, q in [*bids.items(), *asks.items()] if abs(t - mid) <= band) * 0.0001
+        assert row.depth_notional == pytest.approx(expected, rel=1e-9) and expected > 0
+        assert row.spread_ticks == ask_t[0] - bid_t[0]
+        assert row.open_interest and row.funding_rate is not None
     finally:
         bridge.stop()
         engine.stop()
