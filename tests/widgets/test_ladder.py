@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pixels import blueish, pixel, reddish
 from PySide6.QtCore import Qt
 
@@ -199,3 +201,23 @@ def test_demo_book_draws_without_error_in_both_themes(ladder):
     ladder.set_palette_theme(LIGHT)
     image = ladder.grab().toImage()
     assert pixel(image, 5, ladder.height() - 2).lightness() > 200 or ladder.view is not None
+
+
+@given(
+    top=st.integers(-10_000, 10_000),
+    n=st.integers(1, 300),
+    group=st.sampled_from([1, 2, 5, 10, 25]),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=60, deadline=None)
+def test_grouping_keeps_totals_and_row_keys(top, n, group, seed):
+    rng = np.random.default_rng(seed)
+    ticks = top - np.arange(n, dtype=np.int64)
+    bid = rng.random(n)
+    keys, grouped = group_ladder(ticks, group, bid)
+    assert grouped.sum() == pytest.approx(bid.sum())
+    assert np.all(keys % group == 0) and np.all(np.diff(keys) == -group)
+    # every row sums exactly the ticks it covers: t .. t + group - 1
+    for k, v in zip(keys.tolist(), grouped.tolist(), strict=True):
+        inside = (ticks >= k) & (ticks <= k + group - 1)
+        assert v == pytest.approx(bid[inside].sum())
