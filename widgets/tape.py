@@ -8,7 +8,15 @@ from collections import defaultdict
 import numpy as np
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPixmap
-from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.core.events import BUY_EVENT, KIND_MASK, LIQUIDATION_EVENT, TRADE_EVENT
 from app.core.frame import Frame
@@ -71,12 +79,15 @@ class TimeAndSalesWidget(QWidget):
         layout.setSpacing(0)
         controls = QHBoxLayout()
         controls.setContentsMargins(4, 2, 4, 2)
-        self.min_size = QDoubleSpinBox(decimals=3, maximum=1e12, singleStep=1.0, toolTip="hide prints smaller")
-        self.big_size = QDoubleSpinBox(decimals=3, maximum=1e12, singleStep=10.0, toolTip="emphasise prints from")
+        self.min_size = QDoubleSpinBox(decimals=2, maximum=1e12, singleStep=1.0, toolTip="hide prints smaller")
+        self.big_size = QDoubleSpinBox(decimals=2, maximum=1e12, singleStep=10.0, toolTip="emphasise prints from")
+        self.min_size.setSpecialValueText("all")
         self.big_size.setSpecialValueText("auto")
-        controls.addWidget(QLabel("Min"))
+        for box in (self.min_size, self.big_size):
+            box.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)  # wheel/arrow keys; calmer
+        controls.addWidget(QLabel("Min size"))
         controls.addWidget(self.min_size, 1)
-        controls.addWidget(QLabel("Big"))
+        controls.addWidget(QLabel("Big from"))
         controls.addWidget(self.big_size, 1)
         layout.addLayout(controls)
         self.list = _TapeList(self)
