@@ -23,7 +23,8 @@ class DeskStatusBar(QStatusBar):
         self.lag_label = QLabel("lag — ms")
         self.fps_label = QLabel("0 fps")
         self.ring_label = QLabel("ring 0%")
-        for w in (self.rate_label, self.lag_label, self.fps_label, self.ring_label):
+        for w, width in ((self.rate_label, 110), (self.lag_label, 100), (self.fps_label, 60), (self.ring_label, 70)):
+            w.setMinimumWidth(width)  # numbers change every second: fixed room, no jumping or clipping
             self.addPermanentWidget(w)
         self.setSizeGripEnabled(False)
 

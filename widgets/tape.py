@@ -9,7 +9,6 @@ import numpy as np
 from PySide6.QtCore import QRect, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QFontMetrics, QMouseEvent, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractSpinBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -83,8 +82,6 @@ class TimeAndSalesWidget(QWidget):
         self.big_size = QDoubleSpinBox(decimals=2, maximum=1e12, singleStep=10.0, toolTip="emphasise prints from")
         self.min_size.setSpecialValueText("all")
         self.big_size.setSpecialValueText("auto")
-        for box in (self.min_size, self.big_size):
-            box.setButtonSymbols(QAbstractSpinBox.ButtonSymbols.NoButtons)  # wheel/arrow keys; calmer
         controls.addWidget(QLabel("Min size"))
         controls.addWidget(self.min_size, 1)
         controls.addWidget(QLabel("Big from"))

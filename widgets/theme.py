@@ -153,6 +153,8 @@ QPushButton:checked, QToolButton:checked {{ background: {p.grid}; border-color: 
 QComboBox, QSpinBox, QDoubleSpinBox, QLineEdit {{
     background: {p.panel}; border: 1px solid {p.grid}; border-radius: 3px; padding: 1px 4px; color: {p.text};
 }}
+QAbstractSpinBox QLineEdit {{ border: none; padding: 0; background: transparent; }}
+QAbstractSpinBox {{ min-height: 18px; }}
 QSlider::groove:horizontal {{ height: 4px; background: {p.grid}; border-radius: 2px; }}
 QSlider::handle:horizontal {{ width: 10px; margin: -5px 0; background: {p.accent}; border-radius: 5px; }}
 QSlider::sub-page:horizontal {{ background: {p.accent}; border-radius: 2px; }}
