@@ -36,6 +36,10 @@ $(PEERS_STAMP): $(STAMP)
 bench: venv $(PEERS_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/depthdesk bench
 
+screenshots: venv
+	@scripts/ensure_debian_libs.sh
+	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py
+
 lint: venv
 	$(BIN)/ruff check app feeds widgets tests benchmarks
 	$(BIN)/lint-imports
