@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", dest="watch_config", metavar="FILE", help="user TOML merged over the defaults")
     parser.add_argument("--levels", type=int, default=1, metavar="N",
                         help="book levels per side in the text view (default 1)")
+    parser.add_argument("--record", metavar="FILE",
+                        help="also record everything received to a native capture (.gz, .zst or plain)")
 
 
 def load_user_config(path: str | None) -> dict[str, Any]:
@@ -63,13 +65,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # [detectors] or [[alerts]] settings
         raise UserError(f"config: {str(exc).splitlines()[0]}") from exc
     out = sys.stdout
+    recorder = _start_recording(engine, args.record, args.sources) if args.record else None
     try:
         engine.add_sources(args.sources)
-    except UserError:
+    except (UserError, ValueError, LookupError, FeedError) as exc:
         engine.discard()
-        raise
-    except (ValueError, LookupError, FeedError) as exc:
-        engine.discard()
+        if recorder is not None:
+            recorder.close()
+        if isinstance(exc, UserError):
+            raise
         raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
     writer = JsonLinesWriter(out) if args.json else None
     view = None if args.json else TextView(engine, out, args.levels)
@@ -81,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
         engine.listen("detection", broken.wrap(writer.detection))
         engine.listen("alert", broken.wrap(writer.alert))
     started = time.monotonic()
-    asyncio.run(_watch(engine, duration, view))
+    try:
+        asyncio.run(_watch(engine, duration, view))
+    finally:
+        if recorder is not None:
+            recorder.close()
+            print(f"recorded {recorder.lines} lines to {', '.join(str(p) for p in recorder.parts)}", file=sys.stderr)
     elapsed = time.monotonic() - started
     if broken.broken or (view is not None and view.broken):
         _silence_stdout()
@@ -97,6 +106,32 @@ def run(args: argparse.Namespace) -> int:
     if engine.errors:
         raise UserError("; ".join(e.message for e in engine.errors))
     return 0
+
+
+def _start_recording(engine: Engine, path: str, sources: list[str]) -> Any:
+    """Attach a capture writer; a write error stops only the recording (said on stderr), never the view."""
+    from app.commands.record import attach_recorder
+    from app.config import parse_source
+    from feeds.capture.readers import CaptureError
+
+    try:
+        parsed = [parse_source(s) for s in sources]
+    except ValueError as exc:
+        engine.discard()
+        raise UserError(str(exc).splitlines()[0]) from None
+    venues = {venue for venue, _ in parsed}
+    if len(venues) != 1:
+        engine.discard()
+        raise UserError(f"--record takes one venue per capture file, got {', '.join(sorted(venues))}")
+
+    def on_error(message: str) -> None:
+        print(f"depthdesk: recording stopped: {message} (the live view goes on)", file=sys.stderr)
+
+    try:
+        return attach_recorder(engine, path, venues.pop(), [symbol for _, symbol in parsed], on_error=on_error)
+    except CaptureError as exc:
+        engine.discard()
+        raise UserError(str(exc)) from None
 
 
 def _analytics(config: dict[str, Any]) -> dict[str, Any]:

@@ -209,3 +209,25 @@ def test_disk_full_stops_the_recording_but_the_live_view_goes_on(tmp_path: Path)
     writer.close()
     assert len(errors) == 1 and "No space left" in errors[0][1]
     assert len(tops) > errors[0][0] + 5  # the book kept updating after the recording stopped
+
+
+def test_watch_record_captures_what_the_live_view_showed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "watched.gz"
+    assert main(["watch", "demo:ALTUSDT", "--json", "--duration", "2", "--record", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "recorded" in captured.err
+    key = ("update_id", "bid_px", "bid_qty", "ask_px", "ask_qty")
+    live = [tuple(o[k] for k in key) for o in map(json.loads, captured.out.splitlines()) if o["type"] == "top"]
+    assert len(live) > 5
+    assert main(["replay", str(path), "--max", "--json"]) == 0
+    replayed = [tuple(o[k] for k in key) for o in map(json.loads, capsys.readouterr().out.splitlines())
+                if o["type"] == "top"]
+    assert replayed == live
+
+
+def test_watch_record_refuses_an_unwritable_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["watch", "demo:ALTUSDT", "--duration", "1", "--record", str(blocker / "x.gz")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("depthdesk: ") and "Traceback" not in err
