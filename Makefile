@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-DEBIAN_STAMP := $(VENV)/.debian-libs
+PEERS_STAMP := $(VENV)/.peers-installed
 
 .PHONY: run test bench lint screenshots clean venv
 
@@ -20,14 +20,13 @@ run: venv
 	@scripts/ensure_debian_libs.sh --x11
 	$(BIN)/depthdesk --demo
 
-test: venv
+test: venv $(PEERS_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 	$(BIN)/lint-imports
 	$(BIN)/ruff check app feeds widgets tests benchmarks
 
 # hftbacktest (the converter raced by bench_feeds/bench_replay) declares numpy<2.3 but its converter
 # runs on our pinned numpy; its plotting extras are not needed. Install it beside, without its pins.
-PEERS_STAMP := $(VENV)/.peers-installed
 $(PEERS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q --no-deps hftbacktest==2.4.4 numba==0.68.1 llvmlite==0.50.0 \
 		polars==2.1.0 polars-runtime-32==2.1.0
