@@ -58,7 +58,8 @@ class GapDetector:
         # -1: a run anywhere within distance_ticks; n >= 0: it must start within n ticks of the touch.
         self.front_ticks = cfg.int("front_ticks", 1, -1)
         self.epsilon = cfg.num("epsilon", 0.1, 0.0, 1.0)
-        self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
+        # Vacuums left behind by a sweep refill within a second or so; one that lasts is news.
+        self.persist_ns = int(cfg.num("persist_ms", 800.0, 0.0) * MS)
         self.close_ns = int(cfg.num("close_ms", 300.0, 0.0) * MS)
         self._gaps: dict[int, _Gap] = {}
         self._open: dict[int, Detection] = {}

@@ -187,15 +187,16 @@ def test_a_level_eaten_through_is_not_absorption(inst):
 def test_liquidity_gap_in_front_of_price_persisting(inst):
     m = start(inst)
     m.depth(1000, asks={MID + i: 0.0 for i in range(1, 7)})  # asks 10001..10006 vanish
-    m.idle(1000, 1300)
-    assert m.opened("liquidity_gap") == []  # not yet persisted 0.5 s
-    m.idle(1400, 2000)
+    m.idle(1000, 1500)
+    assert m.opened("liquidity_gap") == []  # not yet persisted 0.8 s
+    m.idle(1600, 2500)
     gaps = m.opened("liquidity_gap")
     assert len(gaps) == 1
     g = gaps[0]
     assert (g.side, g.price_tick, g.price_far_tick, g.evidence["ticks"]) == (ASK, MID + 1, MID + 6, 6)
-    m.depth(2000, asks={MID + i: 10.0 for i in range(1, 7)})
-    m.idle(2000, 3000)
+    assert g.exch_ts - m.at(1000) <= 1_100_000_000
+    m.depth(2500, asks={MID + i: 10.0 for i in range(1, 7)})
+    m.idle(2500, 3500)
     assert [d.evidence["reason"] for d in m.of("liquidity_gap") if d.state == "close"] == ["filled"]
 
 
@@ -203,7 +204,7 @@ def test_a_short_flicker_is_not_a_gap_and_a_thin_run_counts(inst):
     m = start(inst)
     m.depth(1000, bids={MID - 2 - i: 0.5 for i in range(4)})  # 4 ticks at 5 % of the median: near empty
     m.idle(1000, 1250)
-    m.depth(1250, bids={MID - 2 - i: 10.0 for i in range(4)})  # back before 0.5 s
+    m.depth(1250, bids={MID - 2 - i: 10.0 for i in range(4)})  # back before 0.8 s
     m.idle(1250, 2500)
     assert m.opened("liquidity_gap") == []
     m.depth(2500, bids={MID - 2 - i: 0.5 for i in range(4)})
