@@ -262,22 +262,26 @@ class DetectorSet:
                 last = len(key) - 1 - last_r
                 side, tick, before, after = side[first], tick[first], before[first], after[last]
             n = self._tn
-            if n:
+            k = 0
+            if n and int(self._tts[:n].max()) <= ts:
+                # Every buffered fill belongs to this window (the usual case): take them whole.
+                t_ts, t_side, t_tick, t_qty = (self._tts[:n].copy(), self._tside[:n].copy(),
+                                               self._ttick[:n].copy(), self._tqty[:n].copy())
+                self._tn = 0
+                k = n
+            elif n:
                 m = self._tts[:n] <= ts
                 k = int(m.sum())
-            else:
-                k = 0
-            if k:
                 t_ts, t_side, t_tick, t_qty = (self._tts[:n][m], self._tside[:n][m], self._ttick[:n][m],
                                                self._tqty[:n][m])
-                if k < n:
+                if k:
                     keep = ~m
                     rest = n - k
                     self._tts[:rest] = self._tts[:n][keep]
                     self._tside[:rest] = self._tside[:n][keep]
                     self._ttick[:rest] = self._ttick[:n][keep]
                     self._tqty[:rest] = self._tqty[:n][keep]
-                self._tn = n - k
+                    self._tn = rest
             else:
                 t_ts, t_side, t_tick, t_qty = _E_I, _E_I, _E_I, _E_F
             w = Window.build(ts, side, tick, before, after, t_ts, t_side, t_tick, t_qty)
