@@ -98,6 +98,7 @@ class DetectorSet:
         self._now = -(2**62)
         self._next_eval = -(2**62)
         self._next_drain = -(2**62)
+        self._ticks = 0
 
     # -- the engine's interface --------------------------------------------------------------------
     def on_batch(self, batch: np.ndarray, book: Any) -> list[Detection]:
@@ -312,11 +313,13 @@ class DetectorSet:
             self.absorption.on_tick(now, book, out, view.median if view is not None else None)
         if view is None:
             return
-        if self.pulls is not None:
+        self._ticks += 1
+        slow = self._ticks % 2 == 0  # seconds-scale work (samples, thin book) runs every other tick
+        if self.pulls is not None and slow:
             self.pulls.on_view(view)
         if self.gaps is not None:
             self.gaps.on_tick(view, out)
-        if self.thin is not None:
+        if self.thin is not None and slow:
             self.thin.on_tick(view, book, out)
         if self.large is not None:
             self.large.on_tick(view, book, out)
