@@ -36,7 +36,8 @@ class _Rule:
         # Size: auto = max(floor, mean + k·sd) of the resting level sizes near mid (as for large orders):
         # a pull or stack is worth a look when it is as big as a large order.
         self.size = AutoThreshold(ThresholdSpec.parse(cfg.get("size", "auto"), cfg.where("size"),
-                                                      k=4.0, minutes=5.0, min_samples=200))
+                                                      k=5.0 if kind == "pull" else 4.0, minutes=5.0,
+                                                      min_samples=200))
 
 
 class PullStackDetector:
