@@ -41,7 +41,7 @@ from app.core.events import (
 )
 from app.core.instrument import Instrument
 
-_TOP_KEYS = {"eval_interval_ms", "align_ms", "window_ms", "mirror_ticks", "view_ticks"}
+_TOP_KEYS = {"eval_interval_ms", "align_ms", "window_ms", "mirror_ticks", "view_ticks", "window_ticks"}
 
 
 class DetectorSet:
@@ -63,6 +63,9 @@ class DetectorSet:
         self.drain_ns = int(top.num("window_ms", 100.0, 0.0) * MS)
         self._half = top.int("mirror_ticks", 4096, 64) // 2
         self.view_ticks = top.int("view_ticks", 64, 4)
+        # Depth rows farther than this from mid are not queued for the window detectors (pulls,
+        # icebergs, absorption look at most band/distance ticks away).
+        self.window_ticks = top.int("window_ticks", 128, 4)
         sections = {k: Section(k, cfg.get(k)) for k in KINDS}
         enabled = {k: sections[k].flag("enabled", True) for k in KINDS}
         self.enabled = tuple(k for k in KINDS if enabled[k])
@@ -202,12 +205,19 @@ class DetectorSet:
                 arr = self._mirror[s]
                 before[m] = arr[idx[m]]
                 arr[idx[m]] = qty[m]
-        self._pending.append((ts, side, tick, before, qty))
         bb, ba = book.best_bid_tick, book.best_ask_tick
         if bb != NO_PRICE and ba != NO_PRICE:
             mid = (bb + ba) // 2
+            # Windows carry only the rows near mid: every window detector looks there, and a venue's
+            # diff is mostly far levels (Binance: ~67 rows a message, a handful near the touch).
+            near = np.abs(tick - mid) <= self.window_ticks
+            if not near.all():
+                side, tick, before, qty = side[near], tick[near], before[near], qty[near]
+            self._pending.append((ts, side, tick, before, qty))
             if abs(mid - self._base - self._half) > self._half // 2:
                 self._rebuild(book)
+        else:
+            self._pending.append((ts, side, tick, before, qty))
 
     def _rebuild(self, book: Any) -> None:
         """Refill the mirror from the book around its mid (first sync, resync, mid drifted away)."""
