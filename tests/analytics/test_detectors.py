@@ -325,3 +325,26 @@ def test_a_flickering_quote_is_neither_stack_nor_pull(inst):
     m.idle(3000, 4000)
     st = m.opened("stack")
     assert len(st) == 1 and st[0].evidence["added"] == 190.0 and st[0].evidence["rested_ms"] >= 500
+
+
+def test_default_toml_states_the_code_defaults(inst):
+    import tomllib
+
+    from app.paths import REPO_ROOT
+
+    with open(REPO_ROOT / "resources" / "default.toml", "rb") as fh:
+        table = tomllib.load(fh)["detectors"]
+    a, b = DetectorSet(inst, {}), DetectorSet(inst, table)
+
+    def settings(o):
+        return {k: (v.spec if hasattr(v, "spec") else v) for k, v in vars(o).items() if not k.startswith("_")
+                and (isinstance(v, int | float | bool) or hasattr(v, "spec"))} if hasattr(o, "__dict__") else {
+            k: (getattr(o, k).spec if hasattr(getattr(o, k), "spec") else getattr(o, k))
+            for k in dir(o) if not k.startswith("_") and (isinstance(getattr(o, k), int | float | bool)
+                                                          or hasattr(getattr(o, k), "spec"))}
+
+    for name in ("iceberg", "absorption", "gaps", "thin", "sweeps", "large"):
+        assert settings(getattr(a, name)) == settings(getattr(b, name)), name
+    assert [(r.kind, r.size.spec, r.age_ns, r.band_ticks) for r in a.pulls.rules] == [
+        (r.kind, r.size.spec, r.age_ns, r.band_ticks) for r in b.pulls.rules]
+    assert (a.eval_ns, a.align_ns, a.drain_ns) == (b.eval_ns, b.align_ns, b.drain_ns)
