@@ -7,9 +7,11 @@ per row); this is the hot path for bookTicker and trades, which are most message
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import NamedTuple
 
+import msgspec
 import numpy as np
 
 from app.core.events import (
@@ -25,8 +27,8 @@ from app.core.instrument import Instrument, OffGridPrice
 
 MS = 1_000_000  # ms -> ns
 
-_ROW = "QqqddQqd"  # ev, exch_ts, local_ts, px, qty, order_id, ival, fval: EVENT_DTYPE's layout
-_PACK = [struct.Struct("<" + _ROW * n).pack for n in range(9)]
+ROW_FORMAT = "QqqddQqd"  # ev, exch_ts, local_ts, px, qty, order_id, ival, fval: EVENT_DTYPE's layout
+_PACK = [struct.Struct("<" + ROW_FORMAT * n).pack for n in range(9)]
 
 BID_DEPTH = BOTH_CLOCKS | BUY_EVENT
 ASK_DEPTH = BOTH_CLOCKS | SELL_EVENT
@@ -57,48 +59,80 @@ def tick_of(inst: Instrument, price: float) -> int:
     return tick
 
 
+_FLAT_FLOATS = msgspec.json.Decoder(list[float])
+_BRACKETS_AND_QUOTES = b'[]"'
+
+
+def decode_levels(raw: msgspec.Raw | bytes) -> list[float]:
+    """A JSON level array ``[["61800.20","2.909"], ...]`` -> flat ``[price, qty, price, qty, ...]``.
+
+    Dropping the brackets and the quotes turns the levels into one flat JSON array of numbers, which
+    decodes 4x faster than pairs of numeric strings. Anything that is not a plain number ("abc",
+    "NaN") becomes invalid JSON and raises ``msgspec.DecodeError``; an odd count or a bracket count
+    that does not match the pairs raises ``ValueError`` (the venues' compact JSON is assumed: a level
+    array of other shapes with the same totals would not be caught).
+    """
+    text = bytes(raw)
+    flat = _FLAT_FLOATS.decode(b"[" + text.translate(None, _BRACKETS_AND_QUOTES) + b"]")
+    if len(flat) & 1 or (flat and text.count(b"[") != len(flat) // 2 + 1):
+        raise ValueError(f"depth levels are not [price, size] pairs: {text[:80]!r}")
+    return flat
+
+
 def levels_to_rows(
-    bids: list, asks: list, inst: Instrument, exch_ts: int, local_ts: int, update_id: int, kind: int
+    bids: list[float], asks: list[float], inst: Instrument, exch_ts: int, local_ts: int, update_id: int,
+    kind: int,
 ) -> tuple[np.ndarray, int]:
-    """Bid then ask levels ``[(price, qty), ...]`` -> (depth rows of ``kind``, number of levels left out).
+    """Flat bid then ask levels (see :func:`decode_levels`) -> (rows of ``kind``, levels left out).
 
     Sizes are absolute (0 deletes). A level whose price is off the instrument's tick grid is left out
     and counted, not rounded: rounding could merge two real levels into one wrong size. Venues keep
     such levels after a tick-size change (real: CTKUSDT 2021, tick 0.001, resting orders at 0.50579).
-    A negative or non-finite size is a malformed message (``ValueError``).
+    A negative or non-finite price or size is a malformed message (``ValueError``).
     """
-    nb = len(bids)
-    n = nb + len(asks)
+    nb = len(bids) >> 1
+    n = nb + (len(asks) >> 1)
     if n == 0:
         return np.empty(0, dtype=EVENT_DTYPE), 0
-    lv = np.array(bids + asks if nb and asks else (bids or asks), dtype=np.float64).reshape(n, 2)
+    flat = bids + asks if bids and asks else (bids or asks)
+    # Python's sum/min beat numpy reductions on a few hundred floats: a NaN/inf anywhere makes the sum
+    # non-finite (NaN fails both comparisons), and a NaN size also fails the >= test
+    total = sum(flat)
+    if not (-math.inf < total < math.inf and min(flat[1::2]) >= 0):
+        raise ValueError(f"{inst.key}: bad price or size in depth levels")
+    lv = np.array(flat, dtype=np.float64).reshape(n, 2)
     px = lv[:, 0]
     qty = lv[:, 1]
-    if not (np.isfinite(qty).all() and (qty >= 0).all() and np.isfinite(px).all()):
-        raise ValueError(f"{inst.key}: bad price or size in depth levels")
-    raw = px / inst.tick_size
+    tick = inst.tick_size
+    raw = px / tick
     ticks = np.rint(raw)
-    on_grid = np.abs(raw - ticks) <= 1e-6
+    err = np.abs(raw - ticks)
     left_out = 0
-    is_bid = np.arange(n) < nb
-    if not on_grid.all():
+    if err.max() > 1e-6:
+        on_grid = err <= 1e-6
         left_out = int(n - on_grid.sum())
-        ticks, qty, is_bid = ticks[on_grid], qty[on_grid], is_bid[on_grid]
+        nb -= int(nb - on_grid[:nb].sum())
+        ticks, qty = ticks[on_grid], qty[on_grid]
         n -= left_out
     out = np.empty(n, dtype=EVENT_DTYPE)
-    out["ev"] = np.where(is_bid, BID_DEPTH | kind, ASK_DEPTH | kind)
-    out["exch_ts"] = exch_ts
-    out["local_ts"] = local_ts
-    out["px"] = ticks * inst.tick_size
-    out["qty"] = qty
-    out["order_id"] = update_id
-    out["ival"] = ticks
-    out["fval"] = 0.0
+    # All eight fields are 8 bytes: fill the record as an (n, 8) int64 / float64 matrix, column by
+    # column, which is cheaper than eight structured-field assignments.
+    iv = out.view(np.int64).reshape(n, 8)
+    fv = out.view(np.float64).reshape(n, 8)
+    iv[:nb, 0] = BID_DEPTH | kind
+    iv[nb:, 0] = ASK_DEPTH | kind
+    iv[:, 1] = exch_ts
+    iv[:, 2] = local_ts
+    fv[:, 3] = ticks * tick
+    fv[:, 4] = qty
+    iv[:, 5] = update_id
+    iv[:, 6] = ticks
+    fv[:, 7] = 0.0
     return out, left_out
 
 
 def snapshot_batch(
-    bids: list, asks: list, inst: Instrument, exch_ts: int, local_ts: int, update_id: int
+    bids: list[float], asks: list[float], inst: Instrument, exch_ts: int, local_ts: int, update_id: int
 ) -> tuple[np.ndarray, int]:
     """A full book: one ``DEPTH_CLEAR_EVENT`` (both sides) then ``DEPTH_SNAPSHOT_EVENT`` rows; and the
     number of off-grid levels left out (see :func:`levels_to_rows`)."""
@@ -118,6 +152,25 @@ def gap_batch(exch_ts: int, local_ts: int) -> np.ndarray:
 def gap_marker(exch_ts: int, local_ts: int) -> np.ndarray:
     """A lone ``GAP_EVENT`` (a trades/mark connection dropped; the book is untouched)."""
     return rows(BOTH_CLOCKS | GAP_EVENT, exch_ts, local_ts, 0.0, 0.0, 0, 0, 0.0)
+
+
+class RestLine(msgspec.Struct):
+    """A recorded REST response as written by :func:`rest_line`."""
+
+    rest: str
+    data: msgspec.Raw
+
+
+_REST_LINE = msgspec.json.Decoder(RestLine)
+
+
+def parse_rest_line(raw: bytes | str) -> tuple[str, bytes] | None:
+    """``(path?query, body)`` of a line written by :func:`rest_line`; ``None`` for any other line."""
+    try:
+        line = _REST_LINE.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return line.rest, bytes(line.data)
 
 
 def rest_line(path: str, body: str) -> str:

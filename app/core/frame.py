@@ -8,29 +8,10 @@ import numpy as np
 
 from app.core.detection import Detection
 from app.core.events import NO_PRICE
+from app.core.funding import FundingState  # re-exported: it lived here first
 from app.core.instrument import Instrument
 
-
-@dataclass(frozen=True, slots=True)
-class FundingState:
-    """Perpetual funding and mark/index state of one symbol."""
-
-    rate: float = 0.0
-    next_funding_ts: int = 0  # ns
-    mark_px: float = 0.0
-    index_px: float = 0.0
-    open_interest: float = 0.0
-    interval_hours: float = 8.0
-
-    @property
-    def premium(self) -> float:
-        """Mark over index, as a fraction of index (0 when unknown)."""
-        return (self.mark_px - self.index_px) / self.index_px if self.index_px else 0.0
-
-    @property
-    def annualised(self) -> float:
-        """The funding rate compounded simply over a year of intervals."""
-        return self.rate * (24.0 / self.interval_hours) * 365.0
+__all__ = ["Frame", "FundingState"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,7 @@ class BinanceVenue:
         self._mark_count = dict.fromkeys(self.specs, 0)
         self._last_mark: dict[str, MarkUpdate] = {}
         self._partial_last_u: dict[str, int] = {}
+        self._names: dict[str, list[tuple[str, int]]] = {}
 
     # -- websocket control --------------------------------------------------------------------
     def open(self, conn: ClientConn, path: str, query: dict[str, str]) -> bool:
@@ -132,6 +133,7 @@ class BinanceVenue:
                 if not subs:
                     del self.subs[stream]
                     self._pending.pop(stream, None)
+                    self._last_u.pop(stream, None)  # an idle stream restarts its pu chain at U-1
 
     def close(self, conn: ClientConn) -> None:
         """Forget a connection."""
@@ -229,12 +231,19 @@ class BinanceVenue:
         return (f'{{"e":"depthUpdate","E":{ms + 1},"T":{ms},"s":"{symbol}","U":{first},"u":{last},'
                 f'"pu":{pu},"b":[{b}],"a":[{a}]}}')
 
+    def _depth_names(self, sym: str) -> list[tuple[str, int]]:
+        names = self._names.get(sym)
+        if names is None:
+            low = sym.lower()
+            names = self._names[sym] = [(f"{low}@{suffix}", ms) for suffix, ms in DEPTH_INTERVALS_MS.items()]
+            names.append((f"{low}@bookTicker", -1))
+        return names
+
     def _on_book(self, ev: BookChange) -> None:
         sym = ev.symbol
-        low = sym.lower()
         subs = self.subs
-        for suffix, interval in DEPTH_INTERVALS_MS.items():
-            stream = f"{low}@{suffix}"
+        names = self._depth_names(sym)
+        for stream, interval in names[:-1]:
             if stream not in subs:
                 continue
             if interval == 0 or not self.coalesce:
@@ -255,7 +264,7 @@ class BinanceVenue:
             pend.exch_ns = ev.exch_ns
             pend.bids.update(ev.bids)
             pend.asks.update(ev.asks)
-        stream = f"{low}@bookTicker"
+        stream = names[-1][0]
         if stream in subs:
             top = ev.top
             if self._last_top.get(sym) != top:

@@ -124,6 +124,10 @@ class TopCheckSink(RecordingSink):
                 self.book_top[(symbol, update_id)] = (int(bid[0]), float(bid[1]), int(ask[0]), float(ask[1]))
         self.batches.append((symbol, batch, update_id))
 
+    def on_instrument(self, instrument) -> None:  # noqa: ANN001
+        self.instruments.append(instrument)
+        self.books.setdefault(instrument.symbol, make_book(instrument))
+
     def matches(self) -> tuple[int, int]:
         """(ids present in both, ids where the tops are equal)."""
         common = self.book_top.keys() & self.venue_top.keys()

@@ -112,3 +112,12 @@ def test_bad_arguments_are_clear_errors() -> None:
         MarketModel(rate=0)
     with pytest.raises(ValueError, match="advance"):
         MarketModel().step(0)
+
+
+def test_messages_already_returned_never_change() -> None:
+    model = MarketModel(seed=21, rate=3000.0)
+    first = model.step(10_000_000)
+    frozen = repr(first)
+    for _ in range(50):
+        model.step(10_000_000)
+    assert repr(first) == frozen

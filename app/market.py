@@ -1,0 +1,566 @@
+"""The live state of one symbol: book, event ring, traded volume, funding, detections, counters.
+
+:meth:`MarketState.apply` takes one exchange message's batch and applies it atomically (under the
+state's lock) to the book, the rings and the aggregations; it returns what the engine must emit.
+:meth:`MarketState.frame` builds the immutable :class:`~app.core.frame.Frame` the GUI draws.
+
+In-sync rule for ``top`` output: the book is *synced* only after a batch that carries snapshot rows
+(the feed's ``DEPTH_CLEAR`` + ``DEPTH_SNAPSHOT`` after (re)sync); a clear without a snapshot (a feed's
+gap batch is ``GAP_EVENT`` + ``DEPTH_CLEAR``), a batch the book rejects, or a feed state of
+connecting/resyncing/disconnected/stopped unsyncs it. A crossed book is never reported either (it is counted in ``crossed``), and an update id is reported
+once: a book message whose id does not advance past the last reported one gives no second ``top``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from app.core.book import DepthBook
+from app.core.detection import Detection
+from app.core.events import (
+    BUY_EVENT,
+    DEPTH_CLEAR_EVENT,
+    DEPTH_EVENT,
+    DEPTH_SNAPSHOT_EVENT,
+    FUNDING_EVENT,
+    GAP_EVENT,
+    KIND_MASK,
+    MARK_PRICE_EVENT,
+    NO_PRICE,
+    OPEN_INTEREST_EVENT,
+    TRADE_EVENT,
+)
+from app.core.footprint import FootprintAggregator, FootprintBar
+from app.core.frame import Frame
+from app.core.funding import FundingState, FundingTracker
+from app.core.instrument import Instrument
+from app.core.profile import VolumeProfile
+from app.core.ring import EventRing, RingOverrun
+from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
+
+log = logging.getLogger(__name__)
+_monotonic_ns = time.monotonic_ns
+
+_KIND_BIT = [0] * 256
+for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
+                         MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)):
+    _KIND_BIT[_k] = 1 << _i
+_OTHER_BIT = 1 << 8  # every other kind (BBO, liquidation …): ring only
+for _k in range(256):
+    _KIND_BIT[_k] = _KIND_BIT[_k] or _OTHER_BIT
+_SNAPSHOT_BIT = _KIND_BIT[DEPTH_SNAPSHOT_EVENT]
+_CLEAR_BIT = _KIND_BIT[DEPTH_CLEAR_EVENT]
+_BOOK_BITS = _KIND_BIT[DEPTH_EVENT] | _SNAPSHOT_BIT | _CLEAR_BIT
+_TRADE_BIT = _KIND_BIT[TRADE_EVENT]
+_GAP_BIT = _KIND_BIT[GAP_EVENT]
+_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT] | _KIND_BIT[OPEN_INTEREST_EVENT]
+_MARK_FUNDING_BITS = _KIND_BIT[MARK_PRICE_EVENT] | _KIND_BIT[FUNDING_EVENT]
+_KIND_MASK_U8 = np.uint64(KIND_MASK)
+
+
+def _kinds_of(batch: np.ndarray) -> np.ndarray:
+    """The kind of every row."""
+    return batch["ev"] & _KIND_MASK_U8
+
+
+_UNSYNCING_STATES = frozenset((CONNECTING, RESYNCING, DISCONNECTED, STOPPED))
+_FUNDING_KINDS = (MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)
+
+DEFAULT_RING_CAPACITY = 1 << 20
+DEFAULT_SIZE_CHANGE_S = 5.0
+SNAPSHOT_INTERVAL_NS = 250_000_000
+SNAPSHOT_HALF_TICKS = 1024  # size-change memory covers mid ± this many ticks
+TRADES_KEPT = 2000  # newest trade rows a frame can carry (the tape)
+
+
+class TopOfBook(NamedTuple):
+    """The values of one ``top`` line (prices in ticks; ``NO_PRICE`` for an empty side)."""
+
+    exch_ts: int
+    local_ts: int
+    update_id: int
+    bid_tick: int
+    bid_qty: float
+    ask_tick: int
+    ask_qty: float
+
+
+class Emit(NamedTuple):
+    """What one applied message produced for listeners (None/empty when nothing)."""
+
+    top: TopOfBook | None
+    funding: FundingState | None
+    detections: Sequence[Detection]
+    exch_ts: int
+    local_ts: int
+    alerts: Sequence[Any] = ()  # app.analytics.alerts.Alert objects
+
+
+DetectorHook = Callable[[np.ndarray, DepthBook], Sequence[Detection]]
+
+
+def engine_setting(config: Mapping[str, Any], name: str, default: Any) -> Any:
+    """``config["engine"][name]`` or ``default``."""
+    section = config.get("engine", {}) if config else {}
+    return section.get(name, default) if isinstance(section, Mapping) else default
+
+
+class MarketState:
+    """Everything the engine knows about one symbol; mutated only on the engine thread."""
+
+    def __init__(
+        self,
+        instrument: Instrument,
+        config: Mapping[str, Any] | None = None,
+        detectors: DetectorHook | Any | None = None,
+        alerts: Any = None,
+    ) -> None:
+        config = config or {}
+        self.instrument = instrument
+        self._ring_capacity = int(engine_setting(config, "ring_capacity", DEFAULT_RING_CAPACITY))
+        self._size_change_ns = int(float(engine_setting(config, "size_change_s", DEFAULT_SIZE_CHANGE_S)) * 1e9)
+        if self._ring_capacity <= 0 or self._size_change_ns <= 0:
+            raise ValueError("engine ring_capacity and size_change_s must be > 0")
+        self._profile_flush_rows = max(1, self._ring_capacity // 2)
+        self._footprint_bar_ns = int(float(engine_setting(config, "footprint_bar_s", 60.0)) * 1e9)
+        self._footprint_group = int(engine_setting(config, "footprint_group", 1))
+        if self._footprint_bar_ns <= 0 or self._footprint_group < 1:
+            raise ValueError("engine footprint_bar_s must be > 0 and footprint_group >= 1")
+        self.detectors = detectors
+        if detectors is not None and hasattr(detectors, "on_batch"):
+            detectors = detectors.on_batch
+        self._detect: DetectorHook | None = detectors
+        self.alerts = alerts  # an app.analytics.alerts.AlertEngine (or None): matched under the lock
+        self._lock = threading.Lock()
+        self.state = CONNECTING
+        self.version = 0
+        self.ring = EventRing(self._ring_capacity)
+        self._reset_session()
+
+    def reset(self, detectors: DetectorHook | Any | None = None) -> None:
+        """Start the session over: empty book, rings, profile, funding, detections and counters.
+
+        Pass fresh ``detectors`` (their state belongs to the old session); without them the old
+        ones are kept and told to ``reset()`` when they can.
+        """
+        with self._lock:
+            self.ring.clear()
+            if detectors is not None:
+                self.detectors = detectors
+                self._detect = detectors.on_batch if hasattr(detectors, "on_batch") else detectors
+            elif self.detectors is not None and hasattr(self.detectors, "reset"):
+                self.detectors.reset()
+            self._reset_session()
+            self.version += 1
+
+    def _reset_session(self) -> None:
+        self.book = DepthBook(self.instrument)
+        self.profile = VolumeProfile()
+        self.footprint = FootprintAggregator(bar_ns=self._footprint_bar_ns, group=self._footprint_group)
+        self._footprint_ts = -(2**62)
+        self.aggregate_rejected = 0
+        self.funding = FundingTracker(multiplier=self.instrument.multiplier)
+        self.funding_rejected = 0
+        self.synced = False
+        self.messages = 0  # batches applied
+        self.events = 0  # rows applied
+        self.tops = 0  # top lines produced
+        self.gaps = 0
+        self.rejected = 0  # batches the book refused (invalid rows): book marked out of sync
+        self.crossed = 0  # book messages after which the book was crossed (top withheld)
+        self.repeated_ids = 0  # book messages that did not advance the update id (top withheld)
+        self.analytics_errors = 0  # detector / alert-rule exceptions (logged, data goes on)
+        self._last_top_id: int | None = None
+        self.last_exch_ts = 0
+        self.last_local_ts = 0
+        self.last_trade_tick = NO_PRICE
+        self.last_trade_side = 0
+        self.last_trade_qty = 0.0
+        self.open_detections: dict[int, Detection] = {}
+        # message rate over ~1 s windows of wall-clock time (rolled when read)
+        self._rate_window_ts = _monotonic_ns()
+        self._rate_count = 0
+        self._last_rate = 0.0
+        self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
+        self._trade_seq = self.ring.total_written  # ring rows before this were scanned for the tape
+        self._trade_tape = np.zeros(0, dtype=self.ring.dtype)
+        # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
+        self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
+            maxlen=max(2, self._size_change_ns // SNAPSHOT_INTERVAL_NS + 2)
+        )
+        self._next_snapshot_ts = 0
+
+    # -- state --------------------------------------------------------------------------------
+
+    def set_state(self, state: str) -> None:
+        """The feed's state for this symbol; states that lose continuity unsync the book."""
+        with self._lock:
+            self.state = state
+            if state in _UNSYNCING_STATES:
+                self.synced = False
+            self.version += 1
+
+    # -- apply --------------------------------------------------------------------------------
+
+    def apply(self, batch: np.ndarray, update_id: int | None) -> Emit | None:
+        """Apply one message's rows atomically; returns what to emit, or None when nothing."""
+        n = len(batch)
+        if n == 0 and update_id is None:
+            return None
+        with self._lock:
+            self.messages += 1
+            self.events += n
+            self.version += 1
+            funding: FundingState | None = None
+            detections: Sequence[Detection] = ()
+            alerts: Sequence[Any] = ()
+            if n:
+                evs = batch["ev"].tolist()
+                # Which kinds are present, as bits: a Python pass over the few distinct ev values is
+                # several times cheaper than numpy reductions on batches this small.
+                kinds = 0
+                for e in set(evs) if n > 2 else evs:
+                    kinds |= _KIND_BIT[e & 0xFF]
+                exch_ts = int(batch["exch_ts"][-1])
+                local_ts = int(batch["local_ts"][-1])
+                book_ok = True
+                if kinds & _BOOK_BITS:
+                    try:
+                        self.book.apply(batch)
+                    except ValueError as exc:
+                        book_ok = False
+                        self.rejected += 1
+                        self.synced = False
+                        log.warning("%s: book rejected a batch (%s); waiting for a resync", self.instrument.key, exc)
+                    else:
+                        if kinds & _SNAPSHOT_BIT:
+                            self.synced = True
+                        elif kinds & _CLEAR_BIT:
+                            self.synced = False
+                big = False
+                if self.ring.total_written + n - self._profile_seq > self._profile_flush_rows:
+                    self._flush_profile()  # before the ring could overwrite trades not yet aggregated
+                    big = n > self._profile_flush_rows
+                self.ring.extend(batch)
+                if big:  # more rows than the ring may keep unflushed: aggregate it from the batch itself
+                    self._aggregate(batch)
+                    self._profile_seq = self.ring.total_written
+                if kinds & ~_BOOK_BITS:
+                    single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
+                    if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
+                        self.gaps += 1
+                    if kinds & _TRADE_BIT:
+                        trade = batch[-1] if single else batch[_kinds_of(batch) == TRADE_EVENT][-1]
+                        self.last_trade_tick = int(trade["ival"])
+                        self.last_trade_side = 1 if int(trade["ev"]) & BUY_EVENT else -1
+                        self.last_trade_qty = float(trade["qty"])
+                    if kinds & _FUNDING_BITS:
+                        rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
+                        state = self._on_funding(rows)
+                        if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
+                            funding = state
+                if self._detect is not None and book_ok:
+                    detections = self._run_detectors(batch)
+                alerter = self.alerts
+                if alerter is not None and (detections or kinds & _TRADE_BIT):
+                    alerts = self._run_alerts(alerter, batch, detections, kinds & _TRADE_BIT)
+                if local_ts >= self._next_snapshot_ts:
+                    self._take_snapshot(local_ts)
+            else:
+                exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
+            self.last_exch_ts = exch_ts
+            self.last_local_ts = local_ts
+            self._rate_count += 1
+            top: TopOfBook | None = None
+            # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
+            # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
+            if update_id is not None and self.synced:
+                uid = int(update_id)
+                if n and kinds & _SNAPSHOT_BIT:
+                    self._last_top_id = None  # ids may restart after a snapshot (Bybit u=1)
+                if self._last_top_id is None or uid > self._last_top_id:
+                    top = self._top(exch_ts, local_ts, uid)
+                    if top is not None:
+                        self._last_top_id = uid
+                else:
+                    self.repeated_ids += 1
+        if top is None and funding is None and not detections and not alerts:
+            return None
+        return Emit(top, funding, detections, exch_ts, local_ts, alerts)
+
+    def _run_detectors(self, batch: np.ndarray) -> Sequence[Detection]:
+        """The detectors' findings for an applied batch; a detector bug is logged, never fatal to data."""
+        try:
+            detections = self._detect(batch, self.book) or ()  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - the book and the feed must go on without the analytics
+            self.analytics_errors += 1
+            if self.analytics_errors <= 3:
+                log.exception("%s: detectors failed on a batch", self.instrument.key)
+            return ()
+        if detections:
+            self._track(detections)
+        return detections
+
+    def _run_alerts(self, alerter: Any, batch: np.ndarray, detections: Sequence[Detection],
+                    has_trades: int) -> Sequence[Any]:
+        """Rule matches for these detections plus price alerts hit by the batch's trades."""
+        try:
+            alerts: list[Any] = []
+            if detections and alerter.rules:
+                alerts += alerter.match(detections, self._centre_tick(), self._median_level())
+            if has_trades and alerter.price_rules:
+                alerts += alerter.check_trades(batch)
+            return alerts
+        except Exception:  # noqa: BLE001 - as for detectors
+            self.analytics_errors += 1
+            if self.analytics_errors <= 3:
+                log.exception("%s: alert rules failed on a batch", self.instrument.key)
+            return ()
+
+    def _track(self, detections: Sequence[Detection]) -> None:
+        for det in detections:
+            if det.state == "close":
+                self.open_detections.pop(det.id, None)
+            else:
+                self.open_detections[det.id] = det
+
+    def _median_level(self) -> float | None:
+        """Median size of the 20 best levels of both sides (for "k × median level" alert rules)."""
+        sizes = np.concatenate([self.book.levels(1, 20)[1], self.book.levels(-1, 20)[1]])
+        return float(np.median(sizes)) if len(sizes) else None
+
+    def finish(self) -> Emit | None:
+        """End of the stream: close every open detection (a replay never ends with one open)."""
+        close_all = getattr(self.detectors, "close_all", None)
+        if close_all is None:
+            return None
+        with self._lock:
+            detections = close_all(self.last_exch_ts) or ()
+            if not detections:
+                return None
+            self._track(detections)
+            self.version += 1
+            alerts: Sequence[Any] = ()
+            if self.alerts is not None and self.alerts.rules:
+                alerts = self.alerts.match(detections, self._centre_tick(), self._median_level())
+        return Emit(None, None, detections, self.last_exch_ts, self.last_local_ts, alerts)
+
+    def _top(self, exch_ts: int, local_ts: int, update_id: int) -> TopOfBook | None:
+        book = self.book
+        bid_tick = book.best_bid_tick
+        ask_tick = book.best_ask_tick
+        if bid_tick != NO_PRICE and ask_tick != NO_PRICE and bid_tick >= ask_tick:
+            self.crossed += 1
+            return None
+        bid_qty = book.qty_at(1, bid_tick) if bid_tick != NO_PRICE else 0.0
+        ask_qty = book.qty_at(-1, ask_tick) if ask_tick != NO_PRICE else 0.0
+        self.tops += 1
+        return TopOfBook(exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)
+
+    def _flush_profile(self) -> None:
+        """Add the trades that arrived since the last flush to the profile and footprint in one call each.
+
+        Lazy on purpose: both are read by frames and views (≤ 60 Hz), so per-message accumulation would
+        cost more than the reads; the flush also runs before the ring could overwrite unflushed rows.
+        A trade older than the one before it (a late print) is counted at the newest time seen.
+        """
+        try:
+            rows = self.ring.since(self._profile_seq)
+        except RingOverrun:  # cannot happen with apply's early flush; never lose the rest if it does
+            self.aggregate_rejected += 1
+            rows = self.ring.latest()
+        self._profile_seq = self.ring.total_written
+        if len(rows):
+            self._aggregate(rows)
+
+    def _aggregate(self, rows: np.ndarray) -> None:
+        """Add the trade rows among ``rows`` to the profile and the footprint."""
+        trades = rows[_kinds_of(rows) == TRADE_EVENT]  # a copy: the ring may move on
+        if not len(trades):
+            return
+        try:
+            self.profile.add(trades)
+        except ValueError as exc:
+            self.aggregate_rejected += 1
+            log.warning("%s: volume profile refused trades (%s)", self.instrument.key, exc)
+        ts = trades["exch_ts"]
+        ordered = np.maximum(np.maximum.accumulate(ts), self._footprint_ts)
+        if (ordered != ts).any():
+            trades["exch_ts"] = ordered
+        self._footprint_ts = int(ordered[-1])
+        try:
+            self.footprint.add(trades)
+        except ValueError as exc:
+            self.aggregate_rejected += 1
+            log.warning("%s: footprint refused trades (%s)", self.instrument.key, exc)
+
+    def footprint_bars(self, last: int | None = None) -> list[FootprintBar]:
+        """The newest ``last`` footprint bars (immutable; the open bar last)."""
+        with self._lock:
+            self._flush_profile()
+            return self.footprint.bars(last)
+
+    def recent_trades(self, n: int) -> np.ndarray:
+        """A copy of the newest ``n`` trade rows (oldest first; at most ``TRADES_KEPT``)."""
+        with self._lock:
+            return self._recent_trades(n)
+
+    def _recent_trades(self, n: int) -> np.ndarray:
+        # Incremental: only ring rows that arrived since the last call are scanned for trades.
+        try:
+            new = self.ring.since(self._trade_seq)
+        except RingOverrun:  # not asked for longer than the ring holds: what is retained will do
+            new = self.ring.latest()
+        self._trade_seq = self.ring.total_written
+        if len(new):
+            trades = new[_kinds_of(new) == TRADE_EVENT]
+            if len(trades):
+                self._trade_tape = np.concatenate((self._trade_tape, trades))[-TRADES_KEPT:]
+        return self._trade_tape[len(self._trade_tape) - min(n, len(self._trade_tape)):].copy()
+
+    def _on_funding(self, rows: np.ndarray) -> FundingState | None:
+        """Fold mark/funding/open-interest rows; a batch the tracker refuses (out of order) is counted."""
+        try:
+            self.funding.add(rows)
+        except ValueError as exc:
+            self.funding_rejected += 1
+            log.warning("%s: funding rows refused (%s)", self.instrument.key, exc)
+            return None
+        return self.funding.state
+
+    @property
+    def message_rate(self) -> float:
+        """Messages applied per wall-clock second, over the last ~1 s window (decays when quiet).
+
+        Wall clock, not receive time: a replay at 100× shows the rate the engine really applies.
+        """
+        now = _monotonic_ns()
+        elapsed = now - self._rate_window_ts
+        if elapsed >= 1_000_000_000:  # roll the window on read: nothing to do per message
+            self._last_rate = self._rate_count * 1e9 / elapsed
+            self._rate_window_ts = now
+            self._rate_count = 0
+            return self._last_rate
+        if elapsed <= 0:
+            return self._last_rate
+        # inside a window: blend the finished window with this one so the figure moves smoothly
+        w = elapsed / 1e9
+        return (1 - w) * self._last_rate + w * (self._rate_count * 1e9 / elapsed)
+
+    def _take_snapshot(self, local_ts: int) -> None:
+        self._next_snapshot_ts = local_ts + SNAPSHOT_INTERVAL_NS
+        centre = self._centre_tick()
+        if centre is None:
+            return
+        rows = 2 * SNAPSHOT_HALF_TICKS
+        top_tick = centre + SNAPSHOT_HALF_TICKS - 1
+        _ticks, bid, ask = self.book.ladder(top_tick, rows, 1)
+        combined = (bid + ask)[::-1]  # ascending ticks from top_tick - rows + 1
+        self._snapshots.append((local_ts, top_tick - rows + 1, combined))
+
+    def _centre_tick(self) -> int | None:
+        """Mid in whole ticks (either best alone, else the last trade), or None for an empty market."""
+        bid, ask = self.book.best_bid_tick, self.book.best_ask_tick
+        if bid != NO_PRICE and ask != NO_PRICE:
+            return (bid + ask) // 2
+        if bid != NO_PRICE:
+            return bid
+        if ask != NO_PRICE:
+            return ask
+        if self.last_trade_tick != NO_PRICE:
+            return self.last_trade_tick
+        return None
+
+    # -- frame --------------------------------------------------------------------------------
+
+    def frame(self, ladder_rows: int = 40, group: int = 1, centre_tick: int | None = None,
+              trades: int = 200) -> Frame:
+        """An immutable snapshot for the views: private copies only, never live arrays.
+
+        The ladder has ``ladder_rows`` rows of ``group`` ticks each, highest first, centred on the mid
+        (or on ``centre_tick`` when the view is scrolled); a row labelled ``t`` covers ticks
+        ``t .. t + group - 1`` with ``t`` a multiple of ``group``.
+        """
+        if ladder_rows < 0 or group < 1:
+            raise ValueError(f"ladder_rows must be >= 0 and group >= 1, got {ladder_rows}, {group}")
+        with self._lock:
+            self._flush_profile()
+            book = self.book
+            centre = self._centre_tick() if centre_tick is None else int(centre_tick)
+            if centre is None or ladder_rows == 0:
+                ticks = np.zeros(0, np.int64)
+                bid = ask = traded_buy = traded_sell = change = np.zeros(0)
+            else:
+                top_row = (centre // group + ladder_rows // 2) * group
+                n_ticks = ladder_rows * group
+                top_tick = top_row + group - 1
+                _t, bid1, ask1 = book.ladder(top_tick, n_ticks, 1)
+                lo_tick = top_tick - n_ticks + 1
+                buy1, sell1 = self.profile.volume_at(np.arange(lo_tick, lo_tick + n_ticks, dtype=np.int64))
+                change1 = self._size_change(lo_tick, n_ticks, (bid1 + ask1)[::-1])
+                ticks = top_row - group * np.arange(ladder_rows, dtype=np.int64)
+                bid = _group_desc(np.asarray(bid1, dtype=np.float64), group)
+                ask = _group_desc(np.asarray(ask1, dtype=np.float64), group)
+                traded_buy = _group_desc(np.asarray(buy1, dtype=np.float64)[::-1], group)
+                traded_sell = _group_desc(np.asarray(sell1, dtype=np.float64)[::-1], group)
+                change = _group_desc(change1[::-1], group)
+            best_bid = book.best_bid()
+            best_ask = book.best_ask()
+            return Frame(
+                version=self.version,
+                instrument=self.instrument,
+                state=self.state,
+                exch_ts=self.last_exch_ts,
+                local_ts=self.last_local_ts,
+                best_bid_tick=best_bid[0] if best_bid else NO_PRICE,
+                best_bid_qty=best_bid[1] if best_bid else 0.0,
+                best_ask_tick=best_ask[0] if best_ask else NO_PRICE,
+                best_ask_qty=best_ask[1] if best_ask else 0.0,
+                last_trade_tick=self.last_trade_tick,
+                last_trade_side=self.last_trade_side,
+                ladder_ticks=ticks,
+                ladder_bid=bid,
+                ladder_ask=ask,
+                ladder_traded_buy=traded_buy,
+                ladder_traded_sell=traded_sell,
+                ladder_size_change=change,
+                trades=self._recent_trades(trades),
+                detections=tuple(self.open_detections.values()),
+                funding=self.funding.state if self.funding.version else None,
+                message_rate=self.message_rate,
+                ring_fill=self.ring.fill,
+            )
+
+    def _size_change(self, lo_tick: int, n_ticks: int, now_asc: np.ndarray) -> np.ndarray:
+        """Size now minus size ~N s ago per tick (ascending from ``lo_tick``); 0 where unknown."""
+        out = np.zeros(n_ticks)
+        if not self._snapshots:
+            return out
+        cutoff = self.last_local_ts - self._size_change_ns
+        ref = None
+        for snap in self._snapshots:  # oldest first: the first one inside the window
+            if snap[0] >= cutoff:
+                ref = snap
+                break
+        if ref is None:
+            ref = self._snapshots[-1]
+        _ts, snap_lo, snap_qty = ref
+        a = max(lo_tick, snap_lo)
+        b = min(lo_tick + n_ticks, snap_lo + len(snap_qty))
+        if a < b:
+            out[a - lo_tick:b - lo_tick] = now_asc[a - lo_tick:b - lo_tick] - snap_qty[a - snap_lo:b - snap_lo]
+        return out
+
+
+def _group_desc(values_desc: np.ndarray, group: int) -> np.ndarray:
+    """Sum consecutive runs of ``group`` values (a descending per-tick column -> per-row column)."""
+    if group == 1:
+        return np.array(values_desc, dtype=np.float64)
+    return values_desc.reshape(-1, group).sum(axis=1)
