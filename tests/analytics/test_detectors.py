@@ -142,10 +142,12 @@ def test_big_trade_on_the_bid_side_for_an_aggressive_sell(inst):
 
 # -- absorption ----------------------------------------------------------------------------------
 def test_absorption_heavy_selling_into_a_bid_that_holds(inst):
-    m = start(inst, iceberg={"enabled": False})
+    m = start(inst, iceberg={"enabled": False}, large_order={"enabled": False}, stack={"enabled": False})
+    m.depth(900, bids={MID - 1: 100.0, MID - 2: 100.0})  # a visible wall: 10x the usual level each
+    m.idle(900, 1000)
     t = 1000.0
     while t < 3500:
-        m.trade(t, ASK, MID - 1, 8.0)  # sellers hit the best bid, which keeps showing 10
+        m.trade(t, ASK, MID - 1, 8.0)  # sellers hit the best bid, which keeps showing 100
         m.quote(t + 50)
         t += 100
     ab = m.opened("absorption")
@@ -348,3 +350,13 @@ def test_default_toml_states_the_code_defaults(inst):
     assert [(r.kind, r.size.spec, r.age_ns, r.band_ticks) for r in a.pulls.rules] == [
         (r.kind, r.size.spec, r.age_ns, r.band_ticks) for r in b.pulls.rules]
     assert (a.eval_ns, a.align_ns, a.drain_ns) == (b.eval_ns, b.align_ns, b.drain_ns)
+
+
+def test_flow_into_an_ordinary_level_is_not_absorption(inst):
+    m = start(inst, iceberg={"enabled": False})  # the best bid shows the usual 10: no wall
+    t = 1000.0
+    while t < 3500:
+        m.trade(t, ASK, MID - 1, 8.0)
+        m.quote(t + 50)
+        t += 100
+    assert m.opened("absorption") == []
