@@ -25,7 +25,7 @@ class SweepDetector:
         self.em = emitter
         self.sweep_enabled = sweep
         self.big_enabled = big
-        self.min_levels = sweep_cfg.int("min_levels", 3, 2)
+        self.min_levels = sweep_cfg.int("min_levels", 5, 2)
         self.sweep_size = AutoThreshold(ThresholdSpec.parse(
             sweep_cfg.get("size", "auto"), sweep_cfg.where("size"), k=3.0, minutes=5.0, min_samples=50))
         self.big_size = AutoThreshold(ThresholdSpec.parse(
