@@ -183,7 +183,10 @@ class AbsorptionDetector:
         # A wall: the band showed at least wall_multiple x the median level. Then taking a fraction of
         # what it showed while holding is absorption, however the statistical threshold stands.
         wall = self.wall_multiple > 0 and self._median > 0 and ep.max_visible >= self.wall_multiple * self._median
-        heavy = vol >= thr or (wall and vol >= self.wall_fraction * ep.max_visible)
+        if wall:
+            thr = min(thr, self.wall_fraction * ep.max_visible)
+            ep.threshold = thr  # the evidence says which bar the volume passed
+        heavy = vol >= thr
         strong = (heavy and (wall or not self.wall_multiple) and vol >= self.visible_ratio * ep.max_visible
                   and visible >= self.hold_fraction * ep.max_visible
                   and len(np.unique(t_ts[in_band])) >= self.min_fills)
