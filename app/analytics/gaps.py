@@ -67,7 +67,18 @@ class GapDetector:
     def on_tick(self, v: BookView, out: list[Detection]) -> None:
         """Evaluate both sides on one book view."""
         g_min = self.min_ticks.value()
+        floor = self.epsilon * v.median
         for side in (1, -1):
+            if 0 <= self.front_ticks <= 1 and side not in self._gaps:
+                # Fast path (the usual case on a dense book): the first front_ticks + 1 ticks behind
+                # the touch are all filled, so no front vacuum can start there.
+                i = int(np.searchsorted(-v.ticks, -(v.best_bid if side > 0 else v.best_ask)))
+                step = 1 if side > 0 else -1
+                sizes = v.bid if side > 0 else v.ask
+                first = [i + step * (k + 1) for k in range(self.front_ticks + 1)]
+                if all(0 <= j < len(sizes) and sizes[j] >= floor for j in first):
+                    self.min_ticks.add(0.0, v.ts)
+                    continue
             # Ticks outside the spread up to D ticks from mid, nearest mid first.
             if side > 0:
                 far_limit = (v.mid2 - 2 * self.distance_ticks) // 2 + 1
@@ -78,7 +89,7 @@ class GapDetector:
                 ticks, qty = v.ask_side(self.distance_ticks + 1)
                 keep = (ticks <= far_limit) & (ticks > v.best_ask)
             ticks, qty = ticks[keep], qty[keep]
-            starts, lengths = near_empty_runs(qty < self.epsilon * v.median)
+            starts, lengths = near_empty_runs(qty < floor)
             if self.front_ticks >= 0:
                 # Only a vacuum right in front of price counts: its run starts within front_ticks of
                 # the touch. The automatic size is learnt from that same run (0 when there is none).
