@@ -56,6 +56,11 @@ class AbsorptionDetector:
         # flow worth several typical levels into a band that holds is absorption even where bursts
         # of sweeps make the statistical threshold high.
         self.median_multiple = cfg.num("median_multiple", 0.0, 0.0)
+        # Absorption is by a visible wall (hidden refills are the iceberg detector's): the band must have
+        # shown wall_multiple x the median level size (0 = any band); then wall_fraction of what it
+        # showed, taken while it holds, is heavy enough.
+        self.wall_multiple = cfg.num("wall_multiple", 8.0, 0.0)
+        self.wall_fraction = cfg.num("wall_fraction", 0.25, 0.0, 10.0)
         self._median = 0.0
         self.visible_ratio = cfg.num("visible_ratio", 0.0, 0.0)
         # The band must still show this fraction of the most it showed: a level being eaten away is
@@ -159,7 +164,7 @@ class AbsorptionDetector:
             if ep is not None:
                 self._end(side, ts, "not_quoted", out)
             return
-        if ep is None and not vol >= thr:
+        if ep is None and not vol >= min(thr, self._wall_floor()):
             return  # not heavy: no episode to follow
         visible = 0.0
         shown = 0.0  # the most each band tick showed while being hit: what a plain level could absorb
@@ -175,7 +180,14 @@ class AbsorptionDetector:
         ep.volume = vol
         ep.threshold = thr
         ep.visible = visible
-        strong = (vol >= thr and vol >= self.visible_ratio * ep.max_visible
+        # A wall: the band showed at least wall_multiple x the median level. Then taking a fraction of
+        # what it showed while holding is absorption, however the statistical threshold stands.
+        wall = self.wall_multiple > 0 and self._median > 0 and ep.max_visible >= self.wall_multiple * self._median
+        if wall:
+            thr = min(thr, self.wall_fraction * ep.max_visible)
+            ep.threshold = thr  # the evidence says which bar the volume passed
+        heavy = vol >= thr
+        strong = (heavy and (wall or not self.wall_multiple) and vol >= self.visible_ratio * ep.max_visible
                   and visible >= self.hold_fraction * ep.max_visible
                   and len(np.unique(t_ts[in_band])) >= self.min_fills)
         if not ep.det_id:
@@ -192,6 +204,11 @@ class AbsorptionDetector:
         elif ts - ep.last_emit_ts >= self.update_ns and vol >= 1.25 * ep.last_emit_vol:
             ep.last_emit_ts, ep.last_emit_vol = ts, vol
             self._emit(side, ep, ts, "update", visible, out)
+
+    def _wall_floor(self) -> float:
+        if self.wall_multiple > 0 and self._median > 0:
+            return self.wall_fraction * self.wall_multiple * self._median
+        return float("inf")
 
     def _emit(self, side: int, ep: _Episode, ts: int, state: str, visible: float, out: list[Detection],
               reason: str | None = None) -> None:

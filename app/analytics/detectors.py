@@ -41,7 +41,7 @@ from app.core.events import (
 )
 from app.core.instrument import Instrument
 
-_TOP_KEYS = {"eval_interval_ms", "align_ms", "window_ms", "mirror_ticks", "view_ticks"}
+_TOP_KEYS = {"eval_interval_ms", "align_ms", "window_ms", "mirror_ticks", "view_ticks", "window_ticks"}
 
 
 class DetectorSet:
@@ -63,6 +63,9 @@ class DetectorSet:
         self.drain_ns = int(top.num("window_ms", 100.0, 0.0) * MS)
         self._half = top.int("mirror_ticks", 4096, 64) // 2
         self.view_ticks = top.int("view_ticks", 64, 4)
+        # Depth rows farther than this from mid are not queued for the window detectors (pulls,
+        # icebergs, absorption look at most band/distance ticks away).
+        self.window_ticks = top.int("window_ticks", 128, 4)
         sections = {k: Section(k, cfg.get(k)) for k in KINDS}
         enabled = {k: sections[k].flag("enabled", True) for k in KINDS}
         self.enabled = tuple(k for k in KINDS if enabled[k])
@@ -98,6 +101,7 @@ class DetectorSet:
         self._now = -(2**62)
         self._next_eval = -(2**62)
         self._next_drain = -(2**62)
+        self._ticks = 0
 
     # -- the engine's interface --------------------------------------------------------------------
     def on_batch(self, batch: np.ndarray, book: Any) -> list[Detection]:
@@ -201,12 +205,19 @@ class DetectorSet:
                 arr = self._mirror[s]
                 before[m] = arr[idx[m]]
                 arr[idx[m]] = qty[m]
-        self._pending.append((ts, side, tick, before, qty))
         bb, ba = book.best_bid_tick, book.best_ask_tick
         if bb != NO_PRICE and ba != NO_PRICE:
             mid = (bb + ba) // 2
+            # Windows carry only the rows near mid: every window detector looks there, and a venue's
+            # diff is mostly far levels (Binance: ~67 rows a message, a handful near the touch).
+            near = np.abs(tick - mid) <= self.window_ticks
+            if not near.all():
+                side, tick, before, qty = side[near], tick[near], before[near], qty[near]
+            self._pending.append((ts, side, tick, before, qty))
             if abs(mid - self._base - self._half) > self._half // 2:
                 self._rebuild(book)
+        else:
+            self._pending.append((ts, side, tick, before, qty))
 
     def _rebuild(self, book: Any) -> None:
         """Refill the mirror from the book around its mid (first sync, resync, mid drifted away)."""
@@ -262,22 +273,26 @@ class DetectorSet:
                 last = len(key) - 1 - last_r
                 side, tick, before, after = side[first], tick[first], before[first], after[last]
             n = self._tn
-            if n:
+            k = 0
+            if n and int(self._tts[:n].max()) <= ts:
+                # Every buffered fill belongs to this window (the usual case): take them whole.
+                t_ts, t_side, t_tick, t_qty = (self._tts[:n].copy(), self._tside[:n].copy(),
+                                               self._ttick[:n].copy(), self._tqty[:n].copy())
+                self._tn = 0
+                k = n
+            elif n:
                 m = self._tts[:n] <= ts
                 k = int(m.sum())
-            else:
-                k = 0
-            if k:
                 t_ts, t_side, t_tick, t_qty = (self._tts[:n][m], self._tside[:n][m], self._ttick[:n][m],
                                                self._tqty[:n][m])
-                if k < n:
+                if k:
                     keep = ~m
                     rest = n - k
                     self._tts[:rest] = self._tts[:n][keep]
                     self._tside[:rest] = self._tside[:n][keep]
                     self._ttick[:rest] = self._ttick[:n][keep]
                     self._tqty[:rest] = self._tqty[:n][keep]
-                self._tn = n - k
+                    self._tn = rest
             else:
                 t_ts, t_side, t_tick, t_qty = _E_I, _E_I, _E_I, _E_F
             w = Window.build(ts, side, tick, before, after, t_ts, t_side, t_tick, t_qty)
@@ -308,11 +323,13 @@ class DetectorSet:
             self.absorption.on_tick(now, book, out, view.median if view is not None else None)
         if view is None:
             return
-        if self.pulls is not None:
+        self._ticks += 1
+        slow = self._ticks % 2 == 0  # seconds-scale work (samples, thin book) runs every other tick
+        if self.pulls is not None and slow:
             self.pulls.on_view(view)
         if self.gaps is not None:
             self.gaps.on_tick(view, out)
-        if self.thin is not None:
+        if self.thin is not None and slow:
             self.thin.on_tick(view, book, out)
         if self.large is not None:
             self.large.on_tick(view, book, out)

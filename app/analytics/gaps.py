@@ -58,7 +58,8 @@ class GapDetector:
         # -1: a run anywhere within distance_ticks; n >= 0: it must start within n ticks of the touch.
         self.front_ticks = cfg.int("front_ticks", 1, -1)
         self.epsilon = cfg.num("epsilon", 0.1, 0.0, 1.0)
-        self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
+        # Vacuums left behind by a sweep refill within a second or so; one that lasts is news.
+        self.persist_ns = int(cfg.num("persist_ms", 800.0, 0.0) * MS)
         self.close_ns = int(cfg.num("close_ms", 300.0, 0.0) * MS)
         self._gaps: dict[int, _Gap] = {}
         self._open: dict[int, Detection] = {}
@@ -66,7 +67,18 @@ class GapDetector:
     def on_tick(self, v: BookView, out: list[Detection]) -> None:
         """Evaluate both sides on one book view."""
         g_min = self.min_ticks.value()
+        floor = self.epsilon * v.median
         for side in (1, -1):
+            if 0 <= self.front_ticks <= 1 and side not in self._gaps:
+                # Fast path (the usual case on a dense book): the first front_ticks + 1 ticks behind
+                # the touch are all filled, so no front vacuum can start there.
+                i = int(np.searchsorted(-v.ticks, -(v.best_bid if side > 0 else v.best_ask)))
+                step = 1 if side > 0 else -1
+                sizes = v.bid if side > 0 else v.ask
+                first = [i + step * (k + 1) for k in range(self.front_ticks + 1)]
+                if all(0 <= j < len(sizes) and sizes[j] >= floor for j in first):
+                    self.min_ticks.add(0.0, v.ts)
+                    continue
             # Ticks outside the spread up to D ticks from mid, nearest mid first.
             if side > 0:
                 far_limit = (v.mid2 - 2 * self.distance_ticks) // 2 + 1
@@ -77,7 +89,7 @@ class GapDetector:
                 ticks, qty = v.ask_side(self.distance_ticks + 1)
                 keep = (ticks <= far_limit) & (ticks > v.best_ask)
             ticks, qty = ticks[keep], qty[keep]
-            starts, lengths = near_empty_runs(qty < self.epsilon * v.median)
+            starts, lengths = near_empty_runs(qty < floor)
             if self.front_ticks >= 0:
                 # Only a vacuum right in front of price counts: its run starts within front_ticks of
                 # the touch. The automatic size is learnt from that same run (0 when there is none).

@@ -23,7 +23,7 @@ class _Level:
 
     __slots__ = ("side", "tick", "visible", "max_visible", "executed", "hidden", "refills", "first_ts",
                  "last_trade_ts", "removed_ts", "det_id", "open_ts", "last_emit_ts", "last_emit_exec",
-                 "last_emit_refills")
+                 "last_emit_refills", "display", "same")
 
     def __init__(self, side: int, tick: int, visible: float, ts: int) -> None:
         self.side = side
@@ -41,6 +41,8 @@ class _Level:
         self.last_emit_ts = 0
         self.last_emit_exec = 0.0
         self.last_emit_refills = 0
+        self.display = visible  # the size it shows after a refill: an iceberg shows the same each time
+        self.same = 0  # refills back to that same display size
 
 
 class IcebergDetector:
@@ -50,12 +52,16 @@ class IcebergDetector:
 
     def __init__(self, emitter: Emitter, cfg: Section) -> None:
         self.em = emitter
-        self.ratio = cfg.num("ratio", 3.0, 1.0)
+        self.ratio = cfg.num("ratio", 4.0, 1.0)
         self.min_refills = cfg.int("min_refills", 3, 1)
         self.refill_tolerance = cfg.num("refill_tolerance", 0.2, 0.0, 1.0)
         self.idle_ns = int(cfg.num("idle_s", 10.0, 0.1) * SEC)
         self.regrow_ns = int(cfg.num("regrow_ms", 1000.0, 0.0) * MS)
         self.update_ns = int(cfg.num("update_ms", 500.0, 0.0) * MS)
+        # Refills back to the size the level showed before (an exchange iceberg's display quantity);
+        # joiners refill to random sizes.
+        self.min_same_refills = cfg.int("min_same_refills", 2, 0)
+        self.same_tolerance = cfg.num("same_tolerance", 0.05, 0.0, 1.0)
         # Executed volume an iceberg must reach: auto = mean + k·sd of per-window volume into one level.
         self.min_executed = AutoThreshold(ThresholdSpec.parse(
             cfg.get("min_executed", "auto"), cfg.where("min_executed"), k=4.0, minutes=5.0, min_samples=20))
@@ -105,6 +111,9 @@ class IcebergDetector:
             if hidden > self.refill_tolerance * traded:
                 lv.refills += 1
                 lv.hidden += hidden
+                if after > 0.0 and abs(after - lv.display) <= self.same_tolerance * lv.display:
+                    lv.same += 1
+                lv.display = after
             lv.executed += traded
             lv.visible = after
             if before > lv.max_visible:
@@ -157,12 +166,13 @@ class IcebergDetector:
     # -- internals ---------------------------------------------------------------------------------
     def _evidence(self, lv: _Level, ts: int) -> dict:
         return {"executed": round(lv.executed, 10), "visible": lv.visible, "max_visible": lv.max_visible,
-                "refills": lv.refills, "hidden": round(lv.hidden, 10),
+                "refills": lv.refills, "same_size_refills": lv.same, "hidden": round(lv.hidden, 10),
                 "duration_ms": int((ts - lv.first_ts) // MS)}
 
     def _check(self, lv: _Level, ts: int, out: list[Detection]) -> None:
         if not lv.det_id:
-            if (lv.refills >= self.min_refills and lv.executed >= self.ratio * max(lv.max_visible, 1e-12)
+            if (lv.refills >= self.min_refills and lv.same >= self.min_same_refills
+                    and lv.executed >= self.ratio * max(lv.max_visible, 1e-12)
                     and lv.executed >= self.min_executed.value()):
                 lv.det_id = self.em.new_id()
                 lv.open_ts = lv.last_emit_ts = ts

@@ -17,7 +17,7 @@ from app.core.instrument import Instrument
 
 
 class _Order:
-    __slots__ = ("side", "tick", "since", "peak", "size", "det_id", "traded", "last_emit_size")
+    __slots__ = ("side", "tick", "since", "peak", "size", "det_id", "traded", "last_emit_size", "dropped_ts")
 
     def __init__(self, side: int, tick: int, size: float, ts: int) -> None:
         self.side = side
@@ -28,6 +28,7 @@ class _Order:
         self.det_id = 0
         self.traded = 0.0
         self.last_emit_size = size
+        self.dropped_ts = 0
 
 
 class LargeOrderDetector:
@@ -47,6 +48,7 @@ class LargeOrderDetector:
         self.median_multiple = cfg.num("median_multiple", 4.0, 0.0)
         self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
         self.release = cfg.num("release_fraction", 0.5, 0.0, 1.0)
+        self.settle_ns = int(cfg.num("settle_ms", 200.0, 0.0) * MS)
         if not self.size.spec.auto and self.size.spec.value == 0 and self.notional == 0 and self.median_multiple == 0:
             raise ValueError("detectors.large_order: set at least one of size, notional, median_multiple")
         self._orders: dict[tuple[int, int], _Order] = {}
@@ -87,12 +89,21 @@ class LargeOrderDetector:
             o = self._orders[key]
             size = float(book.qty_at(o.side, o.tick))
             o.size = size
-            if not (mid_lo - self.distance_ticks <= o.tick <= mid_hi + self.distance_ticks):
+            if size < self.release * o.peak or (not o.det_id and size < self._thr_now(v, o.tick)):
+                if not o.det_id:
+                    self._end(o, v.ts, "gone", out)
+                    continue
+                # The book is ahead of the fills (they are credited per aligned depth window): wait
+                # for them before telling a fill from a pull.
+                if not o.dropped_ts:
+                    o.dropped_ts = v.ts
+                if v.ts - o.dropped_ts >= self.settle_ns:
+                    removed = o.peak - size
+                    self._end(o, v.ts, "filled" if o.traded >= 0.5 * removed else "pulled", out)
+            elif not (mid_lo - self.distance_ticks <= o.tick <= mid_hi + self.distance_ticks):
                 self._end(o, v.ts, "out_of_range", out)
-            elif size < self.release * o.peak or (not o.det_id and size < self._thr_now(v, o.tick)):
-                removed = o.peak - size
-                self._end(o, v.ts, "filled" if o.traded >= 0.5 * removed else "pulled", out)
             else:
+                o.dropped_ts = 0
                 o.peak = max(o.peak, size)
                 if not o.det_id and v.ts - o.since >= self.persist_ns:
                     o.det_id = self.em.new_id()

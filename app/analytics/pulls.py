@@ -24,7 +24,7 @@ from app.core.detection import Detection
 class _Rule:
     """One kind's settings (pull or stack)."""
 
-    __slots__ = ("kind", "band_ticks", "window_ns", "piece_fraction", "size", "age_ns")
+    __slots__ = ("kind", "band_ticks", "window_ns", "piece_fraction", "size", "age_ns", "median_multiple")
 
     def __init__(self, kind: str, cfg: Section) -> None:
         self.kind = kind
@@ -32,11 +32,16 @@ class _Rule:
         self.window_ns = int(cfg.num("window_s", 5.0, 0.0) * SEC)
         self.piece_fraction = cfg.num("piece_fraction", 0.25, 0.0, 1.0)
         # pull: the removed size must have rested this long; stack: the added size must rest this long.
-        self.age_ns = int(cfg.num("min_age_ms" if kind == "pull" else "persist_ms", 1000.0 if kind == "pull" else 500.0, 0.0) * MS)
+        self.age_ns = int(cfg.num("min_age_ms" if kind == "pull" else "persist_ms",
+                                  1000.0 if kind == "pull" else 500.0, 0.0) * MS)
+        # And at least this multiple of the median level size near mid (0 = off): where level sizes
+        # are capped and alike, mean + k·sd sits just above the usual size.
+        self.median_multiple = cfg.num("median_multiple", 10.0 if kind == "pull" else 6.0, 0.0)
         # Size: auto = max(floor, mean + k·sd) of the resting level sizes near mid (as for large orders):
         # a pull or stack is worth a look when it is as big as a large order.
         self.size = AutoThreshold(ThresholdSpec.parse(cfg.get("size", "auto"), cfg.where("size"),
-                                                      k=4.0, minutes=5.0, min_samples=200))
+                                                      k=5.0 if kind == "pull" else 4.0, minutes=5.0,
+                                                      min_samples=200))
 
 
 class PullStackDetector:
@@ -50,6 +55,7 @@ class PullStackDetector:
         self.rules = [r for r, on in ((_Rule("pull", pull_cfg), pull), (_Rule("stack", stack_cfg), stack)) if on]
         self.band_ticks = max(r.band_ticks for r in self.rules) if self.rules else 0
         self._acc: dict[tuple[str, int, int], list] = {}  # (kind, side, tick) -> [first_ts, sum, before]
+        self._median = 0.0
         self._added: dict[tuple[int, int], list[tuple[int, float]]] = {}  # level -> recent (ts, added)
         self._stacks: dict[tuple[int, int], list] = {}  # stacks waiting to have rested persist_ms
 
@@ -67,7 +73,7 @@ class PullStackDetector:
         max_traded = float(w.lv_qty.max()) if len(w.lv_qty) else 0.0
         top = float(changes.max()) + max_traded
         for rule in self.rules:
-            thr = rule.size.value()
+            thr = max(rule.size.value(), rule.median_multiple * self._median)
             piece = rule.piece_fraction * thr
             if not top >= piece:  # also false for an infinite (warming-up) threshold
                 continue
@@ -86,6 +92,7 @@ class PullStackDetector:
 
     def on_view(self, v: BookView) -> None:
         """Sample the resting level sizes near mid (the automatic thresholds' quantity)."""
+        self._median = v.median
         near = np.abs(v.ticks * 2 - v.mid2) <= 2 * self.band_ticks
         sizes = np.concatenate((v.bid[near], v.ask[near]))
         sizes = sizes[sizes > 0]

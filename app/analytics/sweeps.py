@@ -25,7 +25,7 @@ class SweepDetector:
         self.em = emitter
         self.sweep_enabled = sweep
         self.big_enabled = big
-        self.min_levels = sweep_cfg.int("min_levels", 3, 2)
+        self.min_levels = sweep_cfg.int("min_levels", 5, 2)
         self.sweep_size = AutoThreshold(ThresholdSpec.parse(
             sweep_cfg.get("size", "auto"), sweep_cfg.where("size"), k=3.0, minutes=5.0, min_samples=50))
         self.big_size = AutoThreshold(ThresholdSpec.parse(
@@ -77,13 +77,17 @@ class SweepDetector:
         big_thr = self.big_size.value()
         self.sweep_size.add(qty, ts)
         self.big_size.add(qty, ts)
+        is_sweep = self.sweep_enabled and levels >= self.min_levels and qty >= sweep_thr
+        is_big = self.big_enabled and qty >= big_thr
+        if not (is_sweep or is_big):
+            return  # the common case: build nothing
         side = -self._aggr
         ev = {"executed": round(qty, 10), "levels": levels, "ticks": self._hi - self._lo + 1, "fills": self._fills,
               "vwap_tick": round(self._notional_ticks / qty, 3) if qty > 0 else math.nan,
               "aggressor": "buy" if self._aggr > 0 else "sell"}
-        if self.sweep_enabled and levels >= self.min_levels and qty >= sweep_thr:
+        if is_sweep:
             self._emit("sweep", side, self._first, self._last, ts, dict(ev, threshold=round(sweep_thr, 10)), out)
-        if self.big_enabled and qty >= big_thr:
+        if is_big:
             self._emit("big_trade", side, self._first, self._last, ts, dict(ev, threshold=round(big_thr, 10)), out)
 
     def _emit(self, kind: str, side: int, tick: int, far: int | None, ts: int, ev: dict,

@@ -245,7 +245,7 @@ def quiet_config(**overrides: dict) -> dict:
         "thin_book": {"enabled": False},
         "pull": {"size": 50},
         "stack": {"size": 50},
-        "sweep": {"size": 20},
+        "sweep": {"size": 20, "min_levels": 3},
         "big_trade": {"size": 100},
         "large_order": {"size": 60, "median_multiple": 0},
     }

@@ -142,10 +142,12 @@ def test_big_trade_on_the_bid_side_for_an_aggressive_sell(inst):
 
 # -- absorption ----------------------------------------------------------------------------------
 def test_absorption_heavy_selling_into_a_bid_that_holds(inst):
-    m = start(inst, iceberg={"enabled": False})
+    m = start(inst, iceberg={"enabled": False}, large_order={"enabled": False}, stack={"enabled": False})
+    m.depth(900, bids={MID - 1: 100.0, MID - 2: 100.0})  # a visible wall: 10x the usual level each
+    m.idle(900, 1000)
     t = 1000.0
     while t < 3500:
-        m.trade(t, ASK, MID - 1, 8.0)  # sellers hit the best bid, which keeps showing 10
+        m.trade(t, ASK, MID - 1, 8.0)  # sellers hit the best bid, which keeps showing 100
         m.quote(t + 50)
         t += 100
     ab = m.opened("absorption")
@@ -187,15 +189,16 @@ def test_a_level_eaten_through_is_not_absorption(inst):
 def test_liquidity_gap_in_front_of_price_persisting(inst):
     m = start(inst)
     m.depth(1000, asks={MID + i: 0.0 for i in range(1, 7)})  # asks 10001..10006 vanish
-    m.idle(1000, 1300)
-    assert m.opened("liquidity_gap") == []  # not yet persisted 0.5 s
-    m.idle(1400, 2000)
+    m.idle(1000, 1500)
+    assert m.opened("liquidity_gap") == []  # not yet persisted 0.8 s
+    m.idle(1600, 2500)
     gaps = m.opened("liquidity_gap")
     assert len(gaps) == 1
     g = gaps[0]
     assert (g.side, g.price_tick, g.price_far_tick, g.evidence["ticks"]) == (ASK, MID + 1, MID + 6, 6)
-    m.depth(2000, asks={MID + i: 10.0 for i in range(1, 7)})
-    m.idle(2000, 3000)
+    assert g.exch_ts - m.at(1000) <= 1_100_000_000
+    m.depth(2500, asks={MID + i: 10.0 for i in range(1, 7)})
+    m.idle(2500, 3500)
     assert [d.evidence["reason"] for d in m.of("liquidity_gap") if d.state == "close"] == ["filled"]
 
 
@@ -203,7 +206,7 @@ def test_a_short_flicker_is_not_a_gap_and_a_thin_run_counts(inst):
     m = start(inst)
     m.depth(1000, bids={MID - 2 - i: 0.5 for i in range(4)})  # 4 ticks at 5 % of the median: near empty
     m.idle(1000, 1250)
-    m.depth(1250, bids={MID - 2 - i: 10.0 for i in range(4)})  # back before 0.5 s
+    m.depth(1250, bids={MID - 2 - i: 10.0 for i in range(4)})  # back before 0.8 s
     m.idle(1250, 2500)
     assert m.opened("liquidity_gap") == []
     m.depth(2500, bids={MID - 2 - i: 0.5 for i in range(4)})
@@ -324,3 +327,36 @@ def test_a_flickering_quote_is_neither_stack_nor_pull(inst):
     m.idle(3000, 4000)
     st = m.opened("stack")
     assert len(st) == 1 and st[0].evidence["added"] == 190.0 and st[0].evidence["rested_ms"] >= 500
+
+
+def test_default_toml_states_the_code_defaults(inst):
+    import tomllib
+
+    from app.paths import REPO_ROOT
+
+    with open(REPO_ROOT / "resources" / "default.toml", "rb") as fh:
+        table = tomllib.load(fh)["detectors"]
+    a, b = DetectorSet(inst, {}), DetectorSet(inst, table)
+
+    def settings(o):
+        return {k: (v.spec if hasattr(v, "spec") else v) for k, v in vars(o).items() if not k.startswith("_")
+                and (isinstance(v, int | float | bool) or hasattr(v, "spec"))} if hasattr(o, "__dict__") else {
+            k: (getattr(o, k).spec if hasattr(getattr(o, k), "spec") else getattr(o, k))
+            for k in dir(o) if not k.startswith("_") and (isinstance(getattr(o, k), int | float | bool)
+                                                          or hasattr(getattr(o, k), "spec"))}
+
+    for name in ("iceberg", "absorption", "gaps", "thin", "sweeps", "large"):
+        assert settings(getattr(a, name)) == settings(getattr(b, name)), name
+    assert [(r.kind, r.size.spec, r.age_ns, r.band_ticks) for r in a.pulls.rules] == [
+        (r.kind, r.size.spec, r.age_ns, r.band_ticks) for r in b.pulls.rules]
+    assert (a.eval_ns, a.align_ns, a.drain_ns) == (b.eval_ns, b.align_ns, b.drain_ns)
+
+
+def test_flow_into_an_ordinary_level_is_not_absorption(inst):
+    m = start(inst, iceberg={"enabled": False})  # the best bid shows the usual 10: no wall
+    t = 1000.0
+    while t < 3500:
+        m.trade(t, ASK, MID - 1, 8.0)
+        m.quote(t + 50)
+        t += 100
+    assert m.opened("absorption") == []

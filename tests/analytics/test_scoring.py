@@ -106,3 +106,11 @@ def test_scenario_through_parsers_book_detectors_and_json_lines(kind, seed):
         assert not any(x.kind == lb.kind and x.state == "open" and abs(x.price_tick - lb.price_tick) <= 1
                        and x.side == lb.side for x in dets), lb
     assert all(not math.isnan(ks.precision) for ks in s.values())
+    # The large order's close says what happened to it.
+    planted = next((x for x in labs if x.kind == "large_order"), None)
+    closes = [x for x in dets if planted is not None and x.kind == "large_order" and x.state == "close"
+              and abs(x.price_tick - planted.price_tick) <= 1]
+    if kind == "pull_not_iceberg":
+        assert [x.evidence["reason"] for x in closes] == ["pulled"]
+    if kind == "eaten_through":
+        assert [x.evidence["reason"] for x in closes] == ["filled"]
