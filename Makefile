@@ -25,7 +25,15 @@ test: venv
 	$(BIN)/lint-imports
 	$(BIN)/ruff check app feeds widgets tests benchmarks
 
-bench: venv
+# hftbacktest (the converter raced by bench_feeds/bench_replay) declares numpy<2.3 but its converter
+# runs on our pinned numpy; its plotting extras are not needed. Install it beside, without its pins.
+PEERS_STAMP := $(VENV)/.peers-installed
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps hftbacktest==2.4.4 numba==0.68.1 llvmlite==0.50.0 \
+		polars==2.1.0 polars-runtime-32==2.1.0
+	touch $@
+
+bench: venv $(PEERS_STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/depthdesk bench
 
 lint: venv

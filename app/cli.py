@@ -13,6 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
+from app.errors import UserError
+
+__all__ = ["COMMANDS", "UserError", "build_parser", "main"]
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,10 +28,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scenarios": ("app.commands.scenarios", "write labelled detector scenarios (captures + labels)"),
     "bench": ("app.commands.bench", "run the benchmark suite"),
 }
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad argument, file, config): printed as one line, exit 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ import numpy as np
 
 from app.analytics.alerts import AlertEngine, AlertRule, load_rules
 from app.analytics.detectors import DetectorSet
+from app.core.footprint import FootprintBar
 from app.core.frame import Frame
 from app.core.instrument import Instrument
 from app.market import Emit, MarketState
@@ -45,7 +46,7 @@ LISTENER_KINDS = {
     "top": "(instrument, exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)",
     "funding": "(instrument, funding_state, exch_ts, local_ts)",
     "detection": "(instrument, detection)",
-    "alert": "(instrument, alert)  # app.analytics.alerts.Alert: rule, detection or None (price), sound",
+    "alert": "(instrument, alert)  # app.analytics.alerts.Alert: rule, kind, detection (None: price rule)",
     "raw": "(venue, local_ns, raw_text)",
     "error": "(source_label, exception)",
     "stopped": "()",
@@ -71,8 +72,9 @@ class FeedError:
     def message(self) -> str:
         """One line for the user."""
         err = self.root
-        text = str(err) or type(err).__name__
-        return f"{self.source}: {text.splitlines()[0]}"
+        text = (str(err) or type(err).__name__).splitlines()[0]
+        venue = self.source.split(":", 1)[0]
+        return text if text.startswith(f"{venue}:") else f"{self.source}: {text}"  # no "venue: venue:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,7 +332,8 @@ class Engine:
             run.error = exc
             err = FeedError(run.label, exc)
             self.errors.append(err)
-            log.warning("feed %s failed: %s", run.label, err.message, exc_info=err.root)
+            log.info("feed %s failed: %s", run.label, err.message)  # status, error listeners and summary carry it
+            log.debug("feed %s failure", run.label, exc_info=err.root)
             for symbol in run.feed.symbols:
                 self._set_status(run.feed.venue, symbol, STOPPED, err.message)
             self._call("error", run.label, exc)
@@ -406,6 +409,11 @@ class Engine:
         if market is None:
             return None
         return market.frame(ladder_rows=ladder_rows, group=group, centre_tick=centre_tick, trades=trades)
+
+    def footprint(self, symbol: str, last: int | None = 100) -> list[FootprintBar]:
+        """The newest ``last`` footprint bars of ``symbol`` (immutable, thread-safe); [] when unknown."""
+        market = self.market(symbol)
+        return [] if market is None else market.footprint_bars(last)
 
     def stats(self, now_ns: int | None = None) -> list[MarketStats]:
         """One status-bar row per source symbol (cheap; for the 1 Hz clock)."""

@@ -9,7 +9,8 @@ Line types (DESIGN.md §7, issues 3 and 5):
   "mark_px","index_px","open_interest"}``;
 - ``detection``: ``{"type":"detection","kind","venue","symbol","id","side":"bid"|"ask","price",
   "exch_ts","state", ...evidence}`` (``price_far`` for a gap's far edge);
-- ``alert``: ``{"type":"alert","rule","detection":{...}}``;
+- ``alert``: ``{"type":"alert","rule","kind","exch_ts","sound","detection":{...}}``; a price rule's
+  alert (``kind":"price"``) has ``venue``, ``symbol`` and ``price`` instead of a detection;
 - ``summary``: totals and per-source ``messages``, ``resyncs``, ``reconnects``, ``malformed``.
 
 Prices are JSON numbers printed with the instrument's decimals (``64250.1``, never ``64250.100000001``).

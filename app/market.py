@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -36,6 +37,7 @@ from app.core.events import (
     OPEN_INTEREST_EVENT,
     TRADE_EVENT,
 )
+from app.core.footprint import FootprintAggregator, FootprintBar
 from app.core.frame import Frame
 from app.core.funding import FundingState, FundingTracker
 from app.core.instrument import Instrument
@@ -44,6 +46,7 @@ from app.core.ring import EventRing
 from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
 
 log = logging.getLogger(__name__)
+_monotonic_ns = time.monotonic_ns
 
 _KIND_BIT = [0] * 256
 for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
@@ -125,6 +128,10 @@ class MarketState:
         if self._ring_capacity <= 0 or self._size_change_ns <= 0:
             raise ValueError("engine ring_capacity and size_change_s must be > 0")
         self._profile_flush_rows = max(1, self._ring_capacity // 2)
+        self._footprint_bar_ns = int(float(engine_setting(config, "footprint_bar_s", 60.0)) * 1e9)
+        self._footprint_group = int(engine_setting(config, "footprint_group", 1))
+        if self._footprint_bar_ns <= 0 or self._footprint_group < 1:
+            raise ValueError("engine footprint_bar_s must be > 0 and footprint_group >= 1")
         self.detectors = detectors
         if detectors is not None and hasattr(detectors, "on_batch"):
             detectors = detectors.on_batch
@@ -155,6 +162,9 @@ class MarketState:
     def _reset_session(self) -> None:
         self.book = DepthBook(self.instrument)
         self.profile = VolumeProfile()
+        self.footprint = FootprintAggregator(bar_ns=self._footprint_bar_ns, group=self._footprint_group)
+        self._footprint_ts = -(2**62)
+        self.aggregate_rejected = 0
         self.funding = FundingTracker(multiplier=self.instrument.multiplier)
         self.funding_rejected = 0
         self.synced = False
@@ -173,9 +183,9 @@ class MarketState:
         self.last_trade_qty = 0.0
         self.open_detections: dict[int, Detection] = {}
         # message rate over ~1 s windows of receive time
-        self._rate_window_ts = 0
+        self._rate_window_ts = _monotonic_ns()
         self._rate_count = 0
-        self.message_rate = 0.0
+        self._last_rate = 0.0
         self._profile_seq = self.ring.total_written  # ring rows before this were added to the profile
         # (local_ts, lowest tick, bid+ask size per tick ascending) samples for the pull/stack column
         self._snapshots: deque[tuple[int, int, np.ndarray]] = deque(
@@ -262,8 +272,6 @@ class MarketState:
             self.last_exch_ts = exch_ts
             self.last_local_ts = local_ts
             self._rate_count += 1
-            if local_ts - self._rate_window_ts >= 1_000_000_000:
-                self._roll_rate(local_ts)
             top: TopOfBook | None = None
             # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
             # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
@@ -322,15 +330,40 @@ class MarketState:
         return TopOfBook(exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)
 
     def _flush_profile(self) -> None:
-        """Add the trades that arrived since the last flush to the session profile in one vector call.
+        """Add the trades that arrived since the last flush to the profile and footprint in one call each.
 
-        Lazy on purpose: the profile is read by frames (≤ 60 Hz), so per-message accumulation would
-        cost more than the reads; it is flushed before the ring could overwrite unflushed rows.
+        Lazy on purpose: both are read by frames and views (≤ 60 Hz), so per-message accumulation would
+        cost more than the reads; the flush also runs before the ring could overwrite unflushed rows.
+        A trade older than the one before it (a late print) is counted at the newest time seen.
         """
         rows = self.ring.since(self._profile_seq)
-        if len(rows):
-            self.profile.add(rows)
         self._profile_seq = self.ring.total_written
+        if not len(rows):
+            return
+        trades = rows[_kinds_of(rows) == TRADE_EVENT]  # a copy: the ring may move on
+        if not len(trades):
+            return
+        try:
+            self.profile.add(trades)
+        except ValueError as exc:
+            self.aggregate_rejected += 1
+            log.warning("%s: volume profile refused trades (%s)", self.instrument.key, exc)
+        ts = trades["exch_ts"]
+        ordered = np.maximum(np.maximum.accumulate(ts), self._footprint_ts)
+        if (ordered != ts).any():
+            trades["exch_ts"] = ordered
+        self._footprint_ts = int(ordered[-1])
+        try:
+            self.footprint.add(trades)
+        except ValueError as exc:
+            self.aggregate_rejected += 1
+            log.warning("%s: footprint refused trades (%s)", self.instrument.key, exc)
+
+    def footprint_bars(self, last: int | None = None) -> list[FootprintBar]:
+        """The newest ``last`` footprint bars (immutable; the open bar last)."""
+        with self._lock:
+            self._flush_profile()
+            return self.footprint.bars(last)
 
     def recent_trades(self, n: int, max_scan: int = 1 << 18) -> np.ndarray:
         """A copy of the newest ``n`` trade rows (oldest first), looking back at most ``max_scan`` rows."""
@@ -363,12 +396,24 @@ class MarketState:
             return None
         return self.funding.state
 
-    def _roll_rate(self, local_ts: int) -> None:
-        start = self._rate_window_ts
-        if start:
-            self.message_rate = self._rate_count * 1e9 / (local_ts - start)
-        self._rate_window_ts = local_ts
-        self._rate_count = 0
+    @property
+    def message_rate(self) -> float:
+        """Messages applied per wall-clock second, over the last ~1 s window (decays when quiet).
+
+        Wall clock, not receive time: a replay at 100× shows the rate the engine really applies.
+        """
+        now = _monotonic_ns()
+        elapsed = now - self._rate_window_ts
+        if elapsed >= 1_000_000_000:  # roll the window on read: nothing to do per message
+            self._last_rate = self._rate_count * 1e9 / elapsed
+            self._rate_window_ts = now
+            self._rate_count = 0
+            return self._last_rate
+        if elapsed <= 0:
+            return self._last_rate
+        # inside a window: blend the finished window with this one so the figure moves smoothly
+        w = elapsed / 1e9
+        return (1 - w) * self._last_rate + w * (self._rate_count * 1e9 / elapsed)
 
     def _take_snapshot(self, local_ts: int) -> None:
         self._next_snapshot_ts = local_ts + SNAPSHOT_INTERVAL_NS

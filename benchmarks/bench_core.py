@@ -24,7 +24,11 @@ from app.core.ring import EventRing
 from app.paths import recorded
 from benchmarks import BenchResult
 
-ROWS = ("ring.", "footprint.", "profile.")
+RING_ROWS = ("ring.append.batch1", "ring.append.batch100", "ring.append.batch1000", "ring.latest1000",
+             "ring.nbytes")
+FLOW_ROWS = ("footprint.add.per_message", "footprint.add.one_batch", "profile.add.per_message",
+             "profile.add.one_batch")
+ROWS = RING_ROWS + FLOW_ROWS  # every row name, so `--only` knows what this module can print
 CAPTURE = ("binance_usdm", "hftbacktest_usdm_btcusdt_20240808.gz")
 BTC_TICK = 0.1
 BAR_NS = 60_000_000_000  # 1-minute footprint bars
@@ -201,8 +205,8 @@ def bench_order_flow(quick: bool, only: str | None) -> list[BenchResult]:
 def run(quick: bool = False, only: str | None = None) -> list[BenchResult]:
     """All core rows (``only``: a substring of the row names to keep, skipping unselected parts)."""
     out: list[BenchResult] = []
-    if only is None or only in "ring." or "ring." in only:
+    if only is None or any(only in r for r in RING_ROWS):
         out += bench_ring(quick)
-    if only is None or any(only in p or p in only for p in ("footprint.", "profile.")):
+    if only is None or any(only in r for r in FLOW_ROWS):
         out += bench_order_flow(quick, only)
     return out

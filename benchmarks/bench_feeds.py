@@ -4,7 +4,8 @@ Both sides read the same gzip file (hftbacktest_usdm_btcusdt_20240808.gz: 93,954
 trades, bookTicker, one REST snapshot) and turn every line into event rows:
 
 * ours: ``BinanceUsdmProcessor`` (msgspec decode, ticks, ``BinanceBookSync``) with a sink that applies
-  every book batch to a ``DepthBook`` (the engine's work) and receives trade and BBO rows;
+  every book batch to a ``DepthBook`` (the engine's work; diffs via ``apply_side``) and receives trade
+  and BBO rows; a second row leaves the book out (decode + sync only: the peer builds no book);
 * peer: ``hftbacktest.data.utils.binancefutures.convert(path, opt="t")`` (json + per-row numpy writes
   + its latency/order correction), warmed once first so numba's compile time is not counted.
 
@@ -22,17 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.events import ASK, BID, BUY_EVENT, DEPTH_EVENT, KIND_MASK
 from app.core.instrument import Instrument
 from app.paths import recorded
 from benchmarks import BenchResult
 from feeds.binance_usdm import BinanceUsdmProcessor
 
 CAPTURE = ("binance_usdm", "hftbacktest_usdm_btcusdt_20240808.gz")
+ROWS = ("feeds.binance.decode_sync_apply", "feeds.binance.decode_sync")  # every row name, for `--only`
 BTCUSDT = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001)
 
 
 class _BookSink:
     """What the engine does with a feed's output, minus the ring: apply book batches, keep the rest.
+
+    A diff batch (only ``DEPTH_EVENT`` rows, bids first; the feeds' layout) goes through the book's
+    ``apply_side`` fast path, twice, about 3x cheaper than ``apply``; snapshots and gaps use ``apply``.
 
     With ``apply=False`` book batches are only counted: decode + sync alone, the same work as the peer
     (which builds rows and no book).
@@ -52,9 +58,20 @@ class _BookSink:
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         self.batches += 1
         if update_id is not None:
-            if self.apply:
-                self.book.apply(batch)
             self.book_messages += 1
+            if not self.apply:
+                return
+            ev = batch["ev"]
+            if len(batch) and (ev & KIND_MASK == DEPTH_EVENT).all():
+                nb = int(np.count_nonzero(ev & BUY_EVENT))
+                ticks = batch["ival"]
+                qty = batch["qty"]
+                if nb:
+                    self.book.apply_side(BID, ticks[:nb], qty[:nb])
+                if nb < len(batch):
+                    self.book.apply_side(ASK, ticks[nb:], qty[nb:])
+            else:
+                self.book.apply(batch)
 
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
         pass

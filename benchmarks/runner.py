@@ -1,8 +1,9 @@
 """Discovers ``benchmarks/bench_*.py``, runs them and prints a table or JSON lines (`make bench`).
 
 ``--only SUBSTR`` selects whole modules when SUBSTR is part of a module name (``--only core``), else
-the rows whose name contains it (``--only ring``). A module may declare ``ROWS = ("ring.", ...)``, the prefixes of the row names it produces, so ``--only``
-can skip it without running it, and its ``run`` may accept ``only=`` to skip its own unselected parts.
+the rows whose name contains it (``--only ring``). A module may declare ``ROWS``, the names of every
+row it can print, so ``--only`` skips it without running it; its ``run`` may accept ``only=`` to skip
+its own unselected parts.
 A module that raises prints one error row and the others still run; the exit status is then 1.
 ``bench_gui`` runs only when asked for (it opens windows).
 """
@@ -45,10 +46,10 @@ def _may_match(module_name: str, module: object, only: str | None) -> bool:
     """Whether a module can produce a row selected by ``only`` (unknown modules: maybe, so yes)."""
     if not only or only in module_name:
         return True
-    prefixes = getattr(module, "ROWS", None)
-    if prefixes is None:
+    names = getattr(module, "ROWS", None)
+    if names is None:
         return True
-    return any(only in p or p in only for p in prefixes)
+    return any(only in n for n in names)
 
 
 def _run_module(module: object, quick: bool, only: str | None, module_name: str) -> list[BenchResult]:

@@ -65,6 +65,7 @@ from feeds.common import (
     gap_batch,
     gap_marker,
     levels_to_rows,
+    parse_rest_line,
     rest_line,
     rows,
     snapshot_batch,
@@ -204,20 +205,12 @@ class OpenInterest(msgspec.Struct):
     time: int = 0
 
 
-class RestLine(msgspec.Struct):
-    """A recorded REST response, see :func:`feeds.common.rest_line`."""
-
-    rest: str
-    data: msgspec.Raw
-
-
 _ENVELOPE = msgspec.json.Decoder(Envelope, strict=False)
 _PACK1 = struct.Struct("<" + ROW_FORMAT).pack
 _PACK2 = struct.Struct("<" + ROW_FORMAT * 2).pack
 _PAYLOAD = msgspec.json.Decoder(Payload, strict=False)
 _SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _OI_DECODER = msgspec.json.Decoder(OpenInterest, strict=False)
-_REST_LINE = msgspec.json.Decoder(RestLine)
 _ANY = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
@@ -389,6 +382,9 @@ def parse_exchange_info(raw: bytes | str, symbol: str) -> Instrument:
     for entry in symbols:
         if entry.get("symbol") != symbol:
             continue
+        status = entry.get("status", "TRADING")
+        if status != "TRADING":
+            raise FeedError(f"{VENUE}: {symbol} is not trading (status {status})")
         filters = {f.get("filterType"): f for f in entry.get("filters", ())}
         try:
             tick = float(filters["PRICE_FILTER"]["tickSize"])
@@ -417,11 +413,13 @@ STREAM_PARSERS: dict[str, Callable[..., Any]] = {
 class BinanceBookSync:
     """The futures local-book algorithm (protocols.md A.4), pure: diffs and snapshots in, batches out.
 
-    1. Buffer diffs until a snapshot (``needs_snapshot``); 2. on the snapshot drop diffs with
+    1. Buffer diffs until a snapshot (``needs_snapshot``). 2. On the snapshot drop diffs with
     ``u < lastUpdateId``; if the first left has ``U > lastUpdateId`` the snapshot is older than the
-    buffer: discard it, keep buffering, ask again (``refetches``); 3. otherwise deliver the snapshot
-    (clear + snapshot rows) and the buffered diffs, the first with ``U <= lastUpdateId <= u``, each next
-    with ``pu == previous u``; 4. a broken chain delivers ``GAP_EVENT`` + ``DEPTH_CLEAR_EVENT``, goes
+    buffer: discard it, keep buffering, ask again (``refetches``). 3. Deliver the snapshot (clear +
+    snapshot rows) together with the first diff, which must satisfy ``U <= lastUpdateId <= u``; with
+    nothing buffered yet the snapshot is held until such a diff arrives (a diff with ``U`` past it means
+    it was too old: ask again), so a book is never shown before it is known to be in sync. 4. Each next
+    diff needs ``pu == previous u``; a broken chain delivers ``GAP_EVENT`` + ``DEPTH_CLEAR_EVENT``, goes
     ``resyncing`` and buffers again. A diff whose ``u`` is not newer than the book (duplicate, replayed)
     is dropped and counted in ``stale``: its content is older than what the book already has.
     """
@@ -436,32 +434,33 @@ class BinanceBookSync:
         self.refetches = 0
         self.stale = 0
         self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
-        self._bridging = False  # the next diff must satisfy U <= lastUpdateId <= u
+        self._held: Snapshot | None = None  # a snapshot waiting for its bridging diff
         self._delivered = False  # anything reached the book since the last clear
+
+    def bridges(self, last_update_id: int) -> bool:
+        """Whether a snapshot with this ``lastUpdateId`` would sync the buffered diffs (A.4 step 5):
+        lets a replay find which symbol a bare, symbol-less recorded snapshot belongs to."""
+        return self.needs_snapshot and any(d.first_id <= last_update_id <= d.final_id for d in self._buffer)
 
     def on_diff(self, diff: DepthDiff) -> list[SyncBatch]:
         """One ``depthUpdate``: the batches to deliver now (none while buffering)."""
         last = self.update_id
-        if self.state == LIVE and not self._bridging and diff.prev_final_id == last:
+        if self.state == LIVE and diff.prev_final_id == last:
             self.update_id = diff.final_id
             return [SyncBatch(diff.batch, diff.final_id)]
+        if self._held is not None:
+            return self._bridge(diff)
         if self.needs_snapshot:
             self._buffer.append(diff)
             return []
         assert last is not None
-        if diff.final_id < last or (diff.final_id == last and not self._bridging):
+        if diff.final_id <= last:
             self.stale += 1
             return []
-        if self._bridging:
-            if diff.first_id <= last <= diff.final_id:
-                self._bridging = False
-                self.update_id = diff.final_id
-                return [SyncBatch(diff.batch, diff.final_id)]
-            return self._gap(diff, f"first diff U={diff.first_id} is past the snapshot's lastUpdateId={last}")
         return self._gap(diff, f"pu={diff.prev_final_id} but the previous u={last}")
 
     def on_snapshot(self, snap: Snapshot) -> list[SyncBatch]:
-        """A REST snapshot: deliver it and the buffered diffs, or ask again when it is too old."""
+        """A REST snapshot: deliver it with the buffered diffs, hold it, or ask again when too old."""
         if not self.needs_snapshot:
             return []  # unsolicited (a late duplicate answer): the book is already synced
         last_id = snap.last_update_id
@@ -472,18 +471,14 @@ class BinanceBookSync:
             self.refetches += 1
             self.reason = f"snapshot lastUpdateId={last_id} older than buffered U={buf[0].first_id}"
             return []
-        out = [SyncBatch(snap.batch, last_id)]
         self.needs_snapshot = False
-        self.state = LIVE
-        self.reason = ""
-        self.update_id = last_id
-        self._bridging = True
-        self._delivered = True
+        if not buf:
+            self._held = snap
+            self.reason = f"snapshot lastUpdateId={last_id} waiting for a diff that bridges it"
+            return []
         pending = list(buf)
         buf.clear()
-        for diff in pending:
-            out.extend(self.on_diff(diff))
-        return out
+        return self._deliver(snap, pending)
 
     def reset(self, reason: str, exch_ts: int = 0, local_ts: int = 0) -> list[SyncBatch]:
         """Start over (reconnect): a gap + clear batch if the book had content, then wait for a snapshot."""
@@ -492,11 +487,39 @@ class BinanceBookSync:
             self.resyncs += 1
         self._delivered = False
         self._buffer.clear()
-        self._bridging = False
+        self._held = None
         self.needs_snapshot = True
         self.update_id = None
         self.state = RESYNCING if out else SYNCING
         self.reason = reason
+        return out
+
+    def _bridge(self, diff: DepthDiff) -> list[SyncBatch]:
+        snap = self._held
+        assert snap is not None
+        last_id = snap.last_update_id
+        if diff.final_id < last_id:
+            self.stale += 1
+            return []
+        self._held = None
+        if diff.first_id <= last_id:
+            return self._deliver(snap, [diff])
+        self.refetches += 1
+        self.needs_snapshot = True
+        self.reason = f"snapshot lastUpdateId={last_id} older than the first diff U={diff.first_id}"
+        self._buffer.append(diff)
+        return []
+
+    def _deliver(self, snap: Snapshot, pending: list[DepthDiff]) -> list[SyncBatch]:
+        """The snapshot, the first diff (it bridges the snapshot by construction), then the rest."""
+        first = pending[0]
+        out = [SyncBatch(snap.batch, snap.last_update_id), SyncBatch(first.batch, first.final_id)]
+        self.state = LIVE
+        self.reason = ""
+        self.update_id = first.final_id
+        self._delivered = True
+        for diff in pending[1:]:
+            out.extend(self.on_diff(diff))
         return out
 
     def _gap(self, diff: DepthDiff, reason: str) -> list[SyncBatch]:
@@ -505,7 +528,6 @@ class BinanceBookSync:
         self.reason = reason
         self.needs_snapshot = True
         self.update_id = None
-        self._bridging = False
         self._delivered = False
         self._buffer.clear()
         self._buffer.append(diff)
@@ -592,9 +614,10 @@ class BinanceUsdmProcessor:
         self._on_rest(path, body, local_ns)
 
     def reset(self, symbol: str, reason: str, local_ns: int, report: bool = True) -> None:
-        """Reconnect: clear ``symbol``'s book (gap marked) and wait for a new snapshot."""
+        """Reconnect: clear ``symbol``'s book (gap marked at ``local_ns``, which also stands in for the
+        exchange time the venue did not send) and wait for a new snapshot."""
         sync = self.syncs[symbol]
-        self._deliver(symbol, sync, sync.reset(reason, 0, local_ns))
+        self._deliver(symbol, sync, sync.reset(reason, local_ns, local_ns))
         if report:
             self._status(symbol, sync, sync.state)
 
@@ -624,12 +647,9 @@ class BinanceUsdmProcessor:
         self.sink.on_batch(symbol, batch, None)
 
     def _on_other(self, raw: bytes | str, local_ns: int) -> None:
-        try:
-            rest = _REST_LINE.decode(raw)
-        except _DECODE_ERRORS:
-            rest = None
+        rest = parse_rest_line(raw)
         if rest is not None:
-            self._on_rest(rest.rest, bytes(rest.data), local_ns)
+            self._on_rest(rest[0], rest[1], local_ns)
             return
         try:
             obj = _ANY.decode(raw)
@@ -768,7 +788,12 @@ class BinanceUsdmFeed:
         """Resolve instruments, then keep both connections and the OI poll going until cancelled."""
         for sym in self.symbols:
             sink.on_status(sym, CONNECTING, "")
-        instruments = await self._instruments(sink)
+        try:
+            instruments = await self._instruments(sink)
+        except FeedError as exc:
+            for sym in self.symbols:
+                sink.on_status(sym, STOPPED, str(exc))
+            raise
         for inst in instruments:
             sink.on_instrument(inst)
         self._proc = BinanceUsdmProcessor(instruments, sink)
@@ -800,7 +825,8 @@ class BinanceUsdmFeed:
         def on_open() -> None:
             now = time.time_ns()
             for sym in self.symbols:
-                proc.reset(sym, "connected", now)  # -> syncing; the first diffs trigger the snapshot
+                proc.reset(sym, "connected", now)  # -> syncing
+            self._request_snapshots(sink)  # also for a quiet symbol that sends nothing for a while
 
         def on_close(reason: str) -> None:
             self._cancel_snapshots()
@@ -816,7 +842,7 @@ class BinanceUsdmFeed:
             log.warning("%s: market connection lost: %s", VENUE, reason)
             now = time.time_ns()
             for sym in self.symbols:  # trades were lost while away: mark it for the tape/charts
-                sink.on_batch(sym, gap_marker(0, now), None)
+                sink.on_batch(sym, gap_marker(now, now), None)
 
         await self._connection_loop(self.market_url(), sink, lambda: None, on_close, None)
 
@@ -875,27 +901,28 @@ class BinanceUsdmFeed:
                 self._snapshot_tasks[sym] = asyncio.create_task(self._fetch_snapshot(sym, sink))
 
     async def _fetch_snapshot(self, symbol: str, sink: FeedSink) -> None:
+        """Fetch REST snapshots for ``symbol`` until its sync takes one; paced, so a venue answering
+        with errors or stale snapshots is never hammered (a 1000-level snapshot weighs 20)."""
         proc = self._proc
         assert proc is not None
         path = f"/fapi/v1/depth?symbol={symbol}&limit={self.snapshot_limit}"
-        await asyncio.sleep(0.05)  # let a few diffs arrive first so the snapshot can bridge them
-        refetch_before = proc.syncs[symbol].refetches
-        for attempt in range(20):
+        pace = Backoff(0.25, 10.0)
+        await asyncio.sleep(0.2)  # let a diff or two (100 ms cadence) arrive first, as A.4 advises
+        while proc.syncs[symbol].needs_snapshot:
             try:
                 body = await http_get(self.rest + path, self.http_timeout_s)
             except HttpError as exc:
                 log.warning("%s: depth snapshot for %s failed: %s", VENUE, symbol, exc)
-                await asyncio.sleep(min(10.0, 0.5 * 2**attempt))
+                if exc.status in (418, 429):  # rate limited or banned: back off hard
+                    pace.attempts = max(pace.attempts, 6)
+                await asyncio.sleep(pace.next_delay())
                 continue
             local_ns = time.time_ns()
             sink.on_raw(local_ns, rest_line(path, body))
             proc.on_rest(path, body, local_ns)
-            sync = proc.syncs[symbol]
-            if not sync.needs_snapshot or sync.refetches == refetch_before:
-                return
-            refetch_before = sync.refetches
-            await asyncio.sleep(0.2)  # snapshot was older than the buffer: wait for the REST cache
-        log.warning("%s: no usable depth snapshot for %s after 20 tries", VENUE, symbol)
+            if proc.syncs[symbol].needs_snapshot:
+                # older than the buffered diffs (the venue's REST cache lags) or unusable: wait, retry
+                await asyncio.sleep(pace.next_delay())
 
     def _cancel_snapshots(self) -> None:
         for task in self._snapshot_tasks.values():

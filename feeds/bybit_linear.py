@@ -42,6 +42,7 @@ from feeds.common import (
     decode_levels,
     gap_batch,
     levels_to_rows,
+    parse_rest_line,
     rest_line,
     rows,
     snapshot_batch,
@@ -109,19 +110,11 @@ class LiquidationItem(msgspec.Struct):
     p: float
 
 
-class RestLine(msgspec.Struct):
-    """A recorded REST response, see :func:`feeds.common.rest_line`."""
-
-    rest: str
-    data: msgspec.Raw
-
-
 _FRAME = msgspec.json.Decoder(Frame)
 _BOOK = msgspec.json.Decoder(BookData, strict=False)
 _TRADES = msgspec.json.Decoder(list[TradeItem], strict=False)
 _LIQUIDATIONS = msgspec.json.Decoder(list[LiquidationItem] | LiquidationItem, strict=False)
 _TICKER = msgspec.json.Decoder(dict[str, Any])
-_REST_LINE = msgspec.json.Decoder(RestLine)
 _ANY = msgspec.json.Decoder()
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
@@ -286,6 +279,9 @@ def parse_instruments_info(raw: bytes | str, symbol: str) -> Instrument:
     for entry in entries:
         if entry.get("symbol") != symbol:
             continue
+        status = entry.get("status", "Trading")
+        if status not in ("Trading", "PreLaunch"):  # PreLaunch: listed, the feed starts with trading
+            raise FeedError(f"{VENUE}: {symbol} is not trading (status {status})")
         try:
             tick = float(entry["priceFilter"]["tickSize"])
             lot = float(entry.get("lotSizeFilter", {}).get("qtyStep", 0.0))
@@ -399,7 +395,7 @@ class BybitLinearProcessor:
     def reset(self, symbol: str, reason: str, local_ns: int, report: bool = True) -> None:
         """Reconnect: clear ``symbol``'s book (gap marked) and wait for the snapshot after subscribe."""
         sync = self.syncs[symbol]
-        for batch, update_id in sync.reset(reason, 0, local_ns):
+        for batch, update_id in sync.reset(reason, local_ns, local_ns):
             self.sink.on_batch(symbol, batch, update_id)
         if report:
             self.sink.on_status(symbol, sync.state, sync.reason)
@@ -456,11 +452,8 @@ class BybitLinearProcessor:
             self.sink.on_batch(symbol, batch, None)
 
     def _other(self, raw: bytes | str) -> None:
-        try:
-            _REST_LINE.decode(raw)
+        if parse_rest_line(raw) is not None:
             return  # recorded REST (instruments-info): instruments are resolved before lines
-        except _DECODE_ERRORS:
-            pass
         self._bad(raw, "unexpected frame")
 
     def _bad(self, raw: bytes | str, why: str) -> None:
@@ -522,7 +515,12 @@ class BybitLinearFeed:
         """Resolve instruments, then keep the connection going until cancelled."""
         for sym in self.symbols:
             sink.on_status(sym, CONNECTING, "")
-        instruments = [await self._instrument(sym, sink) for sym in self.symbols]
+        try:
+            instruments = [await self._instrument(sym, sink) for sym in self.symbols]
+        except FeedError as exc:
+            for sym in self.symbols:
+                sink.on_status(sym, STOPPED, str(exc))
+            raise
         for inst in instruments:
             sink.on_instrument(inst)
         self._proc = BybitLinearProcessor(instruments, sink)

@@ -7,6 +7,7 @@ per row); this is the hot path for bookTicker and trades, which are most message
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import NamedTuple
 
@@ -93,12 +94,15 @@ def levels_to_rows(
     n = nb + (len(asks) >> 1)
     if n == 0:
         return np.empty(0, dtype=EVENT_DTYPE), 0
-    lv = np.array(bids + asks if bids and asks else (bids or asks), dtype=np.float64).reshape(n, 2)
+    flat = bids + asks if bids and asks else (bids or asks)
+    # Python's sum/min beat numpy reductions on a few hundred floats: a NaN/inf anywhere makes the sum
+    # non-finite (NaN fails both comparisons), and a NaN size also fails the >= test
+    total = sum(flat)
+    if not (-math.inf < total < math.inf and min(flat[1::2]) >= 0):
+        raise ValueError(f"{inst.key}: bad price or size in depth levels")
+    lv = np.array(flat, dtype=np.float64).reshape(n, 2)
     px = lv[:, 0]
     qty = lv[:, 1]
-    # one reduction each: a NaN/inf anywhere makes the sum non-finite; NaN fails the >= test too
-    if not (np.isfinite(lv.sum()) and qty.min() >= 0):
-        raise ValueError(f"{inst.key}: bad price or size in depth levels")
     tick = inst.tick_size
     raw = px / tick
     ticks = np.rint(raw)
@@ -148,6 +152,25 @@ def gap_batch(exch_ts: int, local_ts: int) -> np.ndarray:
 def gap_marker(exch_ts: int, local_ts: int) -> np.ndarray:
     """A lone ``GAP_EVENT`` (a trades/mark connection dropped; the book is untouched)."""
     return rows(BOTH_CLOCKS | GAP_EVENT, exch_ts, local_ts, 0.0, 0.0, 0, 0, 0.0)
+
+
+class RestLine(msgspec.Struct):
+    """A recorded REST response as written by :func:`rest_line`."""
+
+    rest: str
+    data: msgspec.Raw
+
+
+_REST_LINE = msgspec.json.Decoder(RestLine)
+
+
+def parse_rest_line(raw: bytes | str) -> tuple[str, bytes] | None:
+    """``(path?query, body)`` of a line written by :func:`rest_line`; ``None`` for any other line."""
+    try:
+        line = _REST_LINE.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return line.rest, bytes(line.data)
 
 
 def rest_line(path: str, body: str) -> str:

@@ -1,11 +1,13 @@
 """Absorption: heavy aggressive volume into a narrow band that does not give way.
 
 Per book side, over a sliding window of ``window_s`` seconds: the band is the ``band_ticks + 1`` ticks
-at the far edge of the fills (the lowest bids hit, the highest asks lifted), so no fill went beyond it.
-Absorption opens when the volume into the band passes the threshold, exceeds ``visible_ratio`` × the
-largest size the band ever showed during the episode, the band is still quoted and all of that has
-held for ``confirm_ms`` (a level simply eaten through fails the visible or the holding test). It
-closes when price trades through / the band is no longer quoted, or the flow fades.
+that took the most aggressive volume; it is broken when a fill goes beyond it (lower for bids, higher
+for asks) after it started taking fills.
+Absorption opens when the volume into the band passes the threshold (and ``visible_ratio`` × the most
+the band showed, off by default), the band is still quoted with at least ``hold_fraction`` of the most
+it showed, and all of that has held for ``confirm_ms`` — a level simply eaten through fails the
+holding test. It closes when price trades through / the band is no longer quoted or gives way, or the
+flow fades.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from app.core.events import NO_PRICE
 
 class _Episode:
     __slots__ = ("lo", "hi", "since", "max_visible", "det_id", "volume", "last_emit_ts", "last_emit_vol",
-                 "visible")
+                 "visible", "threshold")
 
     def __init__(self, lo: int, hi: int, ts: int) -> None:
         self.lo = lo
@@ -35,6 +37,7 @@ class _Episode:
         self.last_emit_ts = 0
         self.last_emit_vol = 0.0
         self.visible = 0.0
+        self.threshold = 0.0
 
 
 class AbsorptionDetector:
@@ -46,11 +49,21 @@ class AbsorptionDetector:
         self.em = emitter
         self.band_ticks = cfg.int("band_ticks", 1, 0, 2)
         self.window_ns = int(cfg.num("window_s", 3.0, 1.0, 5.0) * SEC)
-        self.confirm_ns = int(cfg.num("confirm_ms", 500.0, 0.0) * MS)
-        self.visible_ratio = cfg.num("visible_ratio", 1.5, 0.0)
+        self.confirm_ns = int(cfg.num("confirm_ms", 600.0, 0.0) * MS)
+        # Sustained flow, not one aggressor: fills at this many different exchange times in the band.
+        self.min_fills = cfg.int("min_fills", 4, 1)
+        # Volume also counts as heavy at this multiple of the median level size (0 = off): sustained
+        # flow worth several typical levels into a band that holds is absorption even where bursts
+        # of sweeps make the statistical threshold high.
+        self.median_multiple = cfg.num("median_multiple", 4.0, 0.0)
+        self._median = 0.0
+        self.visible_ratio = cfg.num("visible_ratio", 0.0, 0.0)
+        # The band must still show this fraction of the most it showed: a level being eaten away is
+        # not holding, however much traded into it.
+        self.hold_fraction = cfg.num("hold_fraction", 0.5, 0.0, 1.0)
         self.update_ns = int(cfg.num("update_ms", 1000.0, 0.0) * MS)
         self.volume = AutoThreshold(ThresholdSpec.parse(cfg.get("volume", "auto"), cfg.where("volume"),
-                                                        k=4.0, minutes=5.0, min_samples=50))
+                                                        k=2.0, minutes=5.0, min_samples=25))
         e = np.empty(0)
         ei = np.empty(0, dtype=np.int64)
         self._ts, self._side, self._tick, self._qty = ei, ei, ei, e
@@ -77,8 +90,10 @@ class AbsorptionDetector:
             self._tick = np.concatenate((self._tick, w.t_tick))
             self._qty = np.concatenate((self._qty, w.t_qty))
 
-    def on_tick(self, ts: int, book: object, out: list[Detection]) -> None:
-        """Evaluate both sides at exchange time ``ts``."""
+    def on_tick(self, ts: int, book: object, out: list[Detection], median_level: float | None = None) -> None:
+        """Evaluate both sides at exchange time ``ts`` (``median_level``: median resting level size now)."""
+        if median_level:
+            self._median = median_level
         if len(self._ts) and self._ts[0] < ts - self.window_ns:
             k = int(np.searchsorted(self._ts, ts - self.window_ns, side="left"))
             if k:
@@ -101,23 +116,40 @@ class AbsorptionDetector:
             return
         ticks = self._tick[m]
         qty = self._qty[m]
-        if side > 0:  # bids hit: price advances downwards, the band is at the lowest fills
-            lo = int(ticks.min())
-            hi = lo + self.band_ticks
-            best = book.best_bid_tick
-            quoted = best != NO_PRICE and best >= lo
+        t_ts = self._ts[m]
+        k = self.band_ticks
+        if ep is not None and (ticks >= ep.lo).any() and (ticks <= ep.hi).any():
+            lo, hi = ep.lo, ep.hi  # keep following the band we are on while it is hit
         else:
-            hi = int(ticks.max())
-            lo = hi - self.band_ticks
-            best = book.best_ask_tick
-            quoted = best != NO_PRICE and best <= hi
-        vol = float(qty[(ticks >= lo) & (ticks <= hi)].sum())
+            # The band of k+1 ticks that took the most volume in the window.
+            u, inv = np.unique(ticks, return_inverse=True)
+            vols = np.bincount(inv, weights=qty)
+            csum = np.concatenate(([0.0], np.cumsum(vols)))
+            end = np.searchsorted(u, u + k, side="right")
+            best_i = int(np.argmax(csum[end] - csum[np.arange(len(u))]))
+            lo = int(u[best_i])
+            hi = lo + k
+            if side < 0:  # asks lifted: align the band to its highest hit tick
+                top = int(u[end[best_i] - 1])
+                lo, hi = top - k, top
+        # Only the fills since price last went beyond the band count: earlier ones belong to another
+        # visit. If the latest fill is beyond it, the band gave way.
+        beyond = (ticks < lo) if side > 0 else (ticks > hi)
+        last_beyond = int(t_ts[beyond].max()) if beyond.any() else -(2**62)
+        in_band = (ticks >= lo) & (ticks <= hi) & (t_ts > last_beyond)
+        broken = not in_band.any() or (ep is not None and ep.det_id and last_beyond > ep.since)
+        vol = float(qty[in_band].sum())
+        best = book.best_bid_tick if side > 0 else book.best_ask_tick
+        quoted = best != NO_PRICE and (best >= lo if side > 0 else best <= hi)
         thr = self.volume.value()
+        if self.median_multiple and self._median > 0:
+            thr = min(thr, self.median_multiple * self._median)
         self.volume.add(vol, ts)
-        if ep is not None and (lo != ep.lo or hi != ep.hi):
-            self._end(side, ts, "traded_through" if (side > 0 and lo < ep.lo) or (side < 0 and hi > ep.hi)
-                      else "moved", out)
+        if ep is not None and (lo != ep.lo or hi != ep.hi or broken):
+            self._end(side, ts, "traded_through" if broken else "moved", out)
             ep = None
+        if broken:
+            return
         if not quoted:
             if ep is not None:
                 self._end(side, ts, "not_quoted", out)
@@ -134,8 +166,11 @@ class AbsorptionDetector:
             self._ep[side] = ep
         ep.max_visible = max(ep.max_visible, shown)
         ep.volume = vol
+        ep.threshold = thr
         ep.visible = visible
-        strong = vol >= thr and vol >= self.visible_ratio * ep.max_visible
+        strong = (vol >= thr and vol >= self.visible_ratio * ep.max_visible
+                  and visible >= self.hold_fraction * ep.max_visible
+                  and len(np.unique(t_ts[in_band])) >= self.min_fills)
         if not ep.det_id:
             if not strong:
                 ep.since = ts
@@ -145,6 +180,8 @@ class AbsorptionDetector:
                 self._emit(side, ep, ts, "open", visible, out)
         elif vol < 0.5 * thr:
             self._end(side, ts, "faded", out)
+        elif visible < 0.5 * self.hold_fraction * ep.max_visible:
+            self._end(side, ts, "giving_way", out)
         elif ts - ep.last_emit_ts >= self.update_ns and vol >= 1.25 * ep.last_emit_vol:
             ep.last_emit_ts, ep.last_emit_vol = ts, vol
             self._emit(side, ep, ts, "update", visible, out)
@@ -153,7 +190,7 @@ class AbsorptionDetector:
               reason: str | None = None) -> None:
         ev = {"executed": round(ep.volume, 10), "visible": visible, "max_visible": ep.max_visible,
               "band": [ep.lo, ep.hi], "window_ms": self.window_ns // MS,
-              "threshold": round(self.volume.value(), 10), "duration_ms": (ts - ep.since) // MS}
+              "threshold": round(ep.threshold, 10), "duration_ms": (ts - ep.since) // MS}
         if reason:
             ev["reason"] = reason
         price = ep.lo if side > 0 else ep.hi

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from app.analytics.absorption import AbsorptionDetector
-from app.analytics.base import MS, BookView, Emitter, Section, Window
+from app.analytics.base import MS, BookView, Emitter, Section, Window, level_key
 from app.analytics.gaps import GapDetector, ThinBookDetector
 from app.analytics.iceberg import IcebergDetector
 from app.analytics.large_orders import LargeOrderDetector
@@ -41,7 +41,7 @@ from app.core.events import (
 )
 from app.core.instrument import Instrument
 
-_TOP_KEYS = {"eval_interval_ms", "align_ms", "mirror_ticks", "view_ticks"}
+_TOP_KEYS = {"eval_interval_ms", "align_ms", "window_ms", "mirror_ticks", "view_ticks"}
 
 
 class DetectorSet:
@@ -58,6 +58,9 @@ class DetectorSet:
         self.instrument = instrument
         self.eval_ns = int(top.num("eval_interval_ms", 200.0, 1.0) * MS)
         self.align_ns = int(top.num("align_ms", 50.0, 0.0) * MS)
+        # Depth updates closer than this are taken together as one window (cheaper; Binance's
+        # standard diff stream is 100 ms anyway).
+        self.drain_ns = int(top.num("window_ms", 100.0, 0.0) * MS)
         self._half = top.int("mirror_ticks", 4096, 64) // 2
         self.view_ticks = top.int("view_ticks", 64, 4)
         sections = {k: Section(k, cfg.get(k)) for k in KINDS}
@@ -94,6 +97,7 @@ class DetectorSet:
         self._tqty = np.empty(cap)
         self._now = -(2**62)
         self._next_eval = -(2**62)
+        self._next_drain = -(2**62)
 
     # -- the engine's interface --------------------------------------------------------------------
     def on_batch(self, batch: np.ndarray, book: Any) -> list[Detection]:
@@ -102,18 +106,18 @@ class DetectorSet:
         if n == 0:
             return []
         out: list[Detection] = []
-        row = batch[0]
-        ev = int(row["ev"])
+        # One tuple read is ~3x cheaper than field-by-field access of a numpy record.
+        ev, ts, _, _, qty, _, tick, _ = batch.item(0)
         kind = ev & KIND_MASK
-        if kind == DEPTH_BBO_EVENT and (n == 1 or n == 2):
+        if kind == DEPTH_BBO_EVENT and n <= 2:
             # Quotes carry nothing the book does not have: they only move the clock (the common case).
-            ts = int(row["exch_ts"])
-            if ts <= self._now:
+            if ts <= self._now or (ts < self._next_drain and ts < self._next_eval):
+                if ts > self._now:
+                    self._now = ts
                 return out
         elif n == 1:
-            ts = int(row["exch_ts"])
             if kind == TRADE_EVENT:
-                self._fill(ts, 1 if ev & BUY_EVENT else -1, int(row["ival"]), float(row["qty"]), out)
+                self._fill(ts, 1 if ev & BUY_EVENT else -1, tick, qty, out)
             elif kind == DEPTH_EVENT:
                 self._depth(batch, ts, book, out)
             elif kind in (DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, GAP_EVENT):
@@ -139,10 +143,13 @@ class DetectorSet:
         sw = self.sweeps
         if sw is not None and sw._ts >= 0 and now > sw._ts:
             sw.flush(out)
-        if self._pending and now - self._pending[0][0] >= self.align_ns:
-            self._drain(now, book, out)
-        elif self._tn and now - self._tts[0] >= self.align_ns + self.eval_ns:
-            self._drain(now, book, out)  # fills but no depth update for a while
+        if now >= self._next_drain:
+            if self._pending and now - self._pending[0][0] >= self.align_ns:
+                self._next_drain = now + self.drain_ns
+                self._drain(now, book, out)
+            elif self._tn and now - self._tts[0] >= self.align_ns + self.eval_ns:
+                self._next_drain = now + self.drain_ns
+                self._drain(now, book, out)  # fills but no depth update for a while
         if now >= self._next_eval:
             self._next_eval = now + self.eval_ns
             self._evaluate(now, book, out)
@@ -242,6 +249,18 @@ class DetectorSet:
             pend.append((now - self.align_ns if not force else now, _E_I, _E_I, _E_F, _E_F))
         while pend and (force or now - pend[0][0] >= self.align_ns):
             ts, side, tick, before, after = pend.popleft()
+            if pend and (force or now - pend[0][0] >= self.align_ns):
+                # Several updates are ready: one window from the first size before to the last after.
+                parts = [(side, tick, before, after)]
+                while pend and (force or now - pend[0][0] >= self.align_ns):
+                    ts, *rest = pend.popleft()
+                    parts.append(rest)
+                side, tick, before, after = (np.concatenate(x) for x in zip(*parts, strict=True))
+                key = level_key(side, tick)
+                _, first = np.unique(key, return_index=True)
+                _, last_r = np.unique(key[::-1], return_index=True)
+                last = len(key) - 1 - last_r
+                side, tick, before, after = side[first], tick[first], before[first], after[last]
             n = self._tn
             if n:
                 m = self._tts[:n] <= ts
@@ -283,12 +302,10 @@ class DetectorSet:
         if self.iceberg is not None:
             self.iceberg.on_tick(now, out)
         if self.pulls is not None:
-            self.pulls.on_tick(now, out)
-        if self.absorption is not None:
-            self.absorption.on_tick(now, book, out)
-        if self.gaps is None and self.thin is None and self.large is None and self.pulls is None:
-            return
+            self.pulls.on_tick(now, out, self._known_size)
         view = self._view(now, book)
+        if self.absorption is not None:
+            self.absorption.on_tick(now, book, out, view.median if view is not None else None)
         if view is None:
             return
         if self.pulls is not None:
@@ -311,7 +328,8 @@ class DetectorSet:
             return None
         ticks, bq, aq = book.ladder(top, rows)
         sizes = np.concatenate((bq[bq > 0], aq[aq > 0]))
-        median = float(np.median(sizes)) if len(sizes) else 0.0
+        # Median by partition: np.median costs ten times more on these small arrays.
+        median = float(np.partition(sizes, len(sizes) // 2)[len(sizes) // 2]) if len(sizes) else 0.0
         return BookView(now, bb, ba, bb + ba, np.asarray(ticks), np.asarray(bq, dtype=np.float64),
                         np.asarray(aq, dtype=np.float64), median)
 

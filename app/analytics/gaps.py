@@ -52,7 +52,7 @@ class GapDetector:
     def __init__(self, emitter: Emitter, cfg: Section) -> None:
         self.em = emitter
         self.min_ticks = AutoThreshold(ThresholdSpec.parse(
-            cfg.get("min_ticks", "auto"), cfg.where("min_ticks"), floor=3.0, k=3.0, minutes=5.0, min_samples=100))
+            cfg.get("min_ticks", "auto"), cfg.where("min_ticks"), floor=3.0, k=3.0, minutes=5.0, min_samples=30))
         self.distance_ticks = cfg.int("distance_ticks", 20, 2)
         self.epsilon = cfg.num("epsilon", 0.1, 0.0, 1.0)
         self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)

@@ -4,9 +4,15 @@ Each depth window gives, per changed level near mid, the size change and the vol
 level in the same window (exchange-time aligned), so ``cancelled = decrease − traded`` and
 ``added = increase + traded``. Pieces at one level within ``window_s`` add up; when the sum passes the
 threshold the event is emitted as an ``open`` immediately followed by its ``close`` (it is instantaneous).
+
+Market makers flicker quotes: size added and taken away again within a second. That is neither a
+stack nor a pull worth a trader's eye, so a stack is only reported once the added size has rested
+``persist_ms``, and a pull of size that was added less than ``min_age_ms`` before is ignored.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -18,13 +24,15 @@ from app.core.detection import Detection
 class _Rule:
     """One kind's settings (pull or stack)."""
 
-    __slots__ = ("kind", "band_ticks", "window_ns", "piece_fraction", "size")
+    __slots__ = ("kind", "band_ticks", "window_ns", "piece_fraction", "size", "age_ns")
 
     def __init__(self, kind: str, cfg: Section) -> None:
         self.kind = kind
         self.band_ticks = cfg.int("band_ticks", 20, 0)
         self.window_ns = int(cfg.num("window_s", 5.0, 0.0) * SEC)
         self.piece_fraction = cfg.num("piece_fraction", 0.25, 0.0, 1.0)
+        # pull: the removed size must have rested this long; stack: the added size must rest this long.
+        self.age_ns = int(cfg.num("min_age_ms" if kind == "pull" else "persist_ms", 1000.0 if kind == "pull" else 500.0, 0.0) * MS)
         # Size: auto = max(floor, mean + k·sd) of the resting level sizes near mid (as for large orders):
         # a pull or stack is worth a look when it is as big as a large order.
         self.size = AutoThreshold(ThresholdSpec.parse(cfg.get("size", "auto"), cfg.where("size"),
@@ -42,6 +50,8 @@ class PullStackDetector:
         self.rules = [r for r, on in ((_Rule("pull", pull_cfg), pull), (_Rule("stack", stack_cfg), stack)) if on]
         self.band_ticks = max(r.band_ticks for r in self.rules) if self.rules else 0
         self._acc: dict[tuple[str, int, int], list] = {}  # (kind, side, tick) -> [first_ts, sum, before]
+        self._added: dict[tuple[int, int], int] = {}  # (side, tick) -> exch time size was last added
+        self._stacks: dict[tuple[int, int], list] = {}  # stacks waiting to have rested persist_ms
 
     def on_window(self, w: Window, mid_tick: int | None, out: list[Detection]) -> None:
         """Account the level changes of one depth window."""
@@ -84,30 +94,55 @@ class PullStackDetector:
 
     def _piece(self, rule: _Rule, side: int, tick: int, size: float, before: float, after: float,
                traded: float, ts: int, thr: float, out: list[Detection]) -> None:
+        level = (side, tick)
+        if rule.kind == "stack":
+            self._added[level] = ts
         key = (rule.kind, side, tick)
         acc = self._acc.get(key)
         if acc is None or ts - acc[0] > rule.window_ns:
             acc = [ts, 0.0, before]
             self._acc[key] = acc
         acc[1] += size
-        if acc[1] >= thr:
-            del self._acc[key]
-            ev = {"cancelled" if rule.kind == "pull" else "added": round(acc[1], 10), "before": acc[2],
-                  "after": after, "traded": traded, "threshold": round(thr, 10),
-                  "duration_ms": int((ts - acc[0]) // MS)}
-            det_id = self.em.new_id()
-            out.append(self.em.make(det_id, rule.kind, side, tick, ts, "open", ev))
-            out.append(self.em.make(det_id, rule.kind, side, tick, ts, "close", dict(ev, reason="instant")))
+        if acc[1] < thr:
+            return
+        del self._acc[key]
+        ev = {"cancelled" if rule.kind == "pull" else "added": round(acc[1], 10), "before": acc[2],
+              "after": after, "traded": traded, "threshold": round(thr, 10),
+              "duration_ms": int((ts - acc[0]) // MS)}
+        if rule.kind == "pull":
+            added = self._added.get(level)
+            if added is not None and ts - added < rule.age_ns:
+                self._stacks.pop(level, None)  # a flicker: neither the stack nor the pull is news
+                return
+            self._emit("pull", side, tick, ts, ev, out)
+        else:
+            # Report once it has rested: [reached_ts, evidence, size it must keep, rule]
+            self._stacks[level] = [ts, ev, acc[2] + 0.5 * acc[1], rule]
 
-    def on_tick(self, ts: int, out: list[Detection]) -> None:
-        """Drop pieces older than their window."""
+    def _emit(self, kind: str, side: int, tick: int, ts: int, ev: dict, out: list[Detection]) -> None:
+        det_id = self.em.new_id()
+        out.append(self.em.make(det_id, kind, side, tick, ts, "open", ev))
+        out.append(self.em.make(det_id, kind, side, tick, ts, "close", dict(ev, reason="instant")))
+
+    def on_tick(self, ts: int, out: list[Detection], size_now: Callable[[int, int], float] | None = None) -> None:
+        """Report stacks that have rested; drop old partial sums."""
+        if self._stacks:
+            for level, (t0, ev, keep, rule) in list(self._stacks.items()):
+                if ts - t0 >= rule.age_ns:
+                    del self._stacks[level]
+                    if size_now is None or size_now(*level) >= keep:
+                        self._emit("stack", level[0], level[1], ts, dict(ev, rested_ms=int((ts - t0) // MS)), out)
         if self._acc:
-            for key in [k for k, a in self._acc.items() if ts - a[0] > 5 * SEC * 2]:
+            for key in [k for k, a in self._acc.items() if ts - a[0] > 10 * SEC]:
                 del self._acc[key]
+        if len(self._added) > 256:
+            self._added = {k: t for k, t in self._added.items() if ts - t < 10 * SEC}
 
     def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
-        """Forget partial sums (nothing stays open)."""
+        """Forget partial sums and unconfirmed stacks (nothing stays open)."""
         self._acc.clear()
+        self._stacks.clear()
+        self._added.clear()
 
     def open(self) -> list[Detection]:
         """Pulls and stacks never stay open."""

@@ -34,6 +34,7 @@ class Label:
     end: int
     ready: int | None = None
     price_far_tick: int | None = None
+    negative: bool = False  # a hard negative: a detection of this kind here is wrong
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +101,14 @@ def label_from_dict(raw: dict[str, Any], instrument: Instrument | None = None, i
     p = tick("price_tick", "price")
     if p is None:
         raise ValueError(f"{where}: needs price or price_tick")
-    ready = raw.get("ready", raw.get("evidence_ts"))
-    return Label(kind=kind, side=side, price_tick=p, start=_ts(raw.get("start"), where),
-                 end=_ts(raw.get("end"), where), ready=None if ready is None else _ts(ready, where),
-                 price_far_tick=tick("price_far_tick", "price_far"))
+    ready = next((raw[k] for k in ("ready", "evidence_ns", "evidence_ts") if raw.get(k) is not None), None)
+    start = raw.get("start", raw.get("start_ns"))
+    end = raw.get("end", raw.get("end_ns"))
+    if end is None:
+        end = start
+    return Label(kind=kind, side=side, price_tick=p, start=_ts(start, where), end=_ts(end, where),
+                 ready=None if ready is None else _ts(ready, where),
+                 price_far_tick=tick("price_far_tick", "price_far"), negative=bool(raw.get("negative", False)))
 
 
 def load_labels(path: Path, instrument: Instrument | None = None) -> list[Label]:
@@ -114,6 +119,21 @@ def load_labels(path: Path, instrument: Instrument | None = None) -> list[Label]
     else:
         records = [json.loads(line) for line in text.splitlines() if line.strip()]
     return [label_from_dict(r, instrument, i) for i, r in enumerate(records)]
+
+
+def detections_from_json(records: list[dict[str, Any]]) -> list[Detection]:
+    """``{"type":"detection",...}`` objects (the headless JSON lines) back into detections."""
+    fixed = {"type", "kind", "venue", "symbol", "side", "id", "price", "price_far", "price_tick", "price_far_tick",
+             "exch_ts", "state"}
+    out = []
+    for r in records:
+        if r.get("type") != "detection":
+            continue
+        out.append(Detection(id=int(r["id"]), kind=r["kind"], venue=r["venue"], symbol=r["symbol"],
+                             side=_SIDE[r["side"]], price_tick=int(r["price_tick"]), exch_ts=int(r["exch_ts"]),
+                             state=r["state"], price_far_tick=r.get("price_far_tick"),
+                             evidence={k: v for k, v in r.items() if k not in fixed}))
+    return out
 
 
 def spans(detections: list[Detection]) -> list[Span]:
@@ -148,16 +168,35 @@ def _matches(s: Span, lab: Label, tol: int, slack: int) -> bool:
 
 
 def score(detections: list[Detection], labels: list[Label], tolerance_ticks: int = 1, slack_ms: float = 1000.0,
-          kinds: tuple[str, ...] | None = None) -> dict[str, KindScore]:
-    """Precision, recall and median delay per kind (kinds with neither labels nor detections omitted)."""
+          kinds: tuple[str, ...] | None = None, explained: bool = True) -> dict[str, KindScore]:
+    """Precision, recall and median delay per kind (kinds with neither labels nor detections omitted).
+
+    With ``explained`` (default), a detection that matches no label of its kind but does match a
+    positive label of *another* kind at the same side, price and time (a planted absorption band is
+    also a large resting order) counts neither for nor against precision; a detection matching a hard
+    negative of its own kind always counts against it.
+    """
     sp = spans(detections)
     slack = int(slack_ms * 1e6)
-    wanted = kinds or tuple(k for k in KINDS if any(s.kind == k for s in sp) or any(lb.kind == k for lb in labels))
+    positives = [lb for lb in labels if not lb.negative]
+    negatives = [lb for lb in labels if lb.negative]
+    wanted = kinds or tuple(k for k in KINDS if any(s.kind == k for s in sp) or any(lb.kind == k for lb in positives))
     out: dict[str, KindScore] = {}
     for kind in wanted:
         ks = [s for s in sp if s.kind == kind]
-        kl = [lb for lb in labels if lb.kind == kind]
-        tp = sum(1 for s in ks if any(_matches(s, lb, tolerance_ticks, slack) for lb in kl))
+        kl = [lb for lb in positives if lb.kind == kind]
+        kn = [lb for lb in negatives if lb.kind == kind]
+        tp = fp = 0
+        for s in ks:
+            if any(_matches(s, lb, tolerance_ticks, slack) for lb in kn):
+                fp += 1
+            elif any(_matches(s, lb, tolerance_ticks, slack) for lb in kl):
+                tp += 1
+            elif explained and any(_matches(s, _as_kind(lb, kind), tolerance_ticks, slack)
+                                   for lb in positives if lb.kind != kind):
+                continue
+            else:
+                fp += 1
         delays = []
         matched = 0
         for lb in kl:
@@ -166,10 +205,15 @@ def score(detections: list[Detection], labels: list[Label], tolerance_ticks: int
                 matched += 1
                 ref = lb.ready if lb.ready is not None else lb.start
                 delays.append((min(s.open_ts for s in hits) - ref) / 1e6)
+        judged = tp + fp
         out[kind] = KindScore(
             kind=kind, detections=len(ks), labels=len(kl), true_positives=tp, matched_labels=matched,
-            precision=tp / len(ks) if ks else (1.0 if not kl else 0.0),
+            precision=tp / judged if judged else (1.0 if not kl else 0.0),
             recall=matched / len(kl) if kl else 1.0,
             median_delay_ms=float(np.median(delays)) if delays else float("nan"),
             delays_ms=tuple(delays))
     return out
+
+
+def _as_kind(lb: Label, kind: str) -> Label:
+    return Label(kind, lb.side, lb.price_tick, lb.start, lb.end, lb.ready, lb.price_far_tick, lb.negative)

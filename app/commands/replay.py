@@ -63,7 +63,14 @@ def run(args: argparse.Namespace) -> int:
     """Replay the capture; 0 at its end."""
     from pathlib import Path
 
-    from app.commands.watch import _analytics, _BrokenPipeGuard, _silence_stdout, load_user_config
+    from app.commands.watch import (
+        TextView,
+        _analytics,
+        _BrokenPipeGuard,
+        _silence_stdout,
+        _watch,
+        load_user_config,
+    )
     from app.engine import Engine
     from app.jsonout import JsonLinesWriter
     from feeds.capture.replay import ReplayFeed
@@ -100,8 +107,10 @@ def run(args: argparse.Namespace) -> int:
     if writer is not None:
         for kind in ("top", "status", "funding", "detection", "alert"):
             engine.listen(kind, broken.wrap(getattr(writer, kind)))
+    # paced text mode shows the same live view as watch; --max just prints the totals at the end
+    view = TextView(engine, sys.stdout, 1) if writer is None and speed is not None else None
     wall = time.monotonic()
-    asyncio.run(engine.run_until(None))
+    asyncio.run(_watch(engine, None, view))
     elapsed = time.monotonic() - wall
     span_s = max(0.0, (feed.position_ns - (start if start is not None else first_ns)) / 1e9)
     if broken.broken:
@@ -113,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
                            market_s=round(span_s, 3), speed=round(span_s / elapsed, 1) if elapsed > 0 else None)
             writer.flush()
         else:
+            if view is not None:
+                view.draw()
             for row in engine.summary_sources():
                 print(f"{row['source']}: {row['messages']} messages, {row['resyncs']} resyncs, "
                       f"{row['reconnects']} reconnects, {row['malformed']} malformed")

@@ -8,8 +8,9 @@ Layout of ``<capture>.ddcache/`` (or a per-user cache folder when the capture's 
   :data:`CHUNK_ROWS` (loaded memory-mapped: memory stays bounded by what is read);
 * ``batches.npy`` — one row per delivered batch (= one exchange message): first row, row count, symbol,
   update id, local time; replaying the cache replays exactly the live batches;
-* ``keyframes.npy`` + ``keyframe_rows.npy`` — every :data:`KEYFRAME_INTERVAL_NS` of local time, each
-  symbol's whole book as one ``DEPTH_CLEAR_EVENT`` + ``DEPTH_SNAPSHOT_EVENT`` batch.
+* ``keyframes.npy`` + ``keyframe_rows.bin`` — every few seconds of local time (when the book changed
+  by about its own size since the last one, at least every 30 s), each symbol's whole book as one
+  ``DEPTH_CLEAR_EVENT`` + ``DEPTH_SNAPSHOT_EVENT`` batch.
 
 Seek to ``t`` = the nearest keyframe at or before ``t`` + the book rows of the batches between it and
 ``t`` (one batch per symbol), then play on from the first batch at ``t``.
@@ -42,9 +43,12 @@ from app.core.events import (
 from app.core.instrument import Instrument
 from feeds.capture.readers import CaptureError, CaptureReader
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 CHUNK_ROWS = 1 << 20  # 64 MiB of events per chunk file
-KEYFRAME_INTERVAL_NS = 2_000_000_000
+KEYFRAME_INTERVAL_NS = 2_000_000_000  # how often a keyframe is considered
+MAX_KEYFRAME_GAP_NS = 30_000_000_000  # a keyframe at least this often, however quiet the book
+MIN_KEYFRAME_ROWS = 1_000
+KEYFRAME_ROWS_FILE = "keyframe_rows.bin"  # raw EVENT_DTYPE rows, appended while building
 NO_UPDATE_ID = -1
 
 BATCH_DTYPE = np.dtype([("row0", "<i8"), ("nrows", "<i4"), ("sym", "<i2"), ("update_id", "<i8"),
@@ -55,7 +59,8 @@ _BOOK_KINDS = np.array([DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT], d
 
 
 def default_cache_dir(capture: Path) -> Path:
-    """``<capture>.ddcache`` beside the capture, or a per-user folder when that place is read-only."""
+    """``<capture>.ddcache`` beside the capture; under ``$DEPTHDESK_CACHE_DIR`` when set, else the user's
+    cache folder, when the capture or its folder is read-only (never write beside shared data)."""
     beside = capture.with_name(capture.name + ".ddcache")
     env = os.environ.get("DEPTHDESK_CACHE_DIR")
     writable = os.access(capture.parent, os.W_OK) and (capture.stat().st_mode & 0o222) != 0
@@ -167,7 +172,9 @@ class CaptureIndex:
                             for s, v in meta["instruments"].items()}
         self.batches: np.ndarray = np.load(folder / "batches.npy")
         self.keyframes: np.ndarray = np.load(folder / "keyframes.npy")
-        self.keyframe_rows: np.ndarray = np.load(folder / "keyframe_rows.npy", mmap_mode="r")
+        kf_path = folder / KEYFRAME_ROWS_FILE
+        self.keyframe_rows: np.ndarray = (np.memmap(kf_path, dtype=EVENT_DTYPE, mode="r") if kf_path.stat().st_size
+                                          else np.zeros(0, dtype=EVENT_DTYPE))
         self._chunks = [np.load(folder / name, mmap_mode="r") for name in meta["chunks"]]
         self.chunk_rows = int(meta["chunk_rows"])
         self.statuses: list[tuple[int, str, str, str]] = [tuple(s) for s in meta["statuses"]]  # type: ignore[misc]
@@ -203,6 +210,20 @@ class CaptureIndex:
         uid = int(b["update_id"])
         return (self.symbols[int(b["sym"])], self.rows(int(b["row0"]), int(b["row0"]) + int(b["nrows"])),
                 None if uid == NO_UPDATE_ID else uid)
+
+    def batch_slice(self, start: int, stop: int) -> list[tuple[str, np.ndarray, int | None, int]]:
+        """Batches ``[start, stop)`` as (symbol, rows, update id or None, local ns): the fast replay path."""
+        b = self.batches[start:stop]
+        cr = self.chunk_rows
+        chunks = self._chunks
+        symbols = self.symbols
+        out = []
+        for r0, n, s, u, t in zip(b["row0"].tolist(), b["nrows"].tolist(), b["sym"].tolist(),
+                                  b["update_id"].tolist(), b["local_ns"].tolist(), strict=True):
+            c, off = divmod(r0, cr)
+            rows = chunks[c][off : off + n] if off + n <= cr else self.rows(r0, r0 + n)
+            out.append((symbols[s], rows, None if u == NO_UPDATE_ID else u, t))
+        return out
 
     def batch_at(self, local_ns: int) -> int:
         """Index of the first batch at or after ``local_ns``."""
@@ -242,8 +263,36 @@ class CaptureIndex:
 FeedSinkLike = Any  # the _Collector below: on_batch/on_status/on_instrument/on_raw
 
 
+class _BatchTable:
+    """The batch table, grown in place (a Python tuple per batch would cost ~200 bytes each)."""
+
+    def __init__(self) -> None:
+        self.arr = np.zeros(1 << 16, dtype=BATCH_DTYPE)
+        self.n = 0
+
+    def append(self, row: tuple[int, int, int, int, int]) -> None:
+        if self.n == len(self.arr):
+            self.arr = np.concatenate((self.arr, np.zeros(len(self.arr), dtype=BATCH_DTYPE)))
+        self.arr[self.n] = row
+        self.n += 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def local_ns(self, i: int) -> int:
+        return int(self.arr["local_ns"][i])
+
+    def array(self) -> np.ndarray:
+        return self.arr[: self.n]
+
+
 class _Collector:
-    """A FeedSink that appends every batch to chunk files and keeps book state for keyframes."""
+    """A FeedSink that appends every batch to chunk files and keeps book state for keyframes.
+
+    Keyframes are considered every ``keyframe_interval_ns`` and written when the rows since the last one
+    reach the size of the book (or :data:`MAX_KEYFRAME_GAP_NS` passed): the keyframes then take at most
+    about as much room as the events, and a seek's catch-up stays about one book's worth of rows.
+    """
 
     def __init__(self, folder: Path, symbols: list[str], instruments: dict[str, Instrument],
                  keyframe_interval_ns: int) -> None:
@@ -255,12 +304,14 @@ class _Collector:
         self.buf_rows = 0
         self.rows = 0
         self.chunks: list[str] = []
-        self.batches: list[tuple[int, int, int, int, int]] = []
+        self.batches = _BatchTable()
         self.books = {s: _BookState() for s in symbols}
         self.kf_interval = keyframe_interval_ns
         self.next_kf = 0
+        self.last_kf_ns = 0
+        self.rows_since_kf = 0
         self.keyframes: list[tuple[int, int, int, int, int]] = []
-        self.kf_rows: list[np.ndarray] = []
+        self.kf_file = (folder / KEYFRAME_ROWS_FILE).open("wb")
         self.kf_row_count = 0
         self.statuses: list[tuple[int, str, str, str]] = []
 
@@ -280,10 +331,10 @@ class _Collector:
             return
         local_ns = int(batch["local_ts"][0])
         if local_ns >= self.next_kf:
-            self._keyframe(local_ns)
+            self._maybe_keyframe(local_ns)
         self.batches.append((self.rows, n, self.sym_index[symbol],
                              NO_UPDATE_ID if update_id is None else update_id, local_ns))
-        self.books[symbol].add(batch)  # book rows are picked out once per keyframe, not per batch
+        self.books[symbol].add(batch)  # book rows are picked out once per keyframe tick, not per batch
         pos = 0
         while pos < n:  # copy into the preallocated chunk; a batch may straddle two chunk files
             take = min(n - pos, CHUNK_ROWS - self.buf_rows)
@@ -293,17 +344,26 @@ class _Collector:
             if self.buf_rows == CHUNK_ROWS:
                 self._flush()
         self.rows += n
+        self.rows_since_kf += n
 
-    def _keyframe(self, local_ns: int) -> None:
-        if self.batches:  # the first keyframe would be an empty book: start from batch 0 instead
-            for sym, state in self.books.items():
-                state.settle()
-                rows = state.snapshot_rows(self.instruments[sym].tick_size, local_ns)
-                self.keyframes.append((len(self.batches), local_ns, self.sym_index[sym], self.kf_row_count,
-                                       len(rows)))
-                self.kf_rows.append(rows)
-                self.kf_row_count += len(rows)
+    def _maybe_keyframe(self, local_ns: int) -> None:
         self.next_kf = (local_ns // self.kf_interval + 1) * self.kf_interval
+        if not len(self.batches):  # the first keyframe would be an empty book: seeks start at batch 0
+            return
+        for state in self.books.values():
+            state.settle()
+        book_rows = sum(len(state.keys) for state in self.books.values())
+        due = (not self.keyframes or self.rows_since_kf >= max(book_rows, MIN_KEYFRAME_ROWS)
+               or local_ns - self.last_kf_ns >= MAX_KEYFRAME_GAP_NS)
+        if not due:
+            return
+        for sym, state in self.books.items():
+            rows = state.snapshot_rows(self.instruments[sym].tick_size, local_ns)
+            self.keyframes.append((len(self.batches), local_ns, self.sym_index[sym], self.kf_row_count, len(rows)))
+            self.kf_file.write(rows.tobytes())
+            self.kf_row_count += len(rows)
+        self.last_kf_ns = local_ns
+        self.rows_since_kf = 0
 
     def _flush(self) -> None:
         if not self.buf_rows:
@@ -315,17 +375,17 @@ class _Collector:
 
     def finish(self) -> None:
         self._flush()
-        b = np.array(self.batches, dtype=BATCH_DTYPE) if self.batches else np.zeros(0, BATCH_DTYPE)
-        np.save(self.folder / "batches.npy", b)
+        self.kf_file.close()
+        np.save(self.folder / "batches.npy", self.batches.array())
         k = np.array(self.keyframes, dtype=KEYFRAME_DTYPE) if self.keyframes else np.zeros(0, KEYFRAME_DTYPE)
         np.save(self.folder / "keyframes.npy", k)
-        rows = np.concatenate(self.kf_rows) if self.kf_rows else np.zeros(0, EVENT_DTYPE)
-        np.save(self.folder / "keyframe_rows.npy", rows)
 
 
-def _capture_identity(path: Path) -> dict:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+def _capture_identity(paths: list[Path]) -> dict:
+    """What the cache was built from: every file's size and mtime (siblings and rotated parts too)."""
+    stats = [p.stat() for p in paths]
+    return {"path": str(paths[0].resolve()), "size": sum(st.st_size for st in stats),
+            "mtime_ns": max(st.st_mtime_ns for st in stats), "files": [p.name for p in paths]}
 
 
 def open_index(
@@ -343,7 +403,7 @@ def open_index(
     the fraction of the capture read (0..1) while building.
     """
     folder = cache_dir or default_cache_dir(reader.path)
-    identity = _capture_identity(reader.path)
+    identity = _capture_identity(reader.files)
     inst_meta = {s: {"tick_size": i.tick_size, "lot_size": i.lot_size} for s, i in sorted(instruments.items())}
     meta_path = folder / "meta.json"
     if not rebuild and meta_path.exists():
@@ -399,8 +459,8 @@ def write_index(folder: Path, venue: str, fmt: str, instruments: dict[str, Instr
     sink = _Collector(tmp, symbols, instruments, keyframe_interval_ns)
     n = feed(sink)
     sink.finish()
-    first = sink.batches[0][4] if sink.batches else 0
-    last = sink.batches[-1][4] if sink.batches else 0
+    first = sink.batches.local_ns(0) if len(sink.batches) else 0
+    last = sink.batches.local_ns(len(sink.batches) - 1) if len(sink.batches) else 0
     meta = {
         "version": CACHE_VERSION,
         "capture": identity or {},

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import codecs
 import heapq
+import itertools
 import json
 import re
 import zlib
@@ -307,6 +308,10 @@ class CaptureReader:
 
     def _siblings(self) -> list[Path]:
         name = self.path.name
+        if self.format == FORMAT_NATIVE:  # a rotated recording: the sidecar of the first part lists them all
+            parts = (self.sidecar() or {}).get("parts") or []
+            if len(parts) > 1 and parts[0] == name:
+                return [p for p in (self.path.with_name(n) for n in parts[1:]) if p.exists()]
         if self.format == FORMAT_CRYPTOFEED_V1:
             m = re.match(r"^(.*)\.ws\.\d+\.0$", name)
             if m:
@@ -364,6 +369,8 @@ class CaptureReader:
         }[self.format]
         if len(self.files) == 1:
             yield from self._counted(parse(self.path))
+        elif self.format == FORMAT_NATIVE:  # rotated parts follow each other in time
+            yield from self._counted(itertools.chain.from_iterable(parse(p) for p in self.files))
         else:
             yield from self._counted(heapq.merge(*(parse(p) for p in self.files), key=lambda r: r.local_ns))
 

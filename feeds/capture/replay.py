@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
+import math
 import re
 import threading
 import time
@@ -60,6 +62,25 @@ MIN_SPEED = 0.1
 MAX_SPEED = 1000.0
 _YIELD_EVERY = 256  # records between event-loop yields in max-speed mode (keeps the GUI/stop responsive)
 _LAST_UPDATE_ID = re.compile(r'"lastUpdateId":(\d+)')
+_FIRST_BID = re.compile(r'"bids":\[\["([0-9.eE+-]+)"')
+
+
+class _PriceTap:
+    """Passes batches on and remembers each symbol's last price (to place bare snapshots; multi-symbol only)."""
+
+    def __init__(self, sink: FeedSink) -> None:
+        self._sink = sink
+        self.last_px: dict[str, float] = {}
+        self.on_instrument = sink.on_instrument
+        self.on_status = sink.on_status
+        self.on_raw = sink.on_raw
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        if len(batch):
+            px = float(batch["px"][-1])
+            if px > 0:
+                self.last_px[symbol] = px
+        self._sink.on_batch(symbol, batch, update_id)
 
 
 class BinanceRouter:
@@ -68,7 +89,8 @@ class BinanceRouter:
     def __init__(self, instruments: dict[str, Instrument], sink: FeedSink) -> None:
         from feeds.binance_usdm import BinanceUsdmProcessor
 
-        self.proc = BinanceUsdmProcessor(list(instruments.values()), sink)
+        self.tap = _PriceTap(sink) if len(instruments) > 1 else None
+        self.proc = BinanceUsdmProcessor(list(instruments.values()), self.tap or sink)
         self.symbols = list(instruments)
         self.opened: set[str] = set()
         self.reconnects = 0
@@ -92,18 +114,35 @@ class BinanceRouter:
             self._opened(ch[5:], rec.local_ns)
 
     def _owner(self, body: str) -> str:
-        """The symbol a bare snapshot (hftbacktest lines carry none) belongs to: the waiting stream it bridges."""
+        """The symbol a bare snapshot (hftbacktest lines carry none) belongs to.
+
+        Binance update ids are one sequence across symbols, so an id inside a waiting stream's buffered
+        range is only a hint; the snapshot's best bid against each waiting symbol's last price decides.
+        """
         wanted = self.proc.snapshots_wanted()
         if len(wanted) <= 1:
             return wanted[0] if wanted else self.symbols[0]
         m = _LAST_UPDATE_ID.search(body[:40])
-        if m:
-            last_id = int(m.group(1))
-            for sym in wanted:
-                buf = getattr(self.proc.syncs[sym], "_buffer", ())
-                if any(d.first_id <= last_id <= d.final_id for d in buf):
-                    return sym
-        return wanted[0]
+        bridging = [s for s in wanted if m and self.proc.syncs[s].bridges(int(m.group(1)))]
+        candidates = bridging or wanted
+        bid = _FIRST_BID.search(body, 0, 300)
+        if bid is None or self.tap is None or len(candidates) == 1:
+            return candidates[0]
+        px = float(bid.group(1))
+        known = [(abs(math.log(px / ref)), s) for s in candidates if (ref := self._reference_px(s)) > 0 and px > 0]
+        return min(known)[1] if known else candidates[0]
+
+    def _reference_px(self, symbol: str) -> float:
+        """The symbol's last delivered price, else a price from its buffered diffs (0.0: none known)."""
+        assert self.tap is not None
+        px = self.tap.last_px.get(symbol, 0.0)
+        if px > 0:
+            return px
+        for diff in reversed(getattr(self.proc.syncs[symbol], "_buffer", ())):  # no public view of the buffer
+            prices = diff.batch["px"]
+            if len(prices):
+                return float(prices[-1])
+        return 0.0
 
     def _opened(self, url: str, local_ns: int) -> None:
         if url in self.opened:  # a recorded reconnect: the live feed resets its books here too
@@ -404,8 +443,22 @@ class ReplayFeed:
         self._router = router
         end_ns = self.end_ns
         anchor = [0.0, 0]
-        n = 0
-        for rec in self.reader:
+        records = iter(self.reader)
+        while True:
+            if self.speed is None and not self._paused and self._seek_to is None and end_ns is None:
+                # max speed, nothing to watch for: a tight loop, control flags checked between slices
+                last = None
+                for rec in itertools.islice(records, _YIELD_EVERY):
+                    router(rec)
+                    last = rec
+                if last is None:
+                    break
+                self.position_ns = last.local_ns
+                await asyncio.sleep(0)
+                continue
+            rec = next(records, None)
+            if rec is None:
+                break
             local_ns = rec.local_ns
             if end_ns is not None and local_ns > end_ns:
                 break
@@ -413,15 +466,9 @@ class ReplayFeed:
             if target is not None and local_ns >= target:
                 self._seek_to = None
                 self._reanchor = True
-            if target is None:
-                if self.speed is not None or self._paused:
-                    await self._gate(local_ns, anchor)
-                    n = 0
-                else:
-                    n += 1
-                    if n >= _YIELD_EVERY:
-                        n = 0
-                        await asyncio.sleep(0)
+                target = None
+            if target is None and (self.speed is not None or self._paused):
+                await self._gate(local_ns, anchor)
             self.position_ns = local_ns
             router(rec)
         finish = getattr(router, "finish", None)
@@ -443,6 +490,22 @@ class ReplayFeed:
             if self._seek_to is not None:
                 target, self._seek_to = self._seek_to, None
                 i, s_ptr = self._apply_seek(idx, sink, target)
+                continue
+            if self.speed is None and not self._paused:
+                # max speed: a slice of batches per loop turn, control flags checked between slices
+                on_batch = sink.on_batch
+                for sym, rows, uid, t in idx.batch_slice(i, min(n_total, i + _YIELD_EVERY)):
+                    if end_ns is not None and t > end_ns:
+                        return
+                    while s_ptr < len(statuses) and statuses[s_ptr][0] <= i:
+                        _, ssym, state, reason = statuses[s_ptr]
+                        sink.on_status(ssym, state, reason)
+                        s_ptr += 1
+                    on_batch(sym, rows, uid)
+                    self.position_ns = t
+                    self._batches_delivered += 1
+                    i += 1
+                await asyncio.sleep(0)
                 continue
             local_ns = int(idx.batches["local_ns"][i])
             if end_ns is not None and local_ns > end_ns:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from feeds.simulator.conn import ClientConn
 from feeds.simulator.fmt import Fmt
@@ -75,6 +75,9 @@ class BybitVenue:
         self._last_price: dict[str, int] = {}
         self._cs = 1_000_000_000
         self._last_mark: dict[str, MarkUpdate] = {}
+        # Capture mode (no model): subscriptions are only registered; the replay calls this hook so
+        # it can send a late subscriber a snapshot rebuilt from the recording.
+        self.attach_hook: Callable[[ClientConn, str, int], None] | None = None
 
     # -- websocket control --------------------------------------------------------------------
     def open(self, conn: ClientConn, path: str, query: dict[str, str]) -> bool:
@@ -137,6 +140,11 @@ class BybitVenue:
 
     def _attach(self, conn: ClientConn, topic: str, now_ns: int) -> None:
         parts = topic.split(".")
+        if self.model is None:
+            self.subs.setdefault(topic, set()).add(conn)
+            if self.attach_hook is not None:
+                self.attach_hook(conn, topic, now_ns)
+            return
         if parts[0] == "orderbook":
             depth, symbol = int(parts[1]), parts[2]
             book = self.books.get(topic)

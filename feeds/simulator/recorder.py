@@ -57,7 +57,6 @@ def render_records(scenario: Scenario, venue: str, latency_ms: float = 2.0,
             else:
                 out = BybitVenue(model, scenario.symbols, coalesce=True)
                 for topic in (f"orderbook.200.{sym}", f"publicTrade.{sym}", f"tickers.{sym}"):
-                    collector.streams.append(topic)
                     out.on_text(collector, f'{{"op":"subscribe","args":["{topic}"]}}', now)  # type: ignore[arg-type]
                 collector.records = [r for r in collector.records if '"op":"subscribe"' not in r[1]]
         out.on_events(events, now)

@@ -80,6 +80,8 @@ class SimulatorServer:
         self.model: MarketModel | None = None
         if capture is None:
             specs = scenario.symbols if scenario is not None else symbols
+            if scenario is not None:  # a scenario fixes its own seed and background rate
+                seed, rate = scenario.seed, scenario.rate
             self.model = MarketModel(specs, seed=seed, rate=rate,
                                      start_ns=start_ns if start_ns is not None else time.time_ns())
             if scenario is not None:

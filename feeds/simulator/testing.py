@@ -38,11 +38,25 @@ class BinanceSyncBook:
         self.synced = False
         self.gaps = 0
         self.applied = 0
+        self._first_pending = False  # synced from a snapshot, no event applied on top of it yet
 
     def on_event(self, data: dict) -> None:
         """Feed one ``depthUpdate`` payload (already unwrapped)."""
         if not self.synced:
             self.buffer.append(data)
+            return
+        if self._first_pending:
+            last = self.last_u
+            assert last is not None
+            if data["u"] < last:
+                return  # older than the snapshot: dropped (rule 4)
+            if data["U"] <= last <= data["u"]:
+                self._first_pending = False
+                self._apply(data)
+                return
+            self.gaps += 1  # the snapshot is older than the stream: fetch again
+            self.synced = False
+            self.buffer = [data]
             return
         if data["pu"] != self.last_u:
             self.gaps += 1
@@ -62,6 +76,7 @@ class BinanceSyncBook:
         self.last_u = last
         self.synced = True
         self.buffer = []
+        self._first_pending = not events
         for i, e in enumerate(events):
             if i == 0:
                 assert e["U"] <= last <= e["u"], "first event must straddle lastUpdateId"

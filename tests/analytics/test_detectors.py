@@ -310,3 +310,16 @@ def test_bad_configuration_is_refused_with_the_key_named(inst, cfg, msg):
 def test_whole_app_config_is_accepted(inst):
     d = DetectorSet(inst, {"detectors": {"iceberg": {"enabled": False}}, "ui": {}})
     assert "iceberg" not in d.enabled
+
+
+def test_a_flickering_quote_is_neither_stack_nor_pull(inst):
+    m = start(inst, large_order={"enabled": False})
+    m.depth(1000, asks={MID + 2: 200.0})
+    m.idle(1000, 1400)
+    m.depth(1400, asks={MID + 2: 10.0})  # gone again after 0.4 s
+    m.idle(1400, 3000)
+    assert m.opened("stack") == [] and m.opened("pull") == []
+    m.depth(3000, asks={MID + 2: 200.0})
+    m.idle(3000, 4000)
+    st = m.opened("stack")
+    assert len(st) == 1 and st[0].evidence["added"] == 190.0 and st[0].evidence["rested_ms"] >= 500

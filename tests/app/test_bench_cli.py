@@ -87,7 +87,7 @@ def fake_modules(monkeypatch: pytest.MonkeyPatch) -> None:
 
     good.run = fine  # type: ignore[attr-defined]
     skipped = types.ModuleType("benchmarks.bench_mmm_book")
-    skipped.ROWS = ("book.",)  # type: ignore[attr-defined]
+    skipped.ROWS = ("book.apply",)  # type: ignore[attr-defined]
 
     def must_not_run(quick: bool = False) -> list[BenchResult]:
         raise AssertionError("a module whose ROWS cannot match --only must not run")
@@ -127,7 +127,25 @@ def test_only_naming_a_module_keeps_all_its_rows(capsys: pytest.CaptureFixture[s
     assert [r["name"] for r in json_rows(capsys.readouterr().out)] == ["zzz.rate", "yyy.x"]
 
 
+def test_every_row_name_is_declared() -> None:
+    from benchmarks import bench_core
+
+    assert set(bench_core.ROWS) == set(bench_core.RING_ROWS) | set(bench_core.FLOW_ROWS)
+    assert runner._may_match("bench_core", bench_core, "add.one")  # a middle substring of a row name
+    assert not runner._may_match("bench_core", bench_core, "book")
+
+
 def test_format_value() -> None:
     assert runner.format_value(12_345_678.9) == "12,345,679"
     assert runner.format_value(0.012345) == "0.01235"
     assert runner.format_value(None) == "-"
+
+
+@pytest.mark.usefixtures("core_only", "btc_capture")  # btc_capture: the real data must be there
+def test_order_flow_rows_race_a_peer_on_the_real_trades(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--json", "--quick", "--only", "profile."]) == 0
+    rows = json_rows(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["profile.add.per_message", "profile.add.one_batch"]
+    for row in rows:
+        assert row["unit"] == "trades/s" and row["trades"] == 21_313
+        assert row["peer"] == "python dicts per trade" and row["ratio"] > 0

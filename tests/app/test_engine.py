@@ -506,3 +506,35 @@ def test_the_real_detectors_run_on_the_engine_by_default() -> None:
 def test_bad_detector_or_alert_settings_fail_at_construction(config: dict) -> None:
     with pytest.raises(ValueError):
         Engine(config)
+
+
+def test_footprint_bars_from_trades_including_a_late_print() -> None:
+    m = MarketState(INST, {"engine": {"ring_capacity": 1024, "footprint_bar_s": 1.0}})
+    m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1)
+    m.apply(trade(ev.BID, 1001, 1.0, T0 + 100), None)
+    m.apply(trade(ev.ASK, 1000, 2.0, T0 + 50), None)  # late print: counted at T0 + 100
+    m.apply(trade(ev.BID, 1001, 3.0, T0 + 1_500_000_000), None)  # next 1 s bar
+    bars = m.footprint_bars()
+    assert len(bars) == 2 and bars[0].closed and not bars[1].closed
+    assert (bars[0].buy_volume, bars[0].sell_volume, bars[1].buy_volume) == (1.0, 2.0, 3.0)
+    assert m.aggregate_rejected == 0
+    assert m.frame(ladder_rows=4).ladder_traded_buy.sum() == 4.0
+
+
+def test_engine_footprint_accessor() -> None:
+    engine = Engine(SMALL, detect=False)
+    engine.add_feed(FakeFeed(basic_script()))
+    asyncio.run(engine.run_until(5))
+    bars = engine.footprint("ALTUSDT")
+    assert len(bars) == 1 and bars[0].buy_volume == 1.5 and engine.footprint("nope:X") == []
+
+
+def test_message_rate_is_per_wall_second_and_decays() -> None:
+    m = market()
+    for i in range(50):
+        m.apply(diff({1000: float(i + 1)}, {}, i + 1), i + 1)
+    time.sleep(1.05)
+    first = m.message_rate  # rolls the ~1 s window: 50 messages in it
+    assert 30 < first < 50.1
+    time.sleep(1.05)
+    assert m.message_rate == 0.0  # quiet for a window: no stale figure

@@ -146,3 +146,31 @@ def test_engine_recovers_from_faults_to_the_simulators_book() -> None:
     assert our_bid[0].tolist() == bid_t[:20].tolist() and our_ask[0].tolist() == ask_t[:20].tolist()
     assert our_bid[1] == pytest.approx(bid_q[:20]) and our_ask[1] == pytest.approx(ask_q[:20])
     assert no_simulator_threads()
+
+
+def test_unreachable_venue_is_one_line_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "dead.toml"
+    cfg.write_text('[venues.binance-usdm]\nrest = "http://127.0.0.1:9"\nws_public = "ws://127.0.0.1:9/public"\n'
+                   'ws_market = "ws://127.0.0.1:9/market"\n')
+    assert main(["watch", "binance-usdm:BTCUSDT", "--json", "--duration", "5", "--config", str(cfg)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "exchangeInfo" in captured.err and "Traceback" not in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["type"] == "summary"
+
+
+def test_unknown_symbol_on_a_venue_is_one_line_exit_2(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from feeds.simulator.server import SimulatorThread, parse_symbols
+
+    with SimulatorThread(symbols=parse_symbols(["ALTUSDT"])) as sim:
+        ep = sim.server.endpoints()["bybit-linear"]
+        cfg = tmp_path / "sim.toml"
+        cfg.write_text(f'[venues.bybit-linear]\nrest = "{ep["rest"]}"\nws = "{ep["ws"]}"\n')
+        assert main(["watch", "bybit-linear:NOPEUSDT", "--duration", "5", "--config", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "NOPEUSDT" in err, err
+        # and the same venue serves a listed symbol through the real Bybit adapter
+        objs = run_watch(["watch", "bybit-linear:ALTUSDT", "--json", "--duration", "2", "--config", str(cfg)], capsys)
+    tops = [o for o in objs if o["type"] == "top"]
+    assert tops and tops[0]["venue"] == "bybit-linear" and objs[-1]["malformed"] == 0
+    ids = [t["update_id"] for t in tops]
+    assert ids == sorted(set(ids))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from app.core.book import TICK_LIMIT, DepthBook, WalkResult
+from app.core.book import _LOG_FOLD, TICK_LIMIT, DepthBook, WalkResult
 from app.core.events import (
     ASK,
     BID,
@@ -295,12 +295,13 @@ def test_wide_spread_thin_book_stays_correct() -> None:
 def test_far_log_is_folded_and_bounded() -> None:
     book = make(64)
     put(book, BID, {1000: 1.0})
-    for i in range(2000):
+    n = _LOG_FOLD * 2 + 7
+    for i in range(n):
         book.apply_side(BID, np.array([1000, 10 + i % 50], dtype=np.int64), np.array([1.0, float(i % 3)]))
-    assert len(book._bid.log) <= 512
+    assert 0 < len(book._bid.log) < _LOG_FOLD  # folded along the way, memory bounded
     ref = {1000: 1.0}
     for k in range(50):
-        last = max(i for i in range(2000) if i % 50 == k)
+        last = max(i for i in range(n) if i % 50 == k)
         if last % 3:
             ref[10 + k] = float(last % 3)
     assert as_dict(book, BID) == ref
@@ -689,3 +690,43 @@ def test_trade_rows_are_not_validated_as_depth() -> None:
     rows["ev"][-1] = BOTH_CLOCKS | TRADE_EVENT  # not even a side flag
     book.apply(rows)
     assert book.best_bid() == (90, 1.0)
+
+
+def test_apply_negative_zero_deletes_like_zero() -> None:
+    book = make()
+    book.apply(_batch(1.0, 2.0))
+    book.apply(_batch(-0.0, 2.0))
+    assert as_dict(book, BID) == {91: 2.0}
+    assert book.qty_at(BID, 90) == 0.0 and math.copysign(1.0, book.qty_at(BID, 90)) == 1.0
+
+
+def test_apply_batch_with_far_levels_copies_what_it_keeps() -> None:
+    """Rows are read through views of the batch: mutating the batch afterwards changes nothing."""
+    book = make(32)
+    batch = depth_rows(BID, np.array([1000, 999, 5, 3]), np.array([1.0, 2.0, 3.0, 4.0]), 0.1, 1, 1, 1)
+    book.apply(batch)
+    batch["qty"] = 9.0
+    batch["ival"] = 7
+    assert as_dict(book, BID) == {1000: 1.0, 999: 2.0, 5: 3.0, 3: 4.0}
+
+
+@pytest.mark.parametrize("side", [BID, ASK])
+def test_stale_deletes_beyond_the_window_with_a_best_change_in_one_message(side: int) -> None:
+    """Venues send deletes of levels far on the better side; the same message may move the best."""
+    book = make(64)
+    sign = 1 if side == BID else -1
+    put(book, side, {1000: 1.0, 1000 - sign: 2.0, 1000 - 2 * sign: 3.0})
+    stale = 1000 + sign * 5000  # beyond the window, better than any level: a delete of nothing
+    book.apply_side(side, np.array([stale, 1000], dtype=np.int64), np.array([0.0, 0.0]))
+    assert book.levels(side)[0].tolist() == [1000 - sign, 1000 - 2 * sign]
+    assert (book.best_bid() if side == BID else book.best_ask()) == (1000 - sign, 2.0)
+    book.apply_side(side, np.array([stale, 1000 + sign], dtype=np.int64), np.array([0.0, 4.0]))
+    assert (book.best_bid() if side == BID else book.best_ask()) == (1000 + sign, 4.0)
+    book.apply_side(side, np.array([stale + sign], dtype=np.int64), np.array([0.0]))
+    assert (book.best_bid() if side == BID else book.best_ask()) == (1000 + sign, 4.0)
+
+
+def test_apply_rejects_other_structured_arrays() -> None:
+    other = np.zeros(2, dtype=[("ev", "<u8"), ("qty", "<f8")])
+    with pytest.raises(ValueError, match="EVENT_DTYPE"):
+        make().apply(other)

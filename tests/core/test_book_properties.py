@@ -149,3 +149,62 @@ def test_apply_batches_match_row_by_row_reference(roi: int, msgs: list[np.ndarra
             version += 1
         assert book.version == version
         assert_same(book, ref)
+
+
+BAD_ROWS = [
+    "nan qty",
+    "inf qty",
+    "negative qty",
+    "no side",
+    "both sides",
+    "off grid",
+    "wrong tick",
+    "unsorted",
+]
+
+
+@SETTINGS
+@given(roi=st.sampled_from([16, 256]), msgs=batches(), bad=st.sampled_from(BAD_ROWS), data=st.data())
+def test_a_batch_with_one_bad_row_changes_nothing(
+    roi: int, msgs: list[np.ndarray], bad: str, data: st.DataObject
+) -> None:
+    """Whatever the book holds, a batch with one bad row anywhere raises and leaves it untouched."""
+    book = DepthBook(INST, roi_ticks=roi)
+    for batch in msgs[:-1]:
+        book.apply(batch)
+    before = (
+        [book.levels(s) for s in (BID, ASK)],
+        book.best_bid_tick,
+        book.best_ask_tick,
+        book.version,
+        book.update_id,
+    )
+    n = data.draw(st.integers(2, 12))
+    side = data.draw(st.sampled_from([BID, ASK]))
+    ticks = np.array(data.draw(st.lists(st.integers(0, 3000), min_size=n, max_size=n)))
+    batch = depth_rows(side, ticks, np.ones(n), 0.5, 100, 100, 999)
+    i = data.draw(st.integers(1, n - 1))
+    if bad.endswith("qty"):
+        batch["qty"][i] = {"nan qty": np.nan, "inf qty": np.inf, "negative qty": -1.0}[bad]
+    elif bad == "no side":
+        batch["ev"][i] &= ~np.uint64((1 << 29) | (1 << 28))
+    elif bad == "both sides":
+        batch["ev"][i] |= np.uint64((1 << 29) | (1 << 28))
+    elif bad == "off grid":
+        batch["px"][i] += 0.25  # half a tick
+    elif bad == "wrong tick":
+        batch["ival"][i] += 1
+    else:
+        batch["exch_ts"][i] = 99
+    with pytest.raises(ValueError):
+        book.apply(batch)
+    after = (
+        [book.levels(s) for s in (BID, ASK)],
+        book.best_bid_tick,
+        book.best_ask_tick,
+        book.version,
+        book.update_id,
+    )
+    for (t0, q0), (t1, q1) in zip(before[0], after[0], strict=True):
+        assert t0.tolist() == t1.tolist() and q0.tolist() == q1.tolist()
+    assert before[1:] == after[1:]

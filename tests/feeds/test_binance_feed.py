@@ -32,12 +32,14 @@ class Script:
 
     def __init__(self, drop_after: int | None = None) -> None:
         self.u = 100
+        self.snapshots_served = 0
         self.public_connections = 0
         self.drop_after = drop_after
         self.sent_after_reconnect = asyncio.Event()
 
     def snapshot(self, query: str) -> tuple[int, str]:
         assert "symbol=TESTUSDT" in query and "limit=1000" in query
+        self.snapshots_served += 1
         body = {"lastUpdateId": self.u, "E": 1, "T": 1, "bids": [["100.0", "5.000"], ["99.9", "1.000"]],
                 "asks": [["101.0", "1.000"]]}  # fmt: skip
         return 200, json.dumps(body)
@@ -52,13 +54,18 @@ class Script:
             return
         self.public_connections += 1
         nth = self.public_connections
-        for k in range(40):
+        served_before = self.snapshots_served
+        after = 0  # diffs sent since this connection's snapshot was served
+        for k in range(1000):  # diffs every 10 ms until 30 followed this connection's snapshot
             prev, self.u = self.u, self.u + 10
-            await conn.send(depth(prev + 1, self.u, prev, "100.0", f"{k + 1}.000"))
+            await conn.send(depth(prev + 1, self.u, prev, "100.0", f"{k % 9 + 1}.000"))
             await asyncio.sleep(0.01)
-            if nth == 1 and self.drop_after is not None and k == self.drop_after:
+            after += self.snapshots_served > served_before
+            if nth == 1 and self.drop_after is not None and after == self.drop_after:
                 await conn.close()
                 return
+            if after == 30:
+                break
         if nth > 1:
             self.sent_after_reconnect.set()
         await conn.wait_closed()
@@ -94,7 +101,7 @@ def test_syncs_delivers_and_captures_raw() -> None:
             sink = TopCheckSink([])
 
             def done() -> bool:
-                return script.u >= 400 and any(
+                return script.u >= 400 and ("TESTUSDT", LIVE, "") in sink.statuses and any(
                     int(b["ev"][0]) & KIND_MASK == OPEN_INTEREST_EVENT for _, b, _ in sink.batches)
 
             await run_until(feed, sink, done)
@@ -103,7 +110,8 @@ def test_syncs_delivers_and_captures_raw() -> None:
             assert states[:3] == [CONNECTING, SYNCING, LIVE] and states[-1] == STOPPED
             book = sink.books["TESTUSDT"]
             assert book.best_ask()[0] == 1010
-            assert book.best_bid()[0] == 1000 and book.best_bid()[1] >= 2.0
+            last_depth = json.loads([r for _, r in sink.raw if "@depth" in r[:40]][-1])["data"]
+            assert book.best_bid() == (1000, float(last_depth["b"][0][1]))
             kinds = sink.kinds()
             assert TRADE_EVENT in kinds and OPEN_INTEREST_EVENT in kinds
             c = feed.counters()
@@ -165,5 +173,124 @@ def test_unreachable_rest_is_a_clear_error() -> None:
                                http_timeout_s=2.0)  # fmt: skip
         with pytest.raises(FeedError, match="cannot load exchangeInfo"):
             await feed.run(TopCheckSink([]))
+
+    asyncio.run(main())
+
+
+def test_planned_reconnect_before_the_connection_age_limit() -> None:
+    async def main() -> None:
+        script = Script()
+        venue = FakeVenue({"/fapi/v1/exchangeInfo": lambda q: (200, EXCHANGE_INFO),
+                           "/fapi/v1/depth": script.snapshot}, script.ws)  # fmt: skip
+        async with venue.running():
+            feed = make_feed(venue, open_interest_poll_s=0, max_connection_age_s=0.25)
+            sink = TopCheckSink([])
+            planned = ("TESTUSDT", DISCONNECTED, "planned reconnect before the 24 h cut")
+
+            def live_again() -> bool:
+                if planned not in sink.statuses:
+                    return False
+                return ("TESTUSDT", LIVE, "") in sink.statuses[sink.statuses.index(planned) + 1 :]
+
+            await run_until(feed, sink, live_again)
+            assert feed.counters().reconnects >= 1
+            assert sink.books["TESTUSDT"].best_bid()[0] == 1000
+
+    asyncio.run(main())
+
+
+# --- the helpers both feeds use ---------------------------------------------------------------------
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    import random
+
+    b = Backoff(0.5, 4.0, rng=random.Random(1))
+    delays = [b.next_delay() for _ in range(8)]
+    assert all(0.25 <= d <= 4.0 for d in delays)
+    assert delays[0] <= 0.5 and max(delays[4:]) > 1.0  # the ceiling doubled up to the cap
+    assert len(set(delays)) == len(delays)  # jittered
+    b.reset()
+    assert b.next_delay() <= 0.5
+
+
+def test_http_get_plain_chunked_and_errors() -> None:
+    from feeds.http import HttpError, http_get
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await respond(reader, writer)
+        finally:
+            writer.close()
+
+    async def respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = (await reader.readuntil(b"\r\n\r\n")).decode()
+        path = request.split(" ", 2)[1]
+        if path == "/chunked":
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
+        elif path == "/plain":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"b\":2}")
+        elif path == "/eof":
+            writer.write(b"HTTP/1.0 200 OK\r\n\r\n[1,2]")
+        elif path == "/slow":
+            await reader.read()  # until the client gives up and closes
+        else:
+            writer.write(b"HTTP/1.1 429 Too Many Requests\r\nContent-Length: 26\r\n\r\n{\"code\":-1003,\"msg\":\"x\"}  ")
+        await writer.drain()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        async with server:
+            assert await http_get(base + "/chunked") == '{"a":1}'
+            assert await http_get(base + "/plain") == '{"b":2}'
+            assert await http_get(base + "/eof") == "[1,2]"
+            with pytest.raises(HttpError, match="HTTP 429") as info:
+                await http_get(base + "/limited")
+            assert info.value.status == 429 and "-1003" in info.value.body
+            with pytest.raises(HttpError, match="no answer within 0.2 s"):
+                await http_get(base + "/slow", timeout_s=0.2)
+            with pytest.raises(HttpError, match="unsupported URL scheme"):
+                await http_get("ftp://127.0.0.1/x")
+        with pytest.raises(HttpError, match="ConnectionRefusedError|OSError"):
+            await http_get(base + "/plain")
+
+    asyncio.run(main())
+
+
+def test_stale_snapshots_are_refetched_at_a_pace() -> None:
+    async def main() -> None:
+        script = Script()
+        served: list[float] = []
+
+        def stale_then_good(query: str) -> tuple[int, str]:
+            served.append(asyncio.get_running_loop().time())
+            if len(served) < 3:  # older than anything streamed: U of the first diff > lastUpdateId
+                return 200, json.dumps({"lastUpdateId": 5, "E": 1, "T": 1, "bids": [["99.0", "1"]], "asks": []})
+            return script.snapshot(query)
+
+        venue = FakeVenue({"/fapi/v1/exchangeInfo": lambda q: (200, EXCHANGE_INFO),
+                           "/fapi/v1/depth": stale_then_good}, script.ws)  # fmt: skip
+        async with venue.running():
+            feed = make_feed(venue, open_interest_poll_s=0)
+            sink = TopCheckSink([])
+            await run_until(feed, sink, lambda: ("TESTUSDT", LIVE, "") in sink.statuses)
+            assert len(served) == 3
+            assert all(b - a >= 0.1 for a, b in zip(served, served[1:], strict=False))  # paced, not hammered
+            # the stale snapshots never reached the book
+            assert all(99.0 != float(p) for _, b, _ in sink.batches for p in b["px"])
+
+    asyncio.run(main())
+
+
+def test_unknown_symbol_reports_stopped_with_the_reason() -> None:
+    async def main() -> None:
+        venue = FakeVenue({"/fapi/v1/exchangeInfo": lambda q: (200, EXCHANGE_INFO)}, Script().ws)
+        async with venue.running():
+            sink = TopCheckSink([])
+            with pytest.raises(FeedError):
+                await BinanceUsdmFeed(["NOPEUSDT"], venue.http, venue.wsurl, venue.wsurl).run(sink)
+            assert sink.statuses[-1] == ("NOPEUSDT", STOPPED, "binance-usdm: unknown symbol NOPEUSDT (not listed in exchangeInfo)")
 
     asyncio.run(main())

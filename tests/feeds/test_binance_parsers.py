@@ -196,6 +196,8 @@ def test_unknown_symbol_is_a_feed_error() -> None:
     assert "\n" not in str(info.value)
     with pytest.raises(FeedError, match="not the expected JSON"):
         parse_exchange_info("<html>", "BTCUSDT")
+    with pytest.raises(FeedError, match=r"BTCSTUSDT is not trading \(status PENDING_TRADING\)"):
+        parse_exchange_info(_cryptofeed_exchange_info(), "BTCSTUSDT")
 
 
 def test_rest_line_embeds_body_verbatim() -> None:
@@ -221,3 +223,49 @@ def test_bad_level_text_is_malformed_not_fatal() -> None:
     p = BinanceUsdmProcessor([BTC], RecordingSink())
     p.on_line(DEPTH.replace('"0.092"', '"zero"'), LOCAL)
     assert p.malformed == 1
+
+
+def test_processor_fast_paths_equal_the_pure_parsers() -> None:
+    from feeds.binance_usdm import BinanceUsdmProcessor
+    from tests.feeds._helpers import RecordingSink
+
+    sink = RecordingSink()
+    p = BinanceUsdmProcessor([BTC], sink)
+    for raw in (BOOK_TICKER, TRADE, TRADE.replace('"m":false', '"m":true')):
+        p.on_line(raw, LOCAL)
+    got = [b.tobytes() for _, b, _ in sink.batches]
+    want = [parse_book_ticker(BOOK_TICKER, BTC, LOCAL).tobytes(), parse_trade(TRADE, BTC, LOCAL).tobytes(),
+            parse_trade(TRADE.replace('"m":false', '"m":true'), BTC, LOCAL).tobytes()]  # fmt: skip
+    assert got == want
+    assert all(b.flags.writeable for _, b, _ in sink.batches)
+
+
+def test_parse_rest_line_round_trip() -> None:
+    from feeds.common import parse_rest_line
+
+    body = '{"lastUpdateId":1,"bids":[],"asks":[]}'
+    assert parse_rest_line(rest_line("/fapi/v1/depth?symbol=X&limit=5", body)) == (
+        "/fapi/v1/depth?symbol=X&limit=5", body.encode())  # fmt: skip
+    assert parse_rest_line(BOOK_TICKER) is None
+    assert parse_rest_line("not json") is None
+
+
+def test_processor_dispatches_every_stream() -> None:
+    from feeds.binance_usdm import BinanceUsdmProcessor
+    from tests.feeds._helpers import RecordingSink
+
+    sink = RecordingSink()
+    p = BinanceUsdmProcessor([BTC, Instrument("binance-usdm", "CTKUSDT", 0.001, 1.0)], sink)
+    frames = [
+        BOOK_TICKER, TRADE, AGG_TRADE,
+        '{"stream":"btcusdt@markPrice@1s","data":' + MARK + "}",
+        '{"stream":"btcusdt@forceOrder","data":' + FORCE + "}",
+        MARK,  # a bare payload (raw /ws/ mode)
+    ]  # fmt: skip
+    for raw in frames:
+        p.on_line(raw, LOCAL)
+    assert p.malformed == 0
+    assert [sym for sym, _, _ in sink.batches] == ["BTCUSDT", "BTCUSDT", "CTKUSDT", "BTCUSDT", "BTCUSDT", "BTCUSDT"]
+    assert sink.kinds() == [DEPTH_BBO_EVENT, DEPTH_BBO_EVENT, TRADE_EVENT, TRADE_EVENT, MARK_PRICE_EVENT,
+                            FUNDING_EVENT, LIQUIDATION_EVENT, MARK_PRICE_EVENT, FUNDING_EVENT]  # fmt: skip
+    assert all(uid is None for _, _, uid in sink.batches)

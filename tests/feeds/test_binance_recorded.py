@@ -120,3 +120,18 @@ def test_cryptofeed_four_symbols_top_equals_book_ticker() -> None:
     assert set(per_symbol) == {i.symbol for i in instruments}
     for sym, (common, equal) in per_symbol.items():
         assert common > 0 and equal == common, sym
+
+
+def test_benchmark_sink_builds_the_same_book(btc_capture: Path, btc_lines: list[tuple[int, bytes]]) -> None:
+    """The benchmark's apply_side fast path ends on the same book as plain apply."""
+    from benchmarks.bench_feeds import run_ours
+
+    _, messages, fast = run_ours(btc_capture)
+    _, plain = replay(btc_lines, [BTC])
+    assert messages == 93_954
+    ref = plain.books["BTCUSDT"]
+    assert fast.book.best_bid() == ref.best_bid() and fast.book.best_ask() == ref.best_ask()
+    for side in (1, -1):
+        ticks, qty = fast.book.levels(side, 200)
+        ref_ticks, ref_qty = ref.levels(side, 200)
+        assert ticks.tolist() == ref_ticks.tolist() and qty.tolist() == ref_qty.tolist()

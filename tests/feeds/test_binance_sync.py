@@ -90,26 +90,29 @@ def test_stale_snapshot_asks_for_another() -> None:
     assert [uid for _, uid in out] == [205, 210] and s.state == LIVE
 
 
-def test_snapshot_with_empty_buffer_then_bridging_rule() -> None:
+def test_snapshot_with_empty_buffer_is_held_until_a_diff_bridges_it() -> None:
     s = BinanceBookSync(INST)
-    assert [uid for _, uid in s.on_snapshot(snap(105))] == [105]
-    assert s.state == LIVE
-    assert s.on_diff(diff(90, 100, 89)) == []  # older than the snapshot: dropped
-    assert [uid for _, uid in s.on_diff(diff(104, 108, 103))] == [108]  # U <= 105 <= u
+    assert s.on_snapshot(snap(105)) == []
+    assert s.state == SYNCING and not s.needs_snapshot and "waiting for a diff" in s.reason
+    assert s.on_diff(diff(90, 100, 89)) == [] and s.stale == 1  # older than the snapshot: dropped
+    out = s.on_diff(diff(104, 108, 103))  # U <= 105 <= u
+    assert [uid for _, uid in out] == [105, 108] and s.state == LIVE
+    assert kinds(out[0].batch)[0] == DEPTH_CLEAR_EVENT
     assert [uid for _, uid in s.on_diff(diff(109, 112, 108))] == [112]
 
 
-def test_first_diff_past_the_snapshot_is_a_gap() -> None:
+def test_held_snapshot_older_than_the_first_diff_is_fetched_again() -> None:
     s = BinanceBookSync(INST)
     s.on_snapshot(snap(105))
-    out = s.on_diff(diff(110, 112, 109))
-    assert kinds(out[0].batch) == [GAP_EVENT, DEPTH_CLEAR_EVENT] and s.state == RESYNCING
+    assert s.on_diff(diff(110, 112, 109)) == []  # U=110 > 105: the snapshot was too old; nothing shown
+    assert s.needs_snapshot and s.refetches == 1 and s.resyncs == 0 and s.state == SYNCING
+    assert [uid for _, uid in s.on_snapshot(snap(111))] == [111, 112]
 
 
 def test_duplicate_diff_is_dropped_not_a_gap() -> None:
     s = BinanceBookSync(INST)
-    s.on_snapshot(snap(100))
     s.on_diff(diff(99, 110, 98))
+    s.on_snapshot(snap(100))
     s.on_diff(diff(111, 120, 110))
     assert s.on_diff(diff(111, 120, 110)) == []
     assert s.stale == 1 and s.resyncs == 0 and s.state == LIVE
@@ -117,6 +120,7 @@ def test_duplicate_diff_is_dropped_not_a_gap() -> None:
 
 def test_unsolicited_snapshot_is_ignored() -> None:
     s = BinanceBookSync(INST)
+    s.on_diff(diff(95, 100, 94))
     s.on_snapshot(snap(100))
     assert s.on_snapshot(snap(90)) == [] and s.update_id == 100
 
@@ -132,6 +136,7 @@ def test_buffer_is_bounded() -> None:
 def test_reset_marks_a_gap_only_after_a_book_was_delivered() -> None:
     s = BinanceBookSync(INST)
     assert s.reset("connected") == [] and s.state == SYNCING
+    s.on_diff(diff(95, 100, 94))
     s.on_snapshot(snap(100))
     out = s.reset("connection lost", 5, 6)
     assert kinds(out[0].batch) == [GAP_EVENT, DEPTH_CLEAR_EVENT]
@@ -188,8 +193,8 @@ def test_processor_recorded_rest_lines_and_bare_snapshot() -> None:
 def test_processor_gap_then_resync_statuses() -> None:
     sink = RecordingSink()
     p = BinanceUsdmProcessor([INST], sink)
-    p.on_line(snap_json(100), 1)
-    p.on_line(diff_json(95, 105, 94), 2)
+    p.on_line(diff_json(95, 105, 94), 1)
+    p.on_line(snap_json(100), 2)
     p.on_line(diff_json(120, 130, 119), 3)  # gap
     assert [s for _, s, _ in sink.statuses] == [LIVE, RESYNCING]
     assert p.resyncs == 1 and p.snapshots_wanted() == ["TESTUSDT"]
@@ -203,7 +208,16 @@ def test_off_grid_levels_are_left_out_and_counted() -> None:
     p = BinanceUsdmProcessor([INST], sink)
     p.on_line(snap_json(100, bids=(("100.0", "1"), ("99.95", "4")), asks=(("100.1", "1"),)), 1)
     assert p.off_grid == {"TESTUSDT": 1}
-    assert sink.batches[-1][1]["ival"].tolist() == [0, 1000, 1001]  # clear row, then on-grid levels
     p.on_line(diff_json(99, 110, 98, bids=[("100.03", "1"), ("100.0", "2")]), 2)
+    assert sink.batches[-2][1]["ival"].tolist() == [0, 1000, 1001]  # clear row, then on-grid levels
     assert p.off_grid == {"TESTUSDT": 2} and p.malformed == 0
     assert sink.batches[-1][2] == 110 and sink.batches[-1][1]["qty"].tolist() == [2.0]
+
+
+def test_bridges_tells_which_buffer_a_snapshot_fits() -> None:
+    s = BinanceBookSync(INST)
+    s.on_diff(diff(101, 110, 100))
+    s.on_diff(diff(111, 120, 110))
+    assert s.bridges(105) and s.bridges(120) and not s.bridges(100) and not s.bridges(121)
+    s.on_snapshot(snap(105))
+    assert not s.bridges(115)  # synced: wants no snapshot

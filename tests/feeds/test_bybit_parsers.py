@@ -182,9 +182,27 @@ def test_instruments_info_errors() -> None:
         parse_instruments_info('{"retCode":10001,"retMsg":"params error","result":{}}', "X")
     with pytest.raises(FeedError, match="not the expected JSON"):
         parse_instruments_info("[]", "X")
+    closed = '{"retCode":0,"result":{"list":[{"symbol":"X","status":"Closed","priceFilter":{"tickSize":"1"}}]}}'
+    with pytest.raises(FeedError, match=r"X is not trading \(status Closed\)"):
+        parse_instruments_info(closed, "X")
 
 
 def test_dispatch_and_topic_symbol() -> None:
     assert set(TOPIC_PARSERS) == {"orderbook", "publicTrade", "allLiquidation", "tickers"}
     assert topic_symbol("orderbook.200.BTCUSDT") == "BTCUSDT"
     assert topic_symbol("tickers.1000PEPEUSDT") == "1000PEPEUSDT"
+
+
+def test_processor_dispatches_every_topic() -> None:
+    from feeds.bybit_linear import BybitLinearProcessor
+    from tests.feeds._helpers import RecordingSink
+
+    sink = RecordingSink()
+    p = BybitLinearProcessor([BTC, ROSE], sink)
+    snapshot = DELTA.replace('"type":"delta"', '"type":"snapshot"')
+    for raw in (snapshot, TRADE, LIQ, TICKER_SNAPSHOT, TICKER_DELTA_1):
+        p.on_line(raw, LOCAL)
+    assert p.malformed == 0
+    assert [sym for sym, _, _ in sink.batches] == ["BTCUSDT", "BTCUSDT", "ROSEUSDT", "BTCUSDT", "BTCUSDT"]
+    assert sink.batches[0][2] == 15076955 and all(uid is None for _, _, uid in sink.batches[1:])
+    assert kinds(sink.batches[2][1]) == [LIQUIDATION_EVENT]

@@ -135,7 +135,7 @@ def test_bybit_spot_connection_is_not_mixed_into_linear_books() -> None:
 def test_keyframe_plus_catch_up_equals_the_book_of_a_full_replay(eth_head: Path, eth_cache: Path) -> None:
     feed = ReplayFeed(eth_head, cache=True, cache_dir=eth_cache)
     idx = feed.index()
-    assert idx.meta["keyframes"] > 30
+    assert idx.meta["keyframes"] > 10
     full = DictBook()
     done = 0
     for seconds in (0.5, 37.3, 61.9, 62.0, 80.0):
@@ -264,3 +264,37 @@ def test_tardis_rows_become_book_and_trade_batches(tmp_path: Path) -> None:
     assert ref.sides[BUY_EVENT] == {618002: 2.5, 618001: 1.5} and ref.sides[SELL_EVENT] == {618005: 3.0}
     trade = sink.batches[1][1]
     assert int(trade["ev"][0]) & SIDE_MASK == SELL_EVENT and trade["exch_ts"][0] == 1723161256500000000
+
+
+def test_bare_snapshots_of_a_multi_symbol_capture_find_their_symbol(tmp_path: Path) -> None:
+    """hftbacktest-style lines (no channel, bare REST bodies) for 4 symbols: each snapshot syncs its own book."""
+    src = ReplayFeed(recorded("binance_usdm", "cryptofeed_BINANCE_FUTURES.ws.1.0"))
+    path = tmp_path / "bare.gz"
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        for rec in src.reader:
+            if rec.channel.startswith("ws") or "/depth" in rec.channel:
+                f.write(f"{rec.local_ns} {rec.raw}\n")
+    feed = ReplayFeed(path, tick_size=None)
+    sink = _run(feed)
+    live = {sym for sym, st, _ in sink.statuses if st == LIVE}
+    assert live == {"AKROUSDT", "KEEPUSDT", "SUSHIUSDT", "CTKUSDT"}
+    assert feed.counters().resyncs == 0
+
+
+def test_a_read_only_capture_gets_its_cache_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from feeds.capture.index import default_cache_dir
+
+    cap = tmp_path / "ro" / "xrp.data"
+    cap.parent.mkdir()
+    shutil.copyfile(recorded("bybit_linear", "nautilus_2024-12-01_XRPUSDT_ob500.data"), cap)
+    assert default_cache_dir(cap) == cap.with_name("xrp.data.ddcache")
+    cap.chmod(0o444)  # like the shared recorded data: never write beside it
+    monkeypatch.setenv("DEPTHDESK_CACHE_DIR", str(tmp_path / "user-cache"))
+    folder = default_cache_dir(cap)
+    assert folder.parent == tmp_path / "user-cache" and folder.name.startswith("xrp.data.")
+    idx = ReplayFeed(cap, cache=True).index()
+    assert idx.folder == folder and not cap.with_name("xrp.data.ddcache").exists()

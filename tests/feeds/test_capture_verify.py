@@ -59,3 +59,19 @@ def test_a_crossed_book_is_reported_with_the_update(tmp_path: Path) -> None:
     report = verify_capture(_write(tmp_path, lines))
     assert report.books[0].crossed == 1 and "u=11" in report.books[0].crossed_examples[0]
     assert "crossed book" in report.text()
+
+
+def test_tardis_csv_is_checked_for_crossed_books(tmp_path: Path) -> None:
+    head = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount\n"
+    rows = [
+        "bybit,XRPUSDT,1000,1001,true,bid,1.0000,5",
+        "bybit,XRPUSDT,1000,1001,true,ask,1.0002,4",
+        "bybit,XRPUSDT,2000,2001,false,bid,1.0001,3",
+    ]
+    good = tmp_path / "bybit_incremental_book_L2_2024-12-01_XRPUSDT.csv"
+    good.write_text(head + "\n".join(rows) + "\n")
+    report = verify_capture(good)
+    assert report.venue == "bybit-linear" and report.ok and report.books[0].applied == 3
+    good.write_text(head + "\n".join([*rows, "bybit,XRPUSDT,3000,3001,false,bid,1.0005,1"]) + "\n")
+    report = verify_capture(good)
+    assert report.books[0].crossed == 1 and not report.ok
