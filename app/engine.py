@@ -39,6 +39,8 @@ from feeds.base import CONNECTING, DISCONNECTED, FEED_STATES, STOPPED, Feed, Fee
 
 log = logging.getLogger(__name__)
 
+RESOURCE_CLOSE_S = 8.0  # longest wait for an embedded resource (simulator) to stop at engine stop
+
 # Listener kinds and the arguments each callback receives.
 LISTENER_KINDS = {
     "instrument": "(instrument)",
@@ -54,7 +56,7 @@ LISTENER_KINDS = {
 
 
 @dataclass(frozen=True, slots=True)
-class FeedError:
+class FeedFailure:
     """A feed that ended with an exception (bad symbol, unreachable venue …)."""
 
     source: str
@@ -93,23 +95,26 @@ class MarketStats:
 class _FeedSink:
     """The :class:`feeds.base.FeedSink` one feed talks to: routes its symbols to their markets."""
 
-    __slots__ = ("_engine", "venue", "label", "markets")
+    __slots__ = ("_engine", "venue", "label", "markets", "detached")
 
     def __init__(self, engine: Engine, venue: str, label: str) -> None:
         self._engine = engine
         self.venue = venue
         self.label = label
         self.markets: dict[str, MarketState] = {}
+        self.detached = False  # set when the source was removed: the feed is being stopped
 
     def on_instrument(self, instrument: Instrument) -> None:
         """Create (or refresh) the market state of a symbol."""
-        self.markets[instrument.symbol] = self._engine._market_for(self.venue, instrument)
+        if not self.detached:
+            self.markets[instrument.symbol] = self._engine._market_for(self.venue, instrument)
 
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         """Apply one message's batch atomically and emit what it produced."""
         market = self.markets.get(symbol)
-        if market is None:
-            self._engine._orphan_batches += 1
+        if market is None or self.detached:
+            if not self.detached:
+                self._engine._orphan_batches += 1
             return
         out = market.apply(batch, update_id)
         if out is not None:
@@ -117,14 +122,13 @@ class _FeedSink:
 
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
         """Forward a feed state change."""
-        self._engine._set_status(self.venue, symbol, state, reason)
+        if not self.detached:
+            self._engine._set_status(self.venue, symbol, state, reason)
 
     def on_raw(self, local_ns: int, raw: str) -> None:
         """Hand raw messages to capture listeners; nothing to do when nobody records."""
-        listeners = self._engine._listeners["raw"]
-        if listeners:
-            for cb in listeners:
-                cb(self.venue, local_ns, raw)
+        if self._engine._listeners["raw"]:
+            self._engine._call("raw", self.venue, local_ns, raw)  # a failing recorder never stops the feed
 
 
 @dataclass(slots=True)
@@ -172,6 +176,7 @@ class Engine:
         self._listeners: dict[str, list[Callable[..., Any]]] = {k: [] for k in LISTENER_KINDS}
         self._markets: dict[str, MarketState] = {}  # "venue:SYMBOL" -> state
         self._status: dict[str, tuple[str, str]] = {}  # "venue:SYMBOL" -> (state, reason)
+        self._reported: set[str] = set()  # keys whose feed has reported a state (listeners told)
         self._runs: list[_FeedRun] = []
         self._pending: list[_FeedRun] = []
         self._resources: list[Any] = []  # objects with close()/stop() to end with the engine
@@ -185,7 +190,7 @@ class Engine:
         self._stopped = False
         self._listener_errors = 0
         self._orphan_batches = 0
-        self.errors: list[FeedError] = []
+        self.errors: list[FeedFailure] = []
 
     # -- listeners ------------------------------------------------------------------------------
 
@@ -227,11 +232,11 @@ class Engine:
         run = _FeedRun(feed=feed, label=label, sink=_FeedSink(self, feed.venue, label))
         for symbol in feed.symbols:
             self._status.setdefault(f"{feed.venue}:{symbol}", (CONNECTING, ""))
-        loop = self._loop
-        if loop is None or not loop.is_running():
-            with self._registry_lock:
+        with self._registry_lock:  # _serve takes the pending list under the same lock: none is lost
+            loop = self._loop
+            if loop is None:
                 self._pending.append(run)
-            return
+                return
         if threading.get_ident() == self._loop_thread_id:
             self._start_run(run)
         else:
@@ -248,6 +253,7 @@ class Engine:
                     if r.feed.venue == venue and symbol in r.feed.symbols), None)
         if run is None:
             return False
+        run.sink.detached = True  # what the feed still says while it stops is not news any more
         loop = self._loop
         if loop is not None and loop.is_running() and run.task is not None:
             if threading.get_ident() == self._loop_thread_id:
@@ -261,6 +267,7 @@ class Engine:
                 self._runs.remove(run)
             self._markets.pop(f"{venue}:{symbol}", None)
             self._status.pop(f"{venue}:{symbol}", None)
+            self._reported.discard(f"{venue}:{symbol}")
         others = [f"{venue}:{s}" for s in run.feed.symbols if s != symbol]
         if others:
             self.add_sources(others)
@@ -330,7 +337,7 @@ class Engine:
             raise
         except Exception as exc:  # noqa: BLE001 - a feed error is reported, never a crash of the engine
             run.error = exc
-            err = FeedError(run.label, exc)
+            err = FeedFailure(run.label, exc)
             self.errors.append(err)
             log.info("feed %s failed: %s", run.label, err.message)  # status, error listeners and summary carry it
             log.debug("feed %s failure", run.label, exc_info=err.root)
@@ -369,7 +376,9 @@ class Engine:
         market = self._markets.get(key)
         if market is not None:
             market.set_state(state)
-        if previous is None or previous[0] != state or previous[1] != reason:
+        # The placeholder "connecting" put by add_feed is not a report: the feed's own first one is news.
+        if key not in self._reported or previous is None or previous != (state, reason):
+            self._reported.add(key)
             self._call("status", venue, symbol, state, reason)
 
     def _emit(self, market: MarketState, out: Emit) -> None:
@@ -476,7 +485,7 @@ class Engine:
                 "malformed": c.malformed,
                 "applied": sum(m.messages for m in markets if m is not None),
                 "tops": sum(m.tops for m in markets if m is not None),
-                "error": FeedError(run.label, run.error).message if run.error is not None else None,
+                "error": FeedFailure(run.label, run.error).message if run.error is not None else None,
             })
         return rows
 
@@ -512,10 +521,13 @@ class Engine:
         if not ready.wait(10):
             raise RuntimeError("engine thread did not start")
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
         """Cancel the feeds, join the engine thread, stop embedded resources and flush listeners."""
         thread = self._thread
         if thread is None:
+            return
+        if thread is threading.current_thread():  # from a listener: cannot join ourselves
+            self.request_stop()
             return
         self.request_stop()
         thread.join(timeout)
@@ -527,8 +539,7 @@ class Engine:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            loop.call_soon(ready.set)
-            loop.run_until_complete(self._serve(duration=None, until_feeds_end=False))
+            loop.run_until_complete(self._serve(duration=None, until_feeds_end=False, ready=ready))
         finally:
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
@@ -536,19 +547,22 @@ class Engine:
                 asyncio.set_event_loop(None)
                 loop.close()
 
-    async def _serve(self, duration: float | None, until_feeds_end: bool) -> None:
-        if self._loop is not None and self._loop.is_running():
+    async def _serve(self, duration: float | None, until_feeds_end: bool,
+                     ready: threading.Event | None = None) -> None:
+        if self._loop is not None:
             raise RuntimeError("engine is already running")
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread_id = threading.get_ident()
         self._stop_event = asyncio.Event()
         self._stopped = False
         if self._stop_requested:
             self._stop_event.set()
         with self._registry_lock:
+            self._loop = asyncio.get_running_loop()
+            self._loop_thread_id = threading.get_ident()
             pending, self._pending = self._pending, []
         for run in pending:
             self._start_run(run)
+        if ready is not None:
+            ready.set()
         stop_wait = asyncio.ensure_future(self._stop_event.wait())
         try:
             deadline = None if duration is None else self._loop.time() + duration
@@ -586,15 +600,20 @@ class Engine:
             if closer is None:
                 continue
             try:
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
+                if asyncio.iscoroutinefunction(closer):
+                    await asyncio.wait_for(closer(), RESOURCE_CLOSE_S)
+                else:  # blocking (a simulator thread's join): off the loop, bounded
+                    await asyncio.wait_for(asyncio.to_thread(closer), RESOURCE_CLOSE_S)
+            except TimeoutError:
+                log.warning("closing %r took more than %.0f s; going on", resource, RESOURCE_CLOSE_S)
             except Exception:  # noqa: BLE001 - stopping must go on for the other resources
                 log.exception("closing %r failed", resource)
         self._resources.clear()
         self._source_factory = None
         self._stopped = True
         self._call("stopped")
-        self._loop = None
-        self._loop_thread_id = None
+        with self._registry_lock:
+            self._loop = None
+            self._loop_thread_id = None
         self._stop_event = None
+        self._stop_requested = False

@@ -5,9 +5,9 @@ state's lock) to the book, the rings and the aggregations; it returns what the e
 :meth:`MarketState.frame` builds the immutable :class:`~app.core.frame.Frame` the GUI draws.
 
 In-sync rule for ``top`` output: the book is *synced* only after a batch that carries snapshot rows
-(the feed's ``DEPTH_CLEAR`` + ``DEPTH_SNAPSHOT`` after (re)sync); a clear without a
-snapshot (a feed's gap batch is ``GAP_EVENT`` + ``DEPTH_CLEAR``), a rejected batch or a feed state of connecting/resyncing/disconnected/stopped unsyncs it.
-A crossed book is never reported either (it is counted in ``crossed``), and an update id is reported
+(the feed's ``DEPTH_CLEAR`` + ``DEPTH_SNAPSHOT`` after (re)sync); a clear without a snapshot (a feed's
+gap batch is ``GAP_EVENT`` + ``DEPTH_CLEAR``), a batch the book rejects, or a feed state of
+connecting/resyncing/disconnected/stopped unsyncs it. A crossed book is never reported either (it is counted in ``crossed``), and an update id is reported
 once: a book message whose id does not advance past the last reported one gives no second ``top``.
 """
 
@@ -42,7 +42,7 @@ from app.core.frame import Frame
 from app.core.funding import FundingState, FundingTracker
 from app.core.instrument import Instrument
 from app.core.profile import VolumeProfile
-from app.core.ring import EventRing
+from app.core.ring import EventRing, RingOverrun
 from feeds.base import CONNECTING, DISCONNECTED, RESYNCING, STOPPED
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,7 @@ class MarketState:
         self.rejected = 0  # batches the book refused (invalid rows): book marked out of sync
         self.crossed = 0  # book messages after which the book was crossed (top withheld)
         self.repeated_ids = 0  # book messages that did not advance the update id (top withheld)
+        self.analytics_errors = 0  # detector / alert-rule exceptions (logged, data goes on)
         self._last_top_id: int | None = None
         self.last_exch_ts = 0
         self.last_local_ts = 0
@@ -182,7 +183,7 @@ class MarketState:
         self.last_trade_side = 0
         self.last_trade_qty = 0.0
         self.open_detections: dict[int, Detection] = {}
-        # message rate over ~1 s windows of receive time
+        # message rate over ~1 s windows of wall-clock time (rolled when read)
         self._rate_window_ts = _monotonic_ns()
         self._rate_count = 0
         self._last_rate = 0.0
@@ -226,10 +227,12 @@ class MarketState:
                     kinds |= _KIND_BIT[e & 0xFF]
                 exch_ts = int(batch["exch_ts"][-1])
                 local_ts = int(batch["local_ts"][-1])
+                book_ok = True
                 if kinds & _BOOK_BITS:
                     try:
                         self.book.apply(batch)
                     except ValueError as exc:
+                        book_ok = False
                         self.rejected += 1
                         self.synced = False
                         log.warning("%s: book rejected a batch (%s); waiting for a resync", self.instrument.key, exc)
@@ -238,7 +241,14 @@ class MarketState:
                             self.synced = True
                         elif kinds & _CLEAR_BIT:
                             self.synced = False
+                big = False
+                if self.ring.total_written + n - self._profile_seq > self._profile_flush_rows:
+                    self._flush_profile()  # before the ring could overwrite trades not yet aggregated
+                    big = n > self._profile_flush_rows
                 self.ring.extend(batch)
+                if big:  # more rows than the ring may keep unflushed: aggregate it from the batch itself
+                    self._aggregate(batch)
+                    self._profile_seq = self.ring.total_written
                 if kinds & ~_BOOK_BITS:
                     single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
                     if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
@@ -253,18 +263,11 @@ class MarketState:
                         state = self._on_funding(rows)
                         if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
                             funding = state
-                if self.ring.total_written - self._profile_seq >= self._profile_flush_rows:
-                    self._flush_profile()
-                if self._detect is not None:
-                    detections = self._detect(batch, self.book) or ()
-                    if detections:
-                        self._track(detections)
+                if self._detect is not None and book_ok:
+                    detections = self._run_detectors(batch)
                 alerter = self.alerts
-                if alerter is not None:
-                    if detections and alerter.rules:
-                        alerts = alerter.match(detections, self._centre_tick(), self._median_level())
-                    if kinds & _TRADE_BIT and alerter.price_rules:
-                        alerts = [*alerts, *alerter.check_trades(batch)]
+                if alerter is not None and (detections or kinds & _TRADE_BIT):
+                    alerts = self._run_alerts(alerter, batch, detections, kinds & _TRADE_BIT)
                 if local_ts >= self._next_snapshot_ts:
                     self._take_snapshot(local_ts)
             else:
@@ -288,6 +291,35 @@ class MarketState:
         if top is None and funding is None and not detections and not alerts:
             return None
         return Emit(top, funding, detections, exch_ts, local_ts, alerts)
+
+    def _run_detectors(self, batch: np.ndarray) -> Sequence[Detection]:
+        """The detectors' findings for an applied batch; a detector bug is logged, never fatal to data."""
+        try:
+            detections = self._detect(batch, self.book) or ()  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - the book and the feed must go on without the analytics
+            self.analytics_errors += 1
+            if self.analytics_errors <= 3:
+                log.exception("%s: detectors failed on a batch", self.instrument.key)
+            return ()
+        if detections:
+            self._track(detections)
+        return detections
+
+    def _run_alerts(self, alerter: Any, batch: np.ndarray, detections: Sequence[Detection],
+                    has_trades: int) -> Sequence[Any]:
+        """Rule matches for these detections plus price alerts hit by the batch's trades."""
+        try:
+            alerts: list[Any] = []
+            if detections and alerter.rules:
+                alerts += alerter.match(detections, self._centre_tick(), self._median_level())
+            if has_trades and alerter.price_rules:
+                alerts += alerter.check_trades(batch)
+            return alerts
+        except Exception:  # noqa: BLE001 - as for detectors
+            self.analytics_errors += 1
+            if self.analytics_errors <= 3:
+                log.exception("%s: alert rules failed on a batch", self.instrument.key)
+            return ()
 
     def _track(self, detections: Sequence[Detection]) -> None:
         for det in detections:
@@ -336,10 +368,17 @@ class MarketState:
         cost more than the reads; the flush also runs before the ring could overwrite unflushed rows.
         A trade older than the one before it (a late print) is counted at the newest time seen.
         """
-        rows = self.ring.since(self._profile_seq)
+        try:
+            rows = self.ring.since(self._profile_seq)
+        except RingOverrun:  # cannot happen with apply's early flush; never lose the rest if it does
+            self.aggregate_rejected += 1
+            rows = self.ring.latest()
         self._profile_seq = self.ring.total_written
-        if not len(rows):
-            return
+        if len(rows):
+            self._aggregate(rows)
+
+    def _aggregate(self, rows: np.ndarray) -> None:
+        """Add the trade rows among ``rows`` to the profile and the footprint."""
         trades = rows[_kinds_of(rows) == TRADE_EVENT]  # a copy: the ring may move on
         if not len(trades):
             return

@@ -59,13 +59,15 @@ FeedBuilder = Callable[[Sequence[str], Mapping[str, Any]], Feed]
 def _binance(symbols: Sequence[str], config: Mapping[str, Any]) -> Feed:
     from feeds.binance_usdm import BinanceUsdmFeed
 
-    return BinanceUsdmFeed(list(symbols), **venue_endpoints(dict(config), BINANCE_USDM))
+    ep = venue_endpoints(dict(config), BINANCE_USDM)
+    return BinanceUsdmFeed(list(symbols), ep["rest"], ep["ws_public"], ep["ws_market"])
 
 
 def _bybit(symbols: Sequence[str], config: Mapping[str, Any]) -> Feed:
     from feeds.bybit_linear import BybitLinearFeed
 
-    return BybitLinearFeed(list(symbols), **venue_endpoints(dict(config), BYBIT_LINEAR))
+    ep = venue_endpoints(dict(config), BYBIT_LINEAR)
+    return BybitLinearFeed(list(symbols), ep["rest"], ep["ws"])
 
 
 BUILDERS: dict[str, FeedBuilder] = {BINANCE_USDM: _binance, BYBIT_LINEAR: _bybit}
@@ -88,7 +90,7 @@ class SourceFactory:
             symbols = by_venue.setdefault(venue, [])
             if symbol not in symbols:
                 symbols.append(symbol)
-        out = []
+        out: list[tuple[str, Feed]] = []
         for venue, symbols in by_venue.items():
             label = ",".join(f"{venue}:{s}" for s in symbols)
             if venue == DEMO:

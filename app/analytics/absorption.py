@@ -1,8 +1,8 @@
 """Absorption: heavy aggressive volume into a narrow band that does not give way.
 
 Per book side, over a sliding window of ``window_s`` seconds: the band is the ``band_ticks + 1`` ticks
-that took the most aggressive volume; it is broken when a fill goes beyond it (lower for bids, higher
-for asks) after it started taking fills.
+around the latest fill that took the most aggressive volume since price last went beyond it (lower for
+bids, higher for asks); a fill beyond an open band means it gave way.
 Absorption opens when the volume into the band passes the threshold (and ``visible_ratio`` × the most
 the band showed, off by default), the band is still quoted with at least ``hold_fraction`` of the most
 it showed, and all of that has held for ``confirm_ms`` — a level simply eaten through fails the
@@ -49,18 +49,18 @@ class AbsorptionDetector:
         self.em = emitter
         self.band_ticks = cfg.int("band_ticks", 1, 0, 2)
         self.window_ns = int(cfg.num("window_s", 3.0, 1.0, 5.0) * SEC)
-        self.confirm_ns = int(cfg.num("confirm_ms", 600.0, 0.0) * MS)
+        self.confirm_ns = int(cfg.num("confirm_ms", 500.0, 0.0) * MS)
         # Sustained flow, not one aggressor: fills at this many different exchange times in the band.
         self.min_fills = cfg.int("min_fills", 4, 1)
         # Volume also counts as heavy at this multiple of the median level size (0 = off): sustained
         # flow worth several typical levels into a band that holds is absorption even where bursts
         # of sweeps make the statistical threshold high.
-        self.median_multiple = cfg.num("median_multiple", 4.0, 0.0)
+        self.median_multiple = cfg.num("median_multiple", 0.0, 0.0)
         self._median = 0.0
         self.visible_ratio = cfg.num("visible_ratio", 0.0, 0.0)
         # The band must still show this fraction of the most it showed: a level being eaten away is
         # not holding, however much traded into it.
-        self.hold_fraction = cfg.num("hold_fraction", 0.5, 0.0, 1.0)
+        self.hold_fraction = cfg.num("hold_fraction", 0.3, 0.0, 1.0)
         self.update_ns = int(cfg.num("update_ms", 1000.0, 0.0) * MS)
         self.volume = AutoThreshold(ThresholdSpec.parse(cfg.get("volume", "auto"), cfg.where("volume"),
                                                         k=2.0, minutes=5.0, min_samples=25))
@@ -68,6 +68,7 @@ class AbsorptionDetector:
         ei = np.empty(0, dtype=np.int64)
         self._ts, self._side, self._tick, self._qty = ei, ei, ei, e
         self._ep: dict[int, _Episode] = {}
+        self._new = {1: False, -1: False}  # fills arrived on that side since its last evaluation
         self._seen: dict[tuple[int, int], tuple[float, int]] = {}  # level hit -> (most it showed, last ts)
         self._open: dict[int, Detection] = {}
 
@@ -85,6 +86,8 @@ class AbsorptionDetector:
                 old = seen.get((s, t))
                 seen[(s, t)] = (max(vis, old[0]) if old else vis, w.ts)
         if len(w.t_qty):
+            self._new[1] = self._new[1] or bool((w.t_side > 0).any())
+            self._new[-1] = self._new[-1] or bool((w.t_side < 0).any())
             self._ts = np.concatenate((self._ts, w.t_ts))
             self._side = np.concatenate((self._side, w.t_side))
             self._tick = np.concatenate((self._tick, w.t_tick))
@@ -102,7 +105,10 @@ class AbsorptionDetector:
         if not len(self._ts) and not self._ep:
             return
         for side in (1, -1):
-            self._eval_side(side, ts, book, out)
+            # Nothing new on a side with no episode: the answer cannot have changed (cheap skip).
+            if self._new[side] or side in self._ep:
+                self._new[side] = False
+                self._eval_side(side, ts, book, out)
         if len(self._seen) > 64:
             old = ts - self.window_ns
             self._seen = {k: v for k, v in self._seen.items() if v[1] >= old}
@@ -118,27 +124,25 @@ class AbsorptionDetector:
         qty = self._qty[m]
         t_ts = self._ts[m]
         k = self.band_ticks
-        if ep is not None and (ticks >= ep.lo).any() and (ticks <= ep.hi).any():
-            lo, hi = ep.lo, ep.hi  # keep following the band we are on while it is hit
-        else:
-            # The band of k+1 ticks that took the most volume in the window.
-            u, inv = np.unique(ticks, return_inverse=True)
-            vols = np.bincount(inv, weights=qty)
-            csum = np.concatenate(([0.0], np.cumsum(vols)))
-            end = np.searchsorted(u, u + k, side="right")
-            best_i = int(np.argmax(csum[end] - csum[np.arange(len(u))]))
-            lo = int(u[best_i])
-            hi = lo + k
-            if side < 0:  # asks lifted: align the band to its highest hit tick
-                top = int(u[end[best_i] - 1])
-                lo, hi = top - k, top
-        # Only the fills since price last went beyond the band count: earlier ones belong to another
-        # visit. If the latest fill is beyond it, the band gave way.
-        beyond = (ticks < lo) if side > 0 else (ticks > hi)
-        last_beyond = int(t_ts[beyond].max()) if beyond.any() else -(2**62)
-        in_band = (ticks >= lo) & (ticks <= hi) & (t_ts > last_beyond)
-        broken = not in_band.any() or (ep is not None and ep.det_id and last_beyond > ep.since)
-        vol = float(qty[in_band].sum())
+        # The band is where the flow is now: of the k+1-tick bands holding the latest fill's tick, the
+        # one that took the most since price last went beyond it (earlier fills were another visit).
+        anchor = int(ticks[int(np.argmax(t_ts))])
+        best_vol = -1.0
+        lo = hi = anchor
+        in_band = ticks < 0
+        last_beyond = -(2**62)
+        # On a tie the band reaching away from mid wins (where price would go if it gave way).
+        cands = range(anchor - k, anchor + 1) if side > 0 else range(anchor, anchor - k - 1, -1)
+        for cand_lo in cands:
+            cand_hi = cand_lo + k
+            beyond = (ticks < cand_lo) if side > 0 else (ticks > cand_hi)
+            lb = int(t_ts[beyond].max()) if beyond.any() else -(2**62)
+            sel = (ticks >= cand_lo) & (ticks <= cand_hi) & (t_ts > lb)
+            v = float(qty[sel].sum())
+            if v > best_vol:
+                best_vol, lo, hi, in_band, last_beyond = v, cand_lo, cand_hi, sel, lb
+        broken = not in_band.any() or bool(ep is not None and ep.det_id and last_beyond > ep.since)
+        vol = best_vol
         best = book.best_bid_tick if side > 0 else book.best_ask_tick
         quoted = best != NO_PRICE and (best >= lo if side > 0 else best <= hi)
         thr = self.volume.value()
@@ -146,7 +150,8 @@ class AbsorptionDetector:
             thr = min(thr, self.median_multiple * self._median)
         self.volume.add(vol, ts)
         if ep is not None and (lo != ep.lo or hi != ep.hi or broken):
-            self._end(side, ts, "traded_through" if broken else "moved", out)
+            through = broken or (lo < ep.lo if side > 0 else hi > ep.hi)
+            self._end(side, ts, "traded_through" if through else "moved", out)
             ep = None
         if broken:
             return
@@ -154,6 +159,8 @@ class AbsorptionDetector:
             if ep is not None:
                 self._end(side, ts, "not_quoted", out)
             return
+        if ep is None and not vol >= thr:
+            return  # not heavy: no episode to follow
         visible = 0.0
         shown = 0.0  # the most each band tick showed while being hit: what a plain level could absorb
         for t in range(lo, hi + 1):
@@ -193,8 +200,9 @@ class AbsorptionDetector:
               "threshold": round(ep.threshold, 10), "duration_ms": (ts - ep.since) // MS}
         if reason:
             ev["reason"] = reason
-        price = ep.lo if side > 0 else ep.hi
-        d = self.em.make(ep.det_id, "absorption", side, price, ts, state, ev, ep.hi if side > 0 else ep.lo)
+        # price: the band's edge nearest mid; price_far: its other edge.
+        price, far = (ep.hi, ep.lo) if side > 0 else (ep.lo, ep.hi)
+        d = self.em.make(ep.det_id, "absorption", side, price, ts, state, ev, far)
         out.append(d)
         if state == "close":
             self._open.pop(ep.det_id, None)

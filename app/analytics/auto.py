@@ -180,3 +180,9 @@ class AutoThreshold:
         if st.count < spec.min_samples:
             return math.inf
         return max(spec.floor, st.mean() + spec.k * st.std())
+
+
+def winsorized(values: np.ndarray, cap: float) -> np.ndarray:
+    """Samples capped at the current threshold, so the outliers a detector looks for (a large order
+    resting for seconds) cannot raise their own bar."""
+    return np.minimum(values, cap) if math.isfinite(cap) else values

@@ -56,7 +56,7 @@ class DetectorSet:
             raise ValueError(f"[detectors]: unknown key(s) {sorted(unknown)} (kinds are {', '.join(KINDS)})")
         top = Section("", {k: cfg[k] for k in _TOP_KEYS if k in cfg})
         self.instrument = instrument
-        self.eval_ns = int(top.num("eval_interval_ms", 200.0, 1.0) * MS)
+        self.eval_ns = int(top.num("eval_interval_ms", 250.0, 1.0) * MS)
         self.align_ns = int(top.num("align_ms", 50.0, 0.0) * MS)
         # Depth updates closer than this are taken together as one window (cheaper; Binance's
         # standard diff stream is 100 ms anyway).
@@ -147,7 +147,7 @@ class DetectorSet:
             if self._pending and now - self._pending[0][0] >= self.align_ns:
                 self._next_drain = now + self.drain_ns
                 self._drain(now, book, out)
-            elif self._tn and now - self._tts[0] >= self.align_ns + self.eval_ns:
+            elif self._tn and now - self._tts[0] >= self.align_ns:
                 self._next_drain = now + self.drain_ns
                 self._drain(now, book, out)  # fills but no depth update for a while
         if now >= self._next_eval:

@@ -32,7 +32,7 @@ def near_empty_runs(empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Gap:
-    __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median")
+    __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median", "bar")
 
     def __init__(self, near: int, far: int, ts: int) -> None:
         self.near = near
@@ -42,6 +42,7 @@ class _Gap:
         self.det_id = 0
         self.width = abs(far - near) + 1
         self.median = 0.0
+        self.bar = math.inf
 
 
 class GapDetector:
@@ -54,6 +55,8 @@ class GapDetector:
         self.min_ticks = AutoThreshold(ThresholdSpec.parse(
             cfg.get("min_ticks", "auto"), cfg.where("min_ticks"), floor=3.0, k=3.0, minutes=5.0, min_samples=30))
         self.distance_ticks = cfg.int("distance_ticks", 20, 2)
+        # -1: a run anywhere within distance_ticks; n >= 0: it must start within n ticks of the touch.
+        self.front_ticks = cfg.int("front_ticks", 1, -1)
         self.epsilon = cfg.num("epsilon", 0.1, 0.0, 1.0)
         self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
         self.close_ns = int(cfg.num("close_ms", 300.0, 0.0) * MS)
@@ -75,13 +78,22 @@ class GapDetector:
                 keep = (ticks <= far_limit) & (ticks > v.best_ask)
             ticks, qty = ticks[keep], qty[keep]
             starts, lengths = near_empty_runs(qty < self.epsilon * v.median)
+            if self.front_ticks >= 0:
+                # Only a vacuum right in front of price counts: its run starts within front_ticks of
+                # the touch. The automatic size is learnt from that same run (0 when there is none).
+                front = starts <= self.front_ticks
+                starts, lengths = starts[front], lengths[front]
+            # A candidate is judged against the bar of the moment it appeared: a vacuum must not
+            # raise its own bar while it persists (it still counts for the bar of later ones).
+            g = self._gaps.get(side)
+            bar = min(g_min, g.bar) if g is not None else g_min
+            ok = np.flatnonzero(lengths >= bar) if math.isfinite(bar) else np.empty(0, dtype=np.int64)
             self.min_ticks.add(float(lengths.max()) if len(lengths) else 0.0, v.ts)
-            ok = np.flatnonzero(lengths >= g_min) if math.isfinite(g_min) else np.empty(0, dtype=np.int64)
             self._track(side, v.ts, ticks, starts[ok[0]] if len(ok) else -1,
-                        lengths[ok[0]] if len(ok) else 0, v.median, out)
+                        lengths[ok[0]] if len(ok) else 0, v.median, out, bar)
 
     def _track(self, side: int, ts: int, ticks: np.ndarray, start: int, length: int, median: float,
-               out: list[Detection]) -> None:
+               out: list[Detection], bar: float = math.inf) -> None:
         g = self._gaps.get(side)
         if start < 0:
             if g is not None and ts - g.seen >= self.close_ns:
@@ -94,6 +106,7 @@ class GapDetector:
             g = None
         if g is None:
             g = _Gap(near, far, ts)
+            g.bar = bar
             self._gaps[side] = g
         changed = (near, far) != (g.near, g.far)
         g.near, g.far, g.seen, g.width, g.median = near, far, ts, int(length), median
@@ -167,7 +180,8 @@ class ThinBookDetector:
             if new_sec:
                 h = self._hist[side]
                 h[sec % self._n] = depth
-                if self._count >= self.warmup_s:
+                if self._count >= self.warmup_s and (self._count % 5 == 0 or math.isnan(self._ref[side])):
+                    # The 10th percentile of minutes of history moves slowly: every 5 s is enough.
                     self._ref[side] = float(np.nanpercentile(h, self.percentile))
             ref = self._ref[side]
             st = self._state.get(side)

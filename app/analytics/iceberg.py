@@ -51,7 +51,7 @@ class IcebergDetector:
     def __init__(self, emitter: Emitter, cfg: Section) -> None:
         self.em = emitter
         self.ratio = cfg.num("ratio", 3.0, 1.0)
-        self.min_refills = cfg.int("min_refills", 2, 1)
+        self.min_refills = cfg.int("min_refills", 3, 1)
         self.refill_tolerance = cfg.num("refill_tolerance", 0.2, 0.0, 1.0)
         self.idle_ns = int(cfg.num("idle_s", 10.0, 0.1) * SEC)
         self.regrow_ns = int(cfg.num("regrow_ms", 1000.0, 0.0) * MS)
@@ -122,6 +122,11 @@ class IcebergDetector:
                 if r < 0 or k2 in traded_keys:
                     continue
                 after = float(w.d_after[r])
+                if 0.0 < after < lv.visible and not lv.det_id:
+                    # Size cancelled without trades: what it showed before is gone, so the ratio of
+                    # executed to visible starts over from what is left.
+                    lv.__init__(side, tick, after, w.ts)
+                    continue
                 if after > 0.0 and lv.removed_ts and w.ts - lv.removed_ts <= self.regrow_ns:
                     lv.refills += 1  # emptied and came back at once: a refill
                     lv.removed_ts = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.analytics.auto import AutoThreshold, ThresholdSpec
+from app.analytics.auto import AutoThreshold, ThresholdSpec, winsorized
 from app.analytics.base import MS, BookView, Emitter, Section, Window, traded_by_level
 from app.core.detection import Detection
 from app.core.instrument import Instrument
@@ -42,9 +42,9 @@ class LargeOrderDetector:
         self.distance_ticks = cfg.int("distance_ticks", 20, 1)
         # Size rule: a number of contracts, or auto = max(floor, mean + k·sd) of level sizes near mid.
         self.size = AutoThreshold(ThresholdSpec.parse(cfg.get("size", "auto"), cfg.where("size"),
-                                                      k=4.0, minutes=5.0, min_samples=200))
+                                                      k=3.5, minutes=5.0, min_samples=200))
         self.notional = cfg.num("notional", 0.0, 0.0)
-        self.median_multiple = cfg.num("median_multiple", 8.0, 0.0)
+        self.median_multiple = cfg.num("median_multiple", 4.0, 0.0)
         self.persist_ns = int(cfg.num("persist_ms", 500.0, 0.0) * MS)
         self.release = cfg.num("release_fraction", 0.5, 0.0, 1.0)
         if not self.size.spec.auto and self.size.spec.value == 0 and self.notional == 0 and self.median_multiple == 0:
@@ -77,7 +77,7 @@ class LargeOrderDetector:
         ticks = v.ticks[near]
         thr = self.threshold(v.median, ticks)
         sizes = np.concatenate((v.bid[near], v.ask[near]))
-        self.size.add_many(sizes[sizes > 0], v.ts)
+        self.size.add_many(winsorized(sizes[sizes > 0], self.size.value()), v.ts)
         for side, qty in ((1, v.bid[near]), (-1, v.ask[near])):
             for i in np.flatnonzero(qty >= thr):
                 key = (side, int(ticks[i]))

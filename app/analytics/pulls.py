@@ -7,7 +7,7 @@ threshold the event is emitted as an ``open`` immediately followed by its ``clos
 
 Market makers flicker quotes: size added and taken away again within a second. That is neither a
 stack nor a pull worth a trader's eye, so a stack is only reported once the added size has rested
-``persist_ms``, and a pull of size that was added less than ``min_age_ms`` before is ignored.
+``persist_ms``, and a pull counts only the size beyond what was added in the last ``min_age_ms``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from app.analytics.auto import AutoThreshold, ThresholdSpec
+from app.analytics.auto import AutoThreshold, ThresholdSpec, winsorized
 from app.analytics.base import MS, SEC, BookView, Emitter, Section, Window
 from app.core.detection import Detection
 
@@ -50,7 +50,7 @@ class PullStackDetector:
         self.rules = [r for r, on in ((_Rule("pull", pull_cfg), pull), (_Rule("stack", stack_cfg), stack)) if on]
         self.band_ticks = max(r.band_ticks for r in self.rules) if self.rules else 0
         self._acc: dict[tuple[str, int, int], list] = {}  # (kind, side, tick) -> [first_ts, sum, before]
-        self._added: dict[tuple[int, int], int] = {}  # (side, tick) -> exch time size was last added
+        self._added: dict[tuple[int, int], list[tuple[int, float]]] = {}  # level -> recent (ts, added)
         self._stacks: dict[tuple[int, int], list] = {}  # stacks waiting to have rested persist_ms
 
     def on_window(self, w: Window, mid_tick: int | None, out: list[Detection]) -> None:
@@ -90,13 +90,13 @@ class PullStackDetector:
         sizes = np.concatenate((v.bid[near], v.ask[near]))
         sizes = sizes[sizes > 0]
         for rule in self.rules:
-            rule.size.add_many(sizes, v.ts)
+            rule.size.add_many(winsorized(sizes, rule.size.value()), v.ts)
 
     def _piece(self, rule: _Rule, side: int, tick: int, size: float, before: float, after: float,
                traded: float, ts: int, thr: float, out: list[Detection]) -> None:
         level = (side, tick)
         if rule.kind == "stack":
-            self._added[level] = ts
+            self._added.setdefault(level, []).append((ts, size))
         key = (rule.kind, side, tick)
         acc = self._acc.get(key)
         if acc is None or ts - acc[0] > rule.window_ns:
@@ -110,8 +110,8 @@ class PullStackDetector:
               "after": after, "traded": traded, "threshold": round(thr, 10),
               "duration_ms": int((ts - acc[0]) // MS)}
         if rule.kind == "pull":
-            added = self._added.get(level)
-            if added is not None and ts - added < rule.age_ns:
+            recent = sum(q for t, q in self._added.get(level, ()) if ts - t < rule.age_ns)
+            if acc[1] - recent < thr:
                 self._stacks.pop(level, None)  # a flicker: neither the stack nor the pull is news
                 return
             self._emit("pull", side, tick, ts, ev, out)
@@ -135,8 +135,13 @@ class PullStackDetector:
         if self._acc:
             for key in [k for k, a in self._acc.items() if ts - a[0] > 10 * SEC]:
                 del self._acc[key]
-        if len(self._added) > 256:
-            self._added = {k: t for k, t in self._added.items() if ts - t < 10 * SEC}
+        if self._added:
+            keep = {}
+            for k, pieces in self._added.items():
+                pieces = [p for p in pieces if ts - p[0] < 10 * SEC]
+                if pieces:
+                    keep[k] = pieces
+            self._added = keep
 
     def reset(self, ts: int, out: list[Detection], reason: str = "resync") -> None:
         """Forget partial sums and unconfirmed stacks (nothing stays open)."""

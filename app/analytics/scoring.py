@@ -101,13 +101,24 @@ def label_from_dict(raw: dict[str, Any], instrument: Instrument | None = None, i
     p = tick("price_tick", "price")
     if p is None:
         raise ValueError(f"{where}: needs price or price_tick")
-    ready = next((raw[k] for k in ("ready", "evidence_ns", "evidence_ts") if raw.get(k) is not None), None)
-    start = raw.get("start", raw.get("start_ns"))
-    end = raw.get("end", raw.get("end_ns"))
-    if end is None:
-        end = start
-    return Label(kind=kind, side=side, price_tick=p, start=_ts(start, where), end=_ts(end, where),
-                 ready=None if ready is None else _ts(ready, where),
+    def when(*keys: str) -> int | None:
+        for k in keys:
+            v = raw.get(k)
+            if v is not None:
+                if k.endswith("_ns"):  # the simulator's labels: exact int nanoseconds
+                    if isinstance(v, bool) or not isinstance(v, int):
+                        raise ValueError(f"{where}: {k} must be an integer (ns), got {v!r}")
+                    return v
+                return _ts(v, where)
+        return None
+
+    start = when("start_ns", "start")
+    if start is None:
+        raise ValueError(f"{where}: needs start (or start_ns)")
+    end = when("end_ns", "end")
+    ready = when("evidence_ns", "ready", "evidence_ts")
+    return Label(kind=kind, side=side, price_tick=p, start=start, end=start if end is None else end,
+                 ready=ready,
                  price_far_tick=tick("price_far_tick", "price_far"), negative=bool(raw.get("negative", False)))
 
 

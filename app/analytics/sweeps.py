@@ -84,7 +84,7 @@ class SweepDetector:
         if self.sweep_enabled and levels >= self.min_levels and qty >= sweep_thr:
             self._emit("sweep", side, self._first, self._last, ts, dict(ev, threshold=round(sweep_thr, 10)), out)
         if self.big_enabled and qty >= big_thr:
-            self._emit("big_trade", side, self._last, None, ts, dict(ev, threshold=round(big_thr, 10)), out)
+            self._emit("big_trade", side, self._first, self._last, ts, dict(ev, threshold=round(big_thr, 10)), out)
 
     def _emit(self, kind: str, side: int, tick: int, far: int | None, ts: int, ev: dict,
               out: list[Detection]) -> None:

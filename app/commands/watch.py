@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     asyncio.run(_watch(engine, duration, view))
     elapsed = time.monotonic() - started
-    if broken.broken:
+    if broken.broken or (view is not None and view.broken):
         _silence_stdout()
         return 0
     try:
@@ -163,13 +163,19 @@ class TextView:
         self._levels = levels
         self._tty = bool(getattr(out, "isatty", lambda: False)())
         self._drawn = 0
+        self.broken = False
 
     async def run(self) -> None:
-        """Redraw periodically until cancelled."""
+        """Redraw periodically until cancelled; a closed stdout stops the engine (nobody is reading)."""
         period = REFRESH_S if self._tty else PLAIN_REFRESH_S
         while True:
             await asyncio.sleep(period)
-            self.draw()
+            try:
+                self.draw()
+            except BrokenPipeError:
+                self.broken = True
+                self._engine.request_stop()
+                return
 
     def lines(self) -> list[str]:
         """The current view as text lines."""

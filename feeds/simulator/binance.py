@@ -132,6 +132,7 @@ class BinanceVenue:
                 if not subs:
                     del self.subs[stream]
                     self._pending.pop(stream, None)
+                    self._last_u.pop(stream, None)  # an idle stream restarts its pu chain at U-1
 
     def close(self, conn: ClientConn) -> None:
         """Forget a connection."""

@@ -191,12 +191,15 @@ class BybitVenue:
     def _view(self, book: _BookTopic) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
         return (sorted(book.sent[BID].items(), reverse=True), sorted(book.sent[ASK].items()))
 
-    def _book_message(self, book: _BookTopic, kind: str, levels: tuple, exch_ns: int, now_ns: int) -> str:
+    def _book_message(self, book: _BookTopic, kind: str, levels: tuple, exch_ns: int, now_ns: int,
+                      seq: int | None = None) -> str:
         f = self.fmt[book.symbol]
         px, qty = f.px, f.qty
-        b = ",".join([f'["{px(t)}","{qty(q)}"]' for t, q in levels[0]])
-        a = ",".join([f'["{px(t)}","{qty(q)}"]' for t, q in levels[1]])
-        seq = self.model.books[book.symbol].update_id if self.model is not None else book.u
+        # Bybit deletes a level with a bare "0" (protocols.md B.2 real delta), whatever the lot decimals.
+        b = ",".join([f'["{px(t)}","{qty(q) if q else "0"}"]' for t, q in levels[0]])
+        a = ",".join([f'["{px(t)}","{qty(q) if q else "0"}"]' for t, q in levels[1]])
+        if seq is None:
+            seq = self.model.books[book.symbol].update_id if self.model is not None else book.u
         ts = now_ns // 1_000_000
         if book.depth == 1:  # level 1: ts before type (docs "reminder")
             return (f'{{"topic":"{book.topic}","ts":{ts},"type":"{kind}","data":{{"s":"{book.symbol}",'
@@ -253,6 +256,20 @@ class BybitVenue:
             if book.subs and book.dirty:
                 self._flush_book(book, self.model.now_ns if self.model is not None else far_ns)
 
+    def _push_event(self, book: _BookTopic, ev: BookChange) -> None:
+        """One delta carrying exactly one model message's changes (whole-book views only)."""
+        for side, changes in ((BID, ev.bids), (ASK, ev.asks)):
+            sent = book.sent[side]
+            for tick, lots in changes:
+                if lots:
+                    sent[tick] = lots
+                else:
+                    sent.pop(tick, None)
+        book.u += 1
+        book.last_sent_ns = ev.exch_ns
+        levels = (sorted(ev.bids, reverse=True), sorted(ev.asks))
+        self._push_book(book, self._book_message(book, "delta", levels, ev.exch_ns, ev.exch_ns, ev.last_id))
+
     def _push_book(self, book: _BookTopic, text: str) -> None:
         for conn in book.subs:
             conn.push(text)
@@ -265,15 +282,19 @@ class BybitVenue:
             kind = type(ev)
             if kind is BookChange:
                 for book in active_books:
-                    if book.symbol == ev.symbol:
-                        pb, pa = book.pend[BID], book.pend[ASK]
-                        for t, _ in ev.bids:
-                            pb.add(t)
-                        for t, _ in ev.asks:
-                            pa.add(t)
-                        book.dirty = True
-                        if not self.coalesce:
-                            self._flush_book(book, ev.exch_ns)
+                    if book.symbol != ev.symbol:
+                        continue
+                    if not self.coalesce and book.depth == 1000 and book.all_visible:
+                        # The model never holds 1000 levels a side (max_distance bounds it), so this
+                        # view is the whole book: each model message goes out as it happened.
+                        self._push_event(book, ev)
+                        continue
+                    pb, pa = book.pend[BID], book.pend[ASK]
+                    for t, _ in ev.bids:
+                        pb.add(t)
+                    for t, _ in ev.asks:
+                        pa.add(t)
+                    book.dirty = True
                 self._touch_top(ev)
             elif kind is TradeBurst:
                 self._on_trades(ev)
@@ -283,7 +304,8 @@ class BybitVenue:
             elif kind is Liquidation:
                 self._on_liquidation(ev)
         for book in active_books:
-            if (book.dirty and now_ns >= book.next_flush_ns) or (
+            due = not self.coalesce or now_ns >= book.next_flush_ns  # real-time: every step
+            if (book.dirty and due) or (
                     book.depth == 1 and now_ns - book.last_sent_ns >= LEVEL1_RESEND_MS * 1_000_000):
                 self._flush_book(book, now_ns)
         if now_ns >= self._next_ticker_ns:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from math import gcd
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
@@ -141,6 +142,11 @@ class CaptureSource:
             elif raw.startswith('{"lastUpdateId"') and last_symbol:
                 snap = json.loads(raw)
                 specs[last_symbol] = _infer_spec(last_symbol, snap["bids"], snap["asks"])
+            elif raw.startswith('{"rest":"/fapi/v1/depth?'):
+                line = json.loads(raw)
+                sym = dict(parse_qsl(urlsplit(line["rest"]).query)).get("symbol", "")
+                if sym and isinstance(line.get("data"), dict) and "bids" in line["data"]:
+                    specs[sym] = _infer_spec(sym, line["data"]["bids"], line["data"]["asks"])
             elif '"topic":"orderbook.' in raw[:40] and '"type":"snapshot"' in raw[:80]:
                 msg = json.loads(raw)
                 sym = msg["data"]["s"]
@@ -202,6 +208,8 @@ class CaptureSource:
             self._binance_stream(raw)
         elif raw.startswith('{"lastUpdateId"'):
             self._binance_snapshot(raw)
+        elif raw.startswith('{"rest":"'):
+            self._rest_record(raw)
         elif raw.startswith('{"topic":"'):
             self._bybit(raw)
         # acks, HTTP bodies, klines of other venues: not replayed
@@ -257,6 +265,18 @@ class CaptureSource:
         book.changed = False
         book.raw_snapshot = raw
         self._snapshot_event(symbol).set()
+
+    def _rest_record(self, raw: str) -> None:
+        """A native capture's REST line ``{"rest":"/fapi/v1/depth?symbol=X&limit=N","data":<body>}``."""
+        end = raw.index('"', 9)
+        url = urlsplit(raw[9:end])
+        if url.path != "/fapi/v1/depth":
+            return
+        symbol = dict(parse_qsl(url.query)).get("symbol", "")
+        body = raw[raw.index('"data":', end) + 7:raw.rindex("}")]
+        if symbol and body.startswith('{"lastUpdateId"'):
+            self._last_depth_symbol = symbol
+            self._binance_snapshot(body)
 
     def _snapshot_event(self, symbol: str) -> asyncio.Event:
         event = self._snapshot_seen.get(symbol)

@@ -384,8 +384,7 @@ class MarketModel:
         for _ in range(spec.levels_target * 3):
             for side in (BID, ASK):
                 d = self._distance(book)
-                tick = (c - 1 - d) if side == BID else (c + 1 + d)
-                book.add(side, tick, self._size(book, d))
+                self._noise_add(book, side, d, self._size(book, d))
         book.begin()
 
     def _distance(self, book: SymbolBook) -> int:
@@ -405,20 +404,29 @@ class MarketModel:
         book.fair += reversion + book.rng.normal(0.0, spec.volatility * math.sqrt(dt_s))
 
     def _noise(self, book: SymbolBook, t0: int, dt_ns: int, n: int, out: list) -> None:
-        """``n`` background messages spread evenly over the interval (random draws made in bulk)."""
+        """``n`` background book messages spread evenly over the interval (random draws in bulk).
+
+        An attempt can change nothing (a cancel finding no level, an add over the size cap): draws
+        are made with head-room and the loop stops after ``n`` messages, so the rate is what was asked.
+        """
         if n <= 0:
             return
         rng = book.rng
         spec = book.spec
-        kinds = rng.random(n).tolist()
-        sides = rng.random(n).tolist()
-        fracs = rng.random(n).tolist()
-        dists = self._distances(book, n).tolist()
-        sizes = rng.lognormal(math.log(spec.median_lots * 0.7), 0.85, n).tolist()
+        m = n + n // 2 + 4
+        kinds = rng.random(m).tolist()
+        sides = rng.random(m).tolist()
+        fracs = rng.random(m).tolist()
+        dists = self._distances(book, m).tolist()
+        # Cancels land anywhere in the book (most resting orders are far from the touch), adds
+        # mostly near it: the near book stays dense, the far book sparse, like a real thin book.
+        cancel_dists = rng.exponential(spec.levels_target * 0.8, m).astype(np.int64).tolist()
+        sizes = rng.lognormal(math.log(spec.median_lots * 0.7), 0.85, m).tolist()
         target = float(spec.levels_target)
         market_p = 0.075 if book.noise_market else 0.0
-        for k in range(n):
-            ts = t0 + (k + 1) * dt_ns // n
+        made = 0
+        for k in range(m):
+            ts = t0 + (made + 1) * dt_ns // n
             book.begin()
             side = BID if sides[k] < 0.5 else ASK
             u = kinds[k]
@@ -429,16 +437,20 @@ class MarketModel:
                     if change is not None:
                         out.append(change)
                     out.append(trade)
-                continue
-            p_add = 0.5 + 0.35 * max(-1.0, min(1.0, (target - book.level_count[side]) / target))
-            d = dists[k]
-            if u < market_p + (1.0 - market_p) * p_add:
-                self._noise_add(book, side, d, max(1, int(sizes[k] * (1.0 + d / 40.0))))
+                    made += 1
             else:
-                self._noise_cancel(book, side, d, fracs[k])
-            change = book.end(ts)
-            if change is not None:
-                out.append(change)
+                p_add = 0.5 + 0.35 * max(-1.0, min(1.0, (target - book.level_count[side]) / target))
+                d = dists[k]
+                if u < market_p + (1.0 - market_p) * p_add:
+                    self._noise_add(book, side, d, max(1, int(sizes[k] * (1.0 + d / 40.0))))
+                else:
+                    self._noise_cancel(book, side, cancel_dists[k], fracs[k])
+                change = book.end(ts)
+                if change is not None:
+                    out.append(change)
+                    made += 1
+            if made == n:
+                return
 
     def _distances(self, book: SymbolBook, n: int) -> np.ndarray:
         """Distances from the touch: mostly a few ticks, with a long tail (a thin small-cap book)."""
@@ -460,6 +472,11 @@ class MarketModel:
             for b_side, lo, hi in book.blocked:
                 if b_side == side and lo <= tick <= hi:
                     return
+        # Background levels stay within a few typical sizes: a level far above its neighbours is
+        # what scenarios plant (large_order), so noise must not grow one by stacking adds.
+        have = (book.bid if side == BID else book.ask).get(tick, 0)
+        if have + lots > book.spec.median_lots * 2.5 * (1.0 + d / 20.0):
+            return
         book.add(side, tick, lots)
 
     def _noise_cancel(self, book: SymbolBook, side: int, d: int, frac: float) -> None:
@@ -490,7 +507,8 @@ class MarketModel:
         if band is not None:
             # Background flow never trades a planted level: the scenario drives it alone.
             limit = band[0] - 1 if book_side == ASK else band[1] + 1
-        fills = book.market(aggressor, lots, limit_tick=limit)
+        # At most 4 levels: sweeps of 5+ levels are planted (and labelled), never background.
+        fills = book.market(aggressor, lots, limit_tick=limit, max_levels=4)
         if not fills:
             return None
         self._after_trade(book, fills)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feeds.simulator.binance import BinanceVenue
@@ -66,10 +69,28 @@ def render_records(scenario: Scenario, venue: str, latency_ms: float = 2.0,
     return collector.records
 
 
+def write_scenario(scenario: Scenario, out_dir: str | Path, venue: str = "binance-usdm") -> tuple[Path, Path]:
+    """Write ``<name>.<venue>.gz`` (hftbacktest collector lines) and ``<name>.<venue>.labels.json``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records, labels = scenario.render(venue)
+    capture = out / f"{scenario.name}.{venue}.gz"
+    with gzip.open(capture, "wt", encoding="utf-8") as fh:
+        for ns, raw in records:
+            fh.write(f"{ns} {raw}\n")
+    spec = scenario.symbol_spec
+    label_file = out / f"{scenario.name}.{venue}.labels.json"
+    label_file.write_text(json.dumps({
+        "scenario": scenario.name, "kind": scenario.kind, "seed": scenario.seed, "venue": venue,
+        "symbol": spec.symbol, "tick_size": spec.tick_size, "lot_size": spec.lot_size,
+        "capture": capture.name, "labels": labels}, indent=1))
+    return capture, label_file
+
+
 def records_as_lines(records: list[tuple[int, str]]) -> list[str]:
     """hftbacktest collector lines ``<local_ns> <raw>`` (what a ``.gz`` capture holds, uncompressed)."""
     return [f"{ns} {raw}" for ns, raw in records]
 
 
-__all__ = ["render_records", "records_as_lines"]
+__all__ = ["render_records", "records_as_lines", "write_scenario"]
 

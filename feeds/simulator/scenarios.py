@@ -91,6 +91,9 @@ class Plant:
         self.labels: list[Label] = []
         self.rng = book.rng
         self.median = book.spec.median_lots
+        # In a scenario a large resting order stays (protected, label open) until the scenario ends,
+        # so nothing unlabelled happens to it; the showcase releases it to make room for the next event.
+        self.hold = getattr(scenario, "hold_to_end", True)
 
     def label(self, kind: str, side: int, tick: int, start_ns: int, **kw: Any) -> Label:
         """Record a new label."""
@@ -165,6 +168,9 @@ class IcebergPlant(Plant):
             book.protect[side] = (best, best)
             # No background quotes may improve on it: the iceberg stays the touch.
             book.blocked.append((side, best - 200, best) if side == ASK else (side, best, best + 200))
+            # The touch's own size is the iceberg's display size: never shrink a level without a trade.
+            self.visible = max(self.visible, book.lots_at(side, best))
+            self.hidden = max(self.hidden, 8 * self.visible)
             self.set_levels(now, out, [(side, best, self.visible)])
             self.phase = "run"
             self.next_hit = now + 100 * MS
@@ -212,6 +218,7 @@ class AbsorptionPlant(Plant):
         self.ticks: tuple[int, int] = (0, 0)
         self.next_hit = 0
         self.lab: Label | None = None
+        self.large: list[Label] = []
 
     def step(self, model: MarketModel, now: int, out: list) -> None:
         side, book = self.side, self.book
@@ -224,6 +231,13 @@ class AbsorptionPlant(Plant):
             book.protect[side] = (min(inner, outer), max(inner, outer))
             book.blocked.append((side, best - 200, best) if side == ASK else (side, best, best + 200))
             self.set_levels(now, out, [(side, inner, self.band_lots), (side, outer, self.band_lots)])
+            # The band's levels are large resting orders in their own right: label them so a
+            # large_order/stack detector firing here is counted right, not as a false positive.
+            ev = {"size": self.band_lots * book.spec.lot_size, "multiple_of_median": self.band_lots / self.median}
+            self.large = [self.label("large_order", side, t, now, evidence_ns=now + 500 * MS, evidence=dict(ev))
+                          for t in (inner, outer)]
+            for t in (inner, outer):
+                self.label("stack", side, t, now, end_ns=now, evidence_ns=now, evidence=dict(ev))
             self.target = int(self.band_lots * 2 * 0.6)
             self.phase = "settle"
             self.next_hit = now + 800 * MS  # the band rests visibly before flow arrives
@@ -238,8 +252,11 @@ class AbsorptionPlant(Plant):
             self.lab.end_ns = now
             self.lab.evidence.update(executed=self.executed * book.spec.lot_size,
                                      band_ticks=2, visible=self.band_lots * 2 * book.spec.lot_size)
-            book.protect.pop(side, None)
-            book.blocked.clear()
+            if not self.hold:  # else the band's remains rest, protected, their labels open to the end
+                for lab in self.large:
+                    lab.end_ns = now
+                book.protect.pop(side, None)
+                book.blocked.clear()
             self.phase = "done"
             return
         lots = max(1, int(self.median * (0.4 + 1.2 * self.rng.random())))
@@ -254,7 +271,7 @@ class AbsorptionPlant(Plant):
 class GapPlant(Plant):
     """A run of empty ticks just behind the touch, held open for a few seconds."""
 
-    def __init__(self, scenario: Scenario, book: SymbolBook, start_ns: int, side: int, width: int = 8,
+    def __init__(self, scenario: Scenario, book: SymbolBook, start_ns: int, side: int, width: int = 10,
                  hold_s: float = 4.0) -> None:
         super().__init__(scenario, book, start_ns)
         self.side = side
@@ -274,9 +291,12 @@ class GapPlant(Plant):
             book.protect[side] = (best, best)  # the touch holds, so the gap stays outside the spread
             book.blocked.append((side, lo, hi))
             book.blocked.append((side, best - 200, best - 1) if side == ASK else (side, best + 1, best + 200))
-            self.set_levels(now, out, [(side, t, 0) for t in range(lo, hi + 1) if book.lots_at(side, t)])
+            removed = [(t, book.lots_at(side, t)) for t in range(lo, hi + 1) if book.lots_at(side, t)]
+            self.set_levels(now, out, [(side, t, 0) for t, _ in removed])
+            ev = {"ticks": self.width, "removed": sum(q for _, q in removed) * book.spec.lot_size,
+                  "levels_removed": len(removed)}
             self.lab = self.label("liquidity_gap", side, near, now, price_far_tick=far,
-                                  evidence_ns=now + 500 * MS, evidence={"ticks": self.width})
+                                  evidence_ns=now + 500 * MS, evidence=ev)
             self.phase = "run"
             return
         assert self.lab is not None
@@ -333,6 +353,9 @@ class LargeOrderPlant(Plant):
             if now - self.placed_ns < self.rest_ns:
                 return
             if self.ending == "stay":
+                if self.hold:
+                    self.phase = "done"  # rests, protected, until the scenario ends (finish closes it)
+                    return
                 self.large.end_ns = now
                 self._release()
             elif self.ending == "pull":
@@ -396,6 +419,26 @@ class SweepPlant(Plant):
         self.phase = "done"
 
 
+def make_plant(kind: str, owner: Any, book: SymbolBook, start_ns: int, side: int) -> Plant:
+    """The plant that stages one scenario kind (``owner.name`` names its labels)."""
+    if kind == "iceberg":
+        return IcebergPlant(owner, book, start_ns, side)
+    if kind == "absorption":
+        return AbsorptionPlant(owner, book, start_ns, side)
+    if kind == "liquidity_gap":
+        return GapPlant(owner, book, start_ns, side)
+    if kind in ("large_order", "stack"):
+        return LargeOrderPlant(owner, book, start_ns, side, "stay", rest_s=6.0,
+                               distance=3 if kind == "large_order" else 5)
+    if kind in ("pull", "pull_not_iceberg"):
+        return LargeOrderPlant(owner, book, start_ns, side, "pull", rest_s=3.0 if kind == "pull" else 5.0)
+    if kind == "eaten_through":
+        return LargeOrderPlant(owner, book, start_ns, side, "eaten", rest_s=1.0, multiple=12.0)
+    if kind == "sweep":
+        return SweepPlant(owner, book, start_ns, side)
+    raise ValueError(f"unknown scenario kind {kind!r}; one of {', '.join(SCENARIO_KINDS)}")
+
+
 @dataclass(frozen=True, slots=True)
 class Scenario:
     """One labelled scenario: a planted event of ``kind`` on ``symbol`` after ``warmup_s`` of noise."""
@@ -437,22 +480,7 @@ class Scenario:
         book = model.books[self.symbol]
         start = model.now_ns + int(self.warmup_s * S)
         side = self.side
-        plant: Plant
-        if self.kind == "iceberg":
-            plant = IcebergPlant(self, book, start, side)
-        elif self.kind == "absorption":
-            plant = AbsorptionPlant(self, book, start, side)
-        elif self.kind == "liquidity_gap":
-            plant = GapPlant(self, book, start, side)
-        elif self.kind in ("large_order", "stack"):
-            plant = LargeOrderPlant(self, book, start, side, "stay", rest_s=6.0,
-                                    distance=3 if self.kind == "large_order" else 5)
-        elif self.kind in ("pull", "pull_not_iceberg"):
-            plant = LargeOrderPlant(self, book, start, side, "pull", rest_s=3.0 if self.kind == "pull" else 5.0)
-        elif self.kind == "eaten_through":
-            plant = LargeOrderPlant(self, book, start, side, "eaten", rest_s=1.0, multiple=12.0)
-        else:
-            plant = SweepPlant(self, book, start, side)
+        plant = make_plant(self.kind, self, book, start, side)
         self._plants.clear()
         self._plants.append(plant)
         model.planters.append(plant)
@@ -508,3 +536,55 @@ class ScenarioSuite:
                 side = ASK if i % 2 == 0 else BID
                 out.append(Scenario(f"{kind}-s{seed}", kind, seed, side=side))
         return out
+
+
+class Showcase:
+    """The demo's planted events: one kind after another on a live symbol, sides alternating.
+
+    Installed like a scenario (``SimulatorServer(scenario=Showcase())``) but keeps the server's own
+    symbols, seed and rate; labels accumulate for the whole session.
+    """
+
+    def __init__(self, symbol: str = "ALTUSDT", every_s: float = 20.0, first_after_s: float = 10.0,
+                 kinds: tuple[str, ...] = ("large_order", "iceberg", "liquidity_gap", "absorption", "pull",
+                                           "sweep", "stack", "eaten_through")) -> None:
+        self.name = "showcase"
+        self.hold_to_end = False
+        self.symbol = symbol
+        self.every_ns = int(every_s * S)
+        self.first_after_ns = int(first_after_s * S)
+        self.kinds = kinds
+        self._plants: list[Plant] = []
+        self._next_ns = 0
+        self._count = 0
+
+    def install(self, model: MarketModel) -> None:
+        """Start staging events on ``model``'s ``symbol``."""
+        if self.symbol not in model.books:
+            raise ValueError(f"showcase symbol {self.symbol} is not simulated")
+        self._plants.clear()
+        self._next_ns = model.now_ns + self.first_after_ns
+        model.planters.append(self._step)
+
+    def _step(self, model: MarketModel, book: SymbolBook, t0: int, dt_ns: int, out: list) -> None:
+        if book.spec.symbol != self.symbol:
+            return
+        now = t0 + dt_ns
+        current = self._plants[-1] if self._plants else None
+        if current is not None and current.phase != "done":
+            current(model, book, t0, dt_ns, out)
+            if current.phase == "done":
+                self._next_ns = now + self.every_ns
+            return
+        if now >= self._next_ns:
+            kind = self.kinds[self._count % len(self.kinds)]
+            side = ASK if self._count % 2 == 0 else BID
+            self._count += 1
+            plant = make_plant(kind, self, book, now, side)
+            self._plants.append(plant)
+            plant(model, book, t0, dt_ns, out)
+            self._next_ns = now + 3600 * S
+
+    def labels(self, venue: str | None = None) -> list[dict[str, Any]]:
+        """Labels of every event staged so far."""
+        return [lab.as_dict(venue) for plant in self._plants for lab in plant.labels]

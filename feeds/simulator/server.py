@@ -37,6 +37,7 @@ from feeds.simulator.bybit import BybitVenue
 from feeds.simulator.conn import ClientConn
 from feeds.simulator.faults import FAULT_KINDS, NO_FAULTS, FaultPlan
 from feeds.simulator.market import DEFAULT_SYMBOLS, MarketModel, SymbolSpec
+from feeds.simulator.scenarios import Scenario
 
 log = logging.getLogger("depthdesk.simulator")
 T = TypeVar("T")
@@ -79,9 +80,9 @@ class SimulatorServer:
         self.capture = capture
         self.model: MarketModel | None = None
         if capture is None:
-            specs = scenario.symbols if scenario is not None else symbols
-            if scenario is not None:  # a scenario fixes its own seed and background rate
-                seed, rate = scenario.seed, scenario.rate
+            specs = symbols
+            if isinstance(scenario, Scenario):  # a scenario fixes its symbol, seed and background rate
+                specs, seed, rate = scenario.symbols, scenario.seed, scenario.rate
             self.model = MarketModel(specs, seed=seed, rate=rate,
                                      start_ns=start_ns if start_ns is not None else time.time_ns())
             if scenario is not None:
@@ -100,13 +101,15 @@ class SimulatorServer:
         self._clock: asyncio.Task[None] | None = None
         self._writers: set[asyncio.Task[None]] = set()
         self._conn_no = 0
+        self._cpu0 = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> int:
         """Bind and start serving; returns the port (an ephemeral one when ``port`` was 0)."""
+        self._cpu0 = time.process_time()
         self._server = await serve(
             self._handle, self.host, self.port, process_request=self._process_request,
-            compression=None, ping_interval=180, ping_timeout=600, max_queue=64,
+            compression=None, ping_interval=180, ping_timeout=600, max_queue=64, close_timeout=2,
             logger=logging.getLogger("depthdesk.simulator.ws"),
         )
         sock = next(iter(self._server.sockets))
@@ -131,9 +134,12 @@ class SimulatorServer:
             conn.closed = True
             conn.wake.set()
         if self._server is not None:
-            self._server.close()
+            self._server.close()  # close frames (1001 going away) to every client
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                await asyncio.wait_for(self._server.wait_closed(), 3)
+            for conn in self.connections:  # a client that never read its backlog: cut it
+                if conn.ws.transport is not None and not conn.ws.transport.is_closing():
+                    conn.ws.transport.abort()
             self._server = None
         for task in list(self._writers):
             task.cancel()
@@ -195,6 +201,7 @@ class SimulatorServer:
             "misrouted_streams": self.binance.misrouted,
             "slow_consumers_cut": sum(c.cut_slow for c in self.connections),
             "steps": self.steps,
+            "cpu_ms": round((time.process_time() - self._cpu0) * 1000),  # process CPU since start()
         }
 
     def disconnect_all(self) -> int:
@@ -216,6 +223,15 @@ class SimulatorServer:
             now = self.model.now_ns
             self.binance.on_events(events, now)
             self.bybit.on_events(events, now)
+
+    async def pause(self) -> None:
+        """Stop the model clock (time then moves only by ``advance``): freeze the market to compare books."""
+        self.manual = True
+        if self._clock is not None and self.capture is None:
+            self._clock.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock
+            self._clock = None
 
     def flush(self) -> None:
         """Push every coalesced window now, as if its time had come (tests: compare books at rest)."""
@@ -343,6 +359,12 @@ class SimulatorThread:
                 loop.run_forever()
             finally:
                 loop.run_until_complete(self.server.stop())
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
         self._thread = threading.Thread(target=main, name="depthdesk-simulator", daemon=True)
@@ -393,6 +415,14 @@ def serve_forever_blocking(server: SimulatorServer, duration: float | None,
             await server.stop()
 
     asyncio.run(main())
+
+
+def demo_server(port: int = 0, seed: int = 7, rate: float = 600.0) -> SimulatorServer:
+    """The embedded demo exchange (``depthdesk --demo``, ``watch demo:ALTUSDT``): the default symbols
+    with planted events staged one after another on ALTUSDT."""
+    from feeds.simulator.scenarios import Showcase
+
+    return SimulatorServer(seed=seed, rate=rate, scenario=Showcase(), port=port)
 
 
 def parse_symbols(names: Iterable[str]) -> list[SymbolSpec]:

@@ -152,11 +152,12 @@ def test_absorption_heavy_selling_into_a_bid_that_holds(inst):
     assert len(ab) == 1
     a = ab[0]
     assert (a.side, a.price_tick) == (BID, MID - 1)
-    assert a.evidence["executed"] >= 50 and a.evidence["band"] == [MID - 1, MID]
+    assert a.evidence["executed"] >= 50 and a.evidence["band"] == [MID - 2, MID - 1]
+    assert a.price_far_tick == MID - 2  # the band reaches away from mid
     # it opened within a second of the volume passing the threshold (50 after ~0.7 s, + 0.5 s to confirm)
     assert a.exch_ts - m.at(1000) <= 1_500_000_000
-    m.trade(t, ASK, MID - 2, 5.0)  # finally breaks
-    m.depth(t + 1, bids={MID - 1: 0.0})
+    m.trade(t, ASK, MID - 3, 5.0)  # finally breaks: a fill beyond the band
+    m.depth(t + 1, bids={MID - 1: 0.0, MID - 2: 0.0})
     m.idle(t + 50, t + 500)
     close = [d for d in m.of("absorption") if d.state == "close"]
     assert len(close) == 1 and close[0].evidence["reason"] in ("traded_through", "not_quoted")

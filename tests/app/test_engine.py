@@ -538,3 +538,81 @@ def test_message_rate_is_per_wall_second_and_decays() -> None:
     assert 30 < first < 50.1
     time.sleep(1.05)
     assert m.message_rate == 0.0  # quiet for a window: no stale figure
+
+
+def test_a_detector_bug_does_not_stop_the_market_data() -> None:
+    calls = []
+
+    def broken(batch: np.ndarray, book: object) -> list[Detection]:
+        calls.append(1)
+        raise ZeroDivisionError("detector bug")
+
+    m = MarketState(INST, SMALL, detectors=broken)
+    assert m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1).top.update_id == 1
+    assert m.apply(diff({1000: 6.0}, {}, 2), 2).top.bid_qty == 6.0
+    assert m.analytics_errors == 2 and len(calls) == 2
+
+
+def test_detectors_skip_a_batch_the_book_rejected() -> None:
+    seen = []
+    m = MarketState(INST, SMALL, detectors=lambda batch, book: seen.append(len(batch)) or [])
+    m.apply(snapshot({1000: 5.0}, {1001: 4.0}, 1), 1)
+    bad = diff({1000: 2.0}, {}, 2)
+    bad["qty"] = float("nan")
+    m.apply(bad, 2)
+    assert seen == [3]  # only the snapshot (clear + 2 levels) reached them
+
+
+def test_aggregates_survive_a_batch_longer_than_the_ring() -> None:
+    m = MarketState(INST, {"engine": {"ring_capacity": 8}})
+    m.apply(trade(ev.BID, 1001, 1.0), None)
+    m.apply(snapshot({1000 - i: 1.0 for i in range(20)}, {1001: 4.0}, 1), 1)  # 22 rows > 8
+    m.apply(trade(ev.BID, 1001, 2.0, T0 + 1), None)
+    f = m.frame(ladder_rows=4)
+    assert f.ladder_traded_buy.sum() == 3.0  # the first trade was flushed before the ring wrapped
+    assert m.aggregate_rejected == 0
+
+
+def test_stop_from_a_listener_on_the_engine_thread() -> None:
+    engine = Engine(SMALL, detect=False)
+    engine.add_feed(FakeFeed(basic_script(), hold=True))
+    engine.listen("top", lambda inst, *top: engine.stop() if top[2] == 101 else None)
+    engine.start()
+    try:
+        deadline = time.monotonic() + 5
+        while engine.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not engine.running
+    finally:
+        engine.stop()
+    assert not _engine_threads()
+
+
+def test_remove_source_from_the_engine_thread_leaves_no_status() -> None:
+    engine = Engine(SMALL, detect=False)
+    feed = FakeFeed(basic_script(), hold=True)
+    engine.add_feed(feed)
+    statuses = []
+    engine.listen("status", lambda venue, sym, state, reason: statuses.append(state))
+    removed = []
+    engine.listen("funding", lambda *a: removed.append(engine.remove_source("fake:ALTUSDT")))
+
+    async def main() -> None:
+        await engine.run_until(0.5)
+
+    asyncio.run(main())
+    assert removed == [True] and feed.cancelled
+    assert "fake:ALTUSDT" not in engine.statuses() and statuses == [SYNCING, LIVE]
+
+
+def test_feeds_added_while_the_thread_starts_are_never_lost() -> None:
+    for _ in range(20):
+        engine = Engine(SMALL, detect=False)
+        engine.start()
+        feed = FakeFeed(basic_script(), hold=True)
+        engine.add_feed(feed)
+        deadline = time.monotonic() + 5
+        while engine.version("fake:ALTUSDT") < 7 and time.monotonic() < deadline:
+            time.sleep(0.002)
+        engine.stop()
+        assert feed.delivered == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 from test_engine_fakes import INST, T0, FakeFeed, Step, basic_script, diff, resync_script
@@ -279,3 +280,16 @@ def test_bad_alert_rule_in_config_exits_2(tmp_path, capsys) -> None:
     assert main(["watch", "demo:ALTUSDT", "--json", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "alert" in err and "side" in err
+
+
+def test_a_closed_pipe_ends_the_text_view_too(fake_sources, monkeypatch, capsys) -> None:
+    import sys
+
+    from app.commands import watch
+
+    monkeypatch.setattr(watch, "PLAIN_REFRESH_S", 0.05)
+    fake_sources.append(FakeFeed(basic_script(), hold=True))
+    monkeypatch.setattr(sys, "stdout", BrokenStdout(ok=0))
+    t0 = time.monotonic()
+    assert main(["watch", "demo:ALTUSDT", "--duration", "20"]) == 0
+    assert time.monotonic() - t0 < 5 and fake_sources[0].cancelled

@@ -181,3 +181,62 @@ def test_messages_for_unsubscribed_symbols_are_not_sent() -> None:
 
 def test_loads_unwraps_envelopes() -> None:
     assert loads('{"stream":"x","data":{"a":1}}') == {"a": 1}
+
+
+def test_same_seed_same_wire_bytes() -> None:
+    async def capture(seed: int) -> list[str]:
+        async with SimulatorServer(seed=seed, rate=2000, manual=True, start_ns=1_767_225_600_000_000_000) as srv:
+            url = f"{srv.endpoints()['binance-usdm']['ws_public']}/stream?streams=altusdt@depth@0ms/altusdt@bookTicker"
+            async with connect(url, max_queue=None) as ws:
+                srv.advance(30)
+                last_u = srv.model.books["ALTUSDT"].update_id
+                out = []
+                while True:
+                    raw = await asyncio.wait_for(ws.recv(), 3)
+                    out.append(raw)
+                    data = json.loads(raw)["data"]
+                    if data["e"] == "depthUpdate" and data["u"] >= last_u:
+                        return out
+
+    a, b, c = asyncio.run(capture(8)), asyncio.run(capture(8)), asyncio.run(capture(9))
+    assert a == b and a != c and len(a) > 30
+
+
+def test_partial_depth_stream_is_a_top_n_snapshot() -> None:
+    async def main() -> None:
+        async with SimulatorServer(seed=7, rate=2000, manual=True) as srv:
+            url = f"{srv.endpoints()['binance-usdm']['ws_public']}/ws/ethusdt@depth5@100ms"
+            async with connect(url, max_queue=None) as ws:
+                srv.advance(25)
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 3))
+                assert msg["e"] == "depthUpdate" and len(msg["b"]) == 5 and len(msg["a"]) == 5
+                assert float(msg["b"][0][0]) < float(msg["a"][0][0])
+
+    asyncio.run(main())
+
+
+def test_live_clock_sync_with_rest_mid_stream_then_freeze_and_compare() -> None:
+    async def main() -> None:
+        async with SimulatorServer(seed=12, rate=1500) as srv:
+            base = srv.endpoints()["binance-usdm"]
+            async with connect(f"{base['ws_public']}/stream?streams=altusdt@depth", max_queue=None) as ws:
+                client = BinanceSyncBook()
+                fetch = None
+                t_end = asyncio.get_running_loop().time() + 1.5
+                while asyncio.get_running_loop().time() < t_end:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 2))
+                    client.on_event(msg["data"])
+                    if fetch is None:
+                        fetch = asyncio.ensure_future(http_get(f"{base['rest']}/fapi/v1/depth?symbol=ALTUSDT&limit=1000"))
+                    elif fetch.done() and not client.synced:
+                        assert client.on_snapshot(json.loads(fetch.result()[1]))
+                await srv.pause()
+                srv.flush()
+                last_u = srv.model.books["ALTUSDT"].update_id
+                while client.last_u != last_u:
+                    client.on_event(json.loads(await asyncio.wait_for(ws.recv(), 2))["data"])
+                assert client.synced and client.gaps == 0 and client.applied >= 3
+                assert normalize(client.sides()[0]) == model_sides(srv, "ALTUSDT")[0]
+                assert normalize(client.sides()[1]) == model_sides(srv, "ALTUSDT")[1]
+
+    asyncio.run(main())

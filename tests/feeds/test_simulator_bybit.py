@@ -28,10 +28,10 @@ async def _collect(ws, quiet: float = 0.3) -> list[dict]:  # noqa: ANN001
             return out
 
 
-@pytest.mark.parametrize("depth", [50, 200, 1000])
-def test_orderbook_snapshot_then_deltas_u_plus_one_and_book_equals_model(depth: int) -> None:
+@pytest.mark.parametrize(("depth", "coalesce"), [(50, True), (200, True), (1000, True), (50, False), (1000, False)])
+def test_orderbook_snapshot_then_deltas_u_plus_one_and_book_equals_model(depth: int, coalesce: bool) -> None:
     async def main() -> None:
-        async with SimulatorServer(seed=21, rate=3000, manual=True) as srv:
+        async with SimulatorServer(seed=21, rate=3000, manual=True, coalesce=coalesce) as srv:
             async with connect(srv.endpoints()["bybit-linear"]["ws"], max_queue=None) as ws:
                 await ws.send(json.dumps({"req_id": "r1", "op": "subscribe", "args": [f"orderbook.{depth}.ALTUSDT"]}))
                 ack = await _recv(ws)
@@ -53,6 +53,9 @@ def test_orderbook_snapshot_then_deltas_u_plus_one_and_book_equals_model(depth: 
                 bb, ba = book.sides()
                 assert normalize(bb) == mb and normalize(ba) == ma
                 assert len(bb) <= depth
+                if not coalesce and depth == 1000:  # real-time whole-book view: one delta per model message
+                    assert len(msgs) > 80 * 5  # ~18 ALTUSDT messages per 10 ms step at this rate
+                    assert msgs[-1]["data"]["seq"] == srv.model.books["ALTUSDT"].update_id
 
     asyncio.run(main())
 

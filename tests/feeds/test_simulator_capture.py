@@ -130,3 +130,25 @@ def test_bybit_archive_replays_with_topic_renamed_and_u_continuous() -> None:
 def test_capture_without_market_messages_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no Binance stream or Bybit topic"):
         CaptureSource([(1, '{"result":null,"id":1}')])
+
+
+def test_native_rest_lines_name_their_symbol(btc_capture) -> None:  # noqa: ANN001
+    records = _head(btc_capture, 300)
+    native = [(ns, '{"rest":"/fapi/v1/depth?symbol=BTCUSDT&limit=1000","data":' + raw + "}")
+              if raw.startswith('{"lastUpdateId"') else (ns, raw) for ns, raw in records]
+    snapshot = next(raw for _, raw in records if raw.startswith('{"lastUpdateId"'))
+
+    async def main() -> None:
+        source = CaptureSource(native, speed=0, start_on_subscribe=False)
+        assert source.specs[0].tick_size == 0.1
+        async with SimulatorServer(capture=source) as srv:
+            for _ in range(500):  # the replay runs without subscribers: wait for its end
+                if source.done is not None and source.done.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            assert source.replayed == len(native)
+            status, body = await http_get(f"{srv.endpoints()['binance-usdm']['rest']}/fapi/v1/depth?symbol=BTCUSDT")
+            snap = json.loads(body)
+            assert status == 200 and snap["lastUpdateId"] >= json.loads(snapshot)["lastUpdateId"]
+
+    asyncio.run(main())

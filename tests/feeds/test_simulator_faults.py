@@ -115,3 +115,26 @@ def test_fault_spec_parsing() -> None:
         FaultPlan.parse("explode=1")
     with pytest.raises(ValueError, match="within 0..1"):
         FaultPlan.parse("drop=2")
+
+
+def test_bybit_drop_breaks_u_continuity() -> None:
+    async def main() -> tuple[int, int]:
+        plan = FaultPlan(drop=0.1, start_after=3, seed=12)
+        async with SimulatorServer(seed=32, rate=4000, faults=plan, manual=True, coalesce=False) as srv:
+            async with connect(srv.endpoints()["bybit-linear"]["ws"], max_queue=None) as ws:
+                await ws.send(json.dumps({"op": "subscribe", "args": ["orderbook.1000.ALTUSDT"]}))
+                assert json.loads(await ws.recv())["success"]
+                srv.advance(20)
+                us = []
+                try:
+                    while True:
+                        msg = json.loads(await asyncio.wait_for(ws.recv(), 0.4))
+                        if "topic" in msg:
+                            us.append(msg["data"]["u"])
+                except TimeoutError:
+                    pass
+            breaks = sum(b != a + 1 for a, b in zip(us, us[1:], strict=False))
+            return breaks, srv.fault_counts()["drop"]
+
+    breaks, drops = asyncio.run(main())
+    assert 0 < breaks <= drops

@@ -82,7 +82,7 @@ def test_gap_ticks_stay_empty_while_labelled() -> None:
     _, labels, levels_at = _play(sc)
     lab = _one(labels, "liquidity_gap")
     lo, hi = lab["price_tick"], lab["price_far_tick"]
-    assert hi - lo + 1 == 8
+    assert hi - lo + 1 == 10
     held = [t for t in levels_at if lab["start_ns"] <= t < lab["end_ns"]]
     assert len(held) >= 390
     for t in held:
@@ -168,3 +168,88 @@ def test_server_scenario_mode_serves_the_planted_book_and_labels() -> None:
                 assert float(seen[-1]) >= 25 * sc.symbol_spec.median_lots
 
     asyncio.run(main())
+
+
+def test_write_scenario_files_replay_through_the_capture_reader(tmp_path) -> None:  # noqa: ANN001
+    from feeds.simulator.capture import read_hftbacktest
+    from feeds.simulator.recorder import write_scenario
+
+    sc = Scenario("w", "pull", seed=13, duration_s=12.0)
+    capture, label_file = write_scenario(sc, tmp_path)
+    meta = json.loads(label_file.read_text())
+    assert meta["capture"] == capture.name and meta["tick_size"] == 0.0001
+    assert {lab["kind"] for lab in meta["labels"]} == {"large_order", "stack", "pull", "iceberg"}
+    records = list(read_hftbacktest(capture))
+    assert records == sc.render("binance-usdm")[0]
+
+
+def test_showcase_stages_events_one_after_another_on_a_live_model() -> None:
+    from feeds.simulator.market import MarketModel
+    from feeds.simulator.scenarios import Showcase
+
+    show = Showcase(every_s=1.0, first_after_s=0.5)
+    model = MarketModel(seed=14, rate=600.0)
+    show.install(model)
+    for _ in range(4000):  # 40 s
+        model.step(10_000_000)
+    kinds = {lab["kind"] for lab in show.labels() if not lab["negative"]}
+    assert {"large_order", "iceberg", "liquidity_gap", "absorption", "pull", "sweep"} <= kinds
+    assert all(lab["symbol"] == "ALTUSDT" and lab["scenario"] == "showcase" for lab in show.labels())
+    starts = [lab["start_ns"] for lab in show.labels() if lab["kind"] in ("iceberg", "liquidity_gap", "sweep")]
+    assert len(starts) >= 3
+
+
+def _wire_book_and_trades(records: list[tuple[int, str]]) -> tuple[list, list]:
+    """Rebuild (exch_ms, bids, asks) after each depth message and the trade prints from rendered records."""
+    states, trades = [], []
+    bids: dict[str, float] = {}
+    asks: dict[str, float] = {}
+    synced = False
+    for _, raw in records:
+        msg = json.loads(raw)
+        if "lastUpdateId" in msg:
+            bids = {p: float(q) for p, q in msg["bids"]}
+            asks = {p: float(q) for p, q in msg["asks"]}
+            synced = True
+            continue
+        data = msg["data"]
+        if data["e"] == "depthUpdate" and synced:
+            for side, book in (("b", bids), ("a", asks)):
+                for p, q in data[side]:
+                    if float(q) == 0:
+                        book.pop(p, None)
+                    else:
+                        book[p] = float(q)
+            states.append((data["T"], dict(bids), dict(asks)))
+        elif data["e"] == "trade":
+            trades.append((data["T"], data["p"], float(data["q"]), data["m"]))
+    return states, trades
+
+
+def test_iceberg_evidence_is_visible_on_the_wire() -> None:
+    sc = Scenario("wire", "iceberg", seed=15, side=ASK)
+    records, labels = sc.render("binance-usdm")
+    lab = _one(labels, "iceberg")
+    price = f"{lab['price']:.4f}"
+    states, trades = _wire_book_and_trades(records)
+    t0, t1 = lab["start_ns"] // 1_000_000, lab["end_ns"] // 1_000_000
+    executed = sum(q for t, p, q, m in trades if t0 <= t <= t1 and p == price and m is False)
+    visible = max(a.get(price, 0.0) for t, _, a in states if t0 <= t <= t1)
+    refills = sum(1 for (ta, _, a0), (_, _, a1) in zip(states, states[1:], strict=False)
+                  if t0 <= ta <= t1 and a1.get(price, 0.0) > a0.get(price, 0.0))
+    assert executed == lab["evidence"]["executed"] and executed >= 5 * visible and refills >= 2
+    assert not [p for t, p, q, m in trades if t0 <= t <= t1 and float(p) > lab["price"]]
+
+
+def test_pull_on_the_wire_removes_size_with_no_trade_at_the_price() -> None:
+    sc = Scenario("wire", "pull", seed=16, side=BID)
+    records, labels = sc.render("binance-usdm")
+    pull = _one(labels, "pull")
+    price = f"{pull['price']:.4f}"
+    states, trades = _wire_book_and_trades(records)
+    t_pull = pull["start_ns"] // 1_000_000
+    drops = [(t1, b0.get(price, 0.0) - b1.get(price, 0.0)) for (_, b0, _), (t1, b1, _) in
+             zip(states, states[1:], strict=False) if b1.get(price, 0.0) < b0.get(price, 0.0)]
+    assert (t_pull, pull["evidence"]["removed"]) in drops
+    t_placed = _one(labels, "large_order")["start_ns"] // 1_000_000
+    assert not [p for t, p, _, _ in trades if p == price and t_placed <= t <= t_pull]
