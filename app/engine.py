@@ -31,6 +31,7 @@ import numpy as np
 
 from app.analytics.alerts import AlertEngine, AlertRule, load_rules
 from app.analytics.detectors import DetectorSet
+from app.core.chartframe import ChartFrame
 from app.core.footprint import FootprintBar
 from app.core.frame import Frame
 from app.core.instrument import Instrument
@@ -423,6 +424,16 @@ class Engine:
         """The newest ``last`` footprint bars of ``symbol`` (immutable, thread-safe); [] when unknown."""
         market = self.market(symbol)
         return [] if market is None else market.footprint_bars(last)
+
+    def chart_frame(self, symbol: str, bars: int = 200) -> ChartFrame | None:
+        """What the chart docks draw of ``symbol`` (thread-safe, copies made only when a part changed)."""
+        market = self.market(symbol)
+        return None if market is None else market.chart_frame(bars)
+
+    def mid_series(self, symbol: str, seconds: float = 3600.0) -> tuple[np.ndarray, np.ndarray] | None:
+        """(times ns, mid price) of ``symbol`` per heatmap column over the last ``seconds``; None when unknown."""
+        market = self.market(symbol)
+        return None if market is None else market.mid_series(seconds)
 
     def stats(self, now_ns: int | None = None) -> list[MarketStats]:
         """One status-bar row per source symbol (cheap; for the 1 Hz clock)."""
