@@ -138,6 +138,7 @@ class MarketState:
         self._heatmap_column_ns = int(column_ms * 1e6)
         self._heatmap_columns = int(float(engine_setting(config, "heatmap_minutes", 120.0)) * 60e3 / column_ms)
         self._heatmap_rows = int(engine_setting(config, "heatmap_rows", 256))
+        self._heatmap_group = int(engine_setting(config, "heatmap_group", 0))  # 0: chosen from the price
         if self._footprint_bar_ns <= 0 or self._footprint_group < 1:
             raise ValueError("engine footprint_bar_s must be > 0 and footprint_group >= 1")
         self.detectors = detectors
@@ -175,7 +176,8 @@ class MarketState:
         self.aggregate_rejected = 0
         self.funding = FundingTracker(multiplier=self.instrument.multiplier)
         self.funding_rejected = 0
-        self.heatmap = HeatmapHistory(self._heatmap_columns, self._heatmap_rows, self._heatmap_column_ns)
+        self.heatmap = HeatmapHistory(self._heatmap_columns, self._heatmap_rows, self._heatmap_column_ns,
+                                      self._heatmap_group)
         self.liquidations = EventRing(4096)
         self.detection_log: deque[Detection] = deque(maxlen=4096)  # recent events, for chart markers
         self.detection_events = 0

@@ -14,7 +14,10 @@ resyncing, disconnected, after a ``GAP_EVENT``) the closed columns are gaps (NaN
 
 Rows: ``rows`` price rows of ``group`` ticks; each column keeps its own lowest row (``base``). The
 window is recentred (mid back to the middle) only when the mid leaves the central band
-``[recentre, 1 - recentre]`` of the rows, so most neighbouring columns share a base.
+``[recentre, 1 - recentre]`` of the rows, so most neighbouring columns share a base. ``group=0`` picks
+the grouping at the first live sample so that the rows span about ``AUTO_SPAN`` (1 %) of the price, on a
+1-2-5 step (BTCUSDT at $61,600 and a 0.1 tick: 10 ticks, $1 rows, ±$128 around mid; a small cap whose tick
+is a large part of its price: 1 tick); fixed from then on, so columns stay comparable.
 
 Trades are aggregated per column and aggressor side (volume and volume x tick, for a VWAP bubble), which
 keeps the visible window's trades at bounded memory; the same columns give the CVD (session reset) and a
@@ -34,6 +37,9 @@ DAY_NS = 86_400_000_000_000
 DEFAULT_COLUMN_NS = 100_000_000
 DEFAULT_COLUMNS = 72_000  # two hours of 100 ms columns
 DEFAULT_ROWS = 256
+AUTO_SPAN = 0.01  # fraction of the price the rows cover when the grouping is automatic
+NICE_GROUPS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+GAP_BASE = -(2**61)  # base row of a block with no valid column: the renderer draws it as a gap
 
 
 class HeatmapHistory:
@@ -49,10 +55,10 @@ class HeatmapHistory:
         session_ns: int = DAY_NS,
         session_offset_ns: int = 0,
     ) -> None:
-        for name, value in (("columns", columns), ("rows", rows), ("column_ns", column_ns), ("group", group),
-                            ("session_ns", session_ns)):
+        for name, value in (("columns", columns), ("rows", rows), ("column_ns", column_ns),
+                            ("group", group + 1), ("session_ns", session_ns)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"heatmap {name} must be an int >= 1, got {value!r}")
+                raise ValueError(f"heatmap {name} must be an int >= 1 (group >= 0: 0 = auto), got {value!r}")
         if rows < 8:
             raise ValueError(f"heatmap rows must be >= 8, got {rows}")
         if not 0.0 < recentre < 0.5:
@@ -60,7 +66,7 @@ class HeatmapHistory:
         self.columns = int(columns)
         self.rows = int(rows)
         self.column_ns = int(column_ns)
-        self.group = int(group)
+        self.group = int(group)  # 0 until the automatic grouping is chosen
         self.recentre = float(recentre)
         self.session_ns = int(session_ns)
         self.session_offset_ns = int(session_offset_ns)
@@ -103,7 +109,7 @@ class HeatmapHistory:
 
     def row_of(self, tick: int) -> int:
         """The price row (of ``group`` ticks) holding a tick."""
-        return int(tick) // self.group
+        return int(tick) // max(1, self.group)
 
     # -- writing -----------------------------------------------------------------------------------
     def sample(self, book: Any, exch_ts: int, live: bool = True) -> bool:
@@ -136,10 +142,10 @@ class HeatmapHistory:
             self.bid[slots] = NO_PRICE
             self.ask[slots] = NO_PRICE
             return
-        if bid != NO_PRICE and ask != NO_PRICE:
-            mid_row = ((bid + ask) // 2) // self.group
-        else:
-            mid_row = (bid if bid != NO_PRICE else ask) // self.group
+        mid_tick = (bid + ask) // 2 if bid != NO_PRICE and ask != NO_PRICE else (bid if bid != NO_PRICE else ask)
+        if self.group == 0:
+            self.group = auto_group(mid_tick, self.rows)
+        mid_row = mid_tick // self.group
         base = self._base
         lo_band = int(self.rows * self.recentre)
         if base is None or not base + lo_band <= mid_row < base + self.rows - lo_band:
@@ -278,6 +284,12 @@ class HeatmapHistory:
         return cols[keep], out[keep]
 
 
+def auto_group(mid_tick: int, rows: int, span: float = AUTO_SPAN) -> int:
+    """Ticks per row so ``rows`` rows cover about ``span`` of the price (the nice step at or below)."""
+    want = abs(int(mid_tick)) * span / rows
+    return max(g for g in NICE_GROUPS if g <= max(1.0, want))
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class HeatmapSnapshot:
     """What a frame carries of the heatmap: the shared history and the columns that were final then.
@@ -377,7 +389,7 @@ class HeatmapRenderer:
                 vals[run[idx]] = np.fmax.reduce(tex[idx], axis=1)
             for i in np.flatnonzero(any_valid & ~simple).tolist():  # block edges, gaps, recentres: rare
                 vals[run[i]] = _shifted_max(tex[i], base[i], block_valid[i], int(newest[i]), hist.rows)
-            bases[run] = np.where(any_valid, newest, 0)
+            bases[run] = np.where(any_valid, newest, GAP_BASE)
         return vals, bases
 
 
@@ -396,14 +408,18 @@ def _shifted_max(tex: np.ndarray, base: np.ndarray, valid: np.ndarray, target: i
 
 def compose(vals: np.ndarray, bases: np.ndarray, row_lo: int, n_rows: int, step: int = 1) -> np.ndarray:
     """Place block values (n, rows) with their base rows into an image (n, n_rows // step) over absolute
-    rows ``row_lo ..``; ``step`` rows per pixel (max). NaN where there is nothing."""
+    rows ``row_lo ..``; ``step`` rows per pixel (max). Gap blocks are NaN whole; rows outside a block's
+    window are -inf (nothing known there, drawn as the empty end of the scale)."""
     n, rows = vals.shape
     h = n_rows // step
-    img = np.full((n, h), np.nan, np.float32)
+    img = np.full((n, h), -np.inf, np.float32)
     if n == 0 or h == 0:
         return img
     for b in np.unique(bases).tolist():
         sel = np.flatnonzero(bases == b)
+        if b == GAP_BASE:
+            img[sel] = np.nan
+            continue
         v = vals[sel]
         off = int(b) - row_lo  # image row (before step) of source row 0
         if step > 1:

@@ -7,7 +7,7 @@ import pytest
 
 from app.core.book import DepthBook
 from app.core.events import ASK, BID
-from app.core.heatmap import DEFAULT_COLUMNS, HeatmapHistory, HeatmapRenderer, bubbles, compose
+from app.core.heatmap import DEFAULT_COLUMNS, HeatmapHistory, HeatmapRenderer, auto_group, bubbles, compose
 from app.core.instrument import Instrument
 
 INST = Instrument("test", "TESTUSDT", 0.1, 0.001)
@@ -47,10 +47,24 @@ def test_default_size_is_two_hours_in_bounded_memory() -> None:
 
 
 @pytest.mark.parametrize("bad", [dict(columns=0), dict(rows=4), dict(column_ns=-1), dict(recentre=0.5),
-                                 dict(group=0)])
+                                 dict(group=-1)])
 def test_bad_configuration_is_refused(bad: dict) -> None:
     with pytest.raises(ValueError):
         HeatmapHistory(**bad)
+
+
+def test_automatic_grouping_spans_about_one_percent_on_nice_steps() -> None:
+    assert auto_group(616_000, 256) == 10  # BTCUSDT $61,600 at 0.1: $1 rows
+    assert auto_group(5_000, 256) == 1  # a small cap with a coarse tick
+    assert auto_group(260_000, 256) == 10
+    rng = np.random.default_rng(11)
+    book = book_around(616_000, rng)
+    h = HeatmapHistory(columns=10, rows=256, group=0)
+    h.sample(book, 0, live=False)
+    h.sample(book, 100 * MS, live=False)
+    assert h.group == 0  # not chosen on a gap
+    h.sample(book, 200 * MS)
+    assert h.group == 10 and h.base[1] == 61_600 - 128
 
 
 def test_column_holds_the_book_as_it_stood_at_its_end() -> None:
@@ -190,7 +204,7 @@ def brute_render(h: HeatmapHistory, first_col: int, k: int, width: int, row_lo: 
                  step: int) -> np.ndarray:
     """Per display pixel: max over the block's valid closed columns of the size in its absolute rows,
     kept to the rows of the block's newest valid column (the documented rule for a block that recentred)."""
-    img = np.full((width, n_rows // step), np.nan, np.float32)
+    img = np.full((width, n_rows // step), -np.inf, np.float32)
     for x in range(width):
         valid = []
         for c in range(first_col + x * k, first_col + (x + 1) * k):
@@ -200,6 +214,7 @@ def brute_render(h: HeatmapHistory, first_col: int, k: int, width: int, row_lo: 
             if h.col[s] == c and h.live[s]:
                 valid.append(s)
         if not valid:
+            img[x] = np.nan  # a gap, drawn as such
             continue
         target = h.base[valid[-1]]
         for s in valid:
@@ -209,8 +224,7 @@ def brute_render(h: HeatmapHistory, first_col: int, k: int, width: int, row_lo: 
                 y = h.base[s] + r - row_lo
                 if 0 <= y < (n_rows // step) * step:
                     v = h.tex[s, r]
-                    cur = img[x, y // step]
-                    img[x, y // step] = v if np.isnan(cur) else max(cur, v)
+                    img[x, y // step] = max(img[x, y // step], v)
     return img
 
 
