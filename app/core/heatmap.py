@@ -311,19 +311,49 @@ class HeatmapSnapshot:
         return max(self.last - self.history.columns + 1 + 600, self.last - self.history.columns + 2)
 
 
+BLOCK_FIELDS = ("bid", "ask", "lo", "hi", "buy", "buy_tq", "sell", "sell_tq")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockView:
+    """Blocks of ``k`` columns over a view: max sizes and bases for the image, plus per block the best bid /
+    ask of its newest valid column, the lowest bid and highest ask it saw (NaN in gaps), and its trade sums."""
+
+    ids: np.ndarray
+    k: int
+    cache: np.ndarray  # the renderer's (slots, rows) float32 block maxima; read through values()
+    slots: np.ndarray  # cache row of each block
+    bases: np.ndarray  # GAP_BASE for a block without a valid column
+    bid: np.ndarray
+    ask: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    buy: np.ndarray
+    buy_tq: np.ndarray
+    sell: np.ndarray
+    sell_tq: np.ndarray
+
+    def values(self, which: np.ndarray | None = None) -> np.ndarray:
+        """Max size per row of the blocks ``which`` (indices into ``ids``; all by default): (n, rows) copy."""
+        return self.cache[self.slots if which is None else self.slots[which]]
+
+
 class HeatmapRenderer:
     """Reduces the history to a display image: ``k`` columns per pixel (max), blocks cached once final.
 
     Blocks are aligned to absolute column numbers (block ``j`` = columns ``j*k .. j*k+k-1``), so as the
-    view follows the market only the newest block or two are reduced again each frame.
+    view follows the market only the newest block or two are reduced again each frame. A block is final
+    ``slack`` columns after its last one closed: trades are folded in lazily and may land a little late.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, slack: int = 5) -> None:
+        self.slack = int(slack)
         self._hist: HeatmapHistory | None = None
         self._k = 0
         self._ids = np.zeros(0, np.int64)
         self._vals = np.zeros((0, 0), np.float32)
         self._bases = np.zeros(0, np.int64)
+        self._f = np.zeros((len(BLOCK_FIELDS), 0))
         self.blocks_reduced = 0  # cumulative, for tests and the bench
 
     def reset(self) -> None:
@@ -333,40 +363,46 @@ class HeatmapRenderer:
     def _prepare(self, hist: HeatmapHistory, k: int) -> None:
         if hist is not self._hist or k != self._k:
             self._hist, self._k = hist, k
-            n = hist.columns // k + 8
+            n = hist.columns // k + 64  # more than a view over the whole ring can ask for: no thrashing
             self._ids = np.full(n, -(2**62), np.int64)
             self._vals = np.full((n, hist.rows), np.nan, np.float32)
             self._bases = np.zeros(n, np.int64)
+            self._f = np.zeros((len(BLOCK_FIELDS), n))
 
-    def blocks(self, hist: HeatmapHistory, first_block: int, n_blocks: int, k: int, last_col: int
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(block ids, max values per block (n, rows), base row per block) for blocks over closed columns."""
+    def view(self, hist: HeatmapHistory, first_block: int, n_blocks: int, k: int, last_col: int) -> BlockView:
+        """The blocks ``first_block ..`` over closed columns up to ``last_col`` (cached where final)."""
         self._prepare(hist, k)
         ids = np.arange(first_block, first_block + n_blocks, dtype=np.int64)
         nb = self._ids.size
         slot = ids % nb
-        final_last = (ids + 1) * k - 1 <= last_col
-        cached = self._ids[slot] == ids
-        need = ids[~cached | ~final_last]
+        final = (ids + 1) * k - 1 <= last_col - self.slack
+        need = ids[(self._ids[slot] != ids) | ~final]
         if need.size:
-            vals, bases = self._reduce(hist, need, k, last_col)
+            vals, bases, fields = self._reduce(hist, need, k, last_col)
             s = need % nb
             self._vals[s] = vals
             self._bases[s] = bases
-            done = (need + 1) * k - 1 <= last_col
+            self._f[:, s] = fields
+            done = (need + 1) * k - 1 <= last_col - self.slack
             self._ids[s] = np.where(done, need, -(2**62))  # partial blocks are redone next time
             self.blocks_reduced += int(need.size)
-            out_vals = self._vals[slot]
-            out_bases = self._bases[slot]
-            return ids, out_vals, out_bases
-        return ids, self._vals[slot], self._bases[slot]
+        f = self._f[:, slot]
+        return BlockView(ids, k, self._vals, slot, self._bases[slot], *f)
+
+    def blocks(self, hist: HeatmapHistory, first_block: int, n_blocks: int, k: int, last_col: int
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(block ids, max values per block (n, rows), base row per block) for blocks over closed columns."""
+        v = self.view(hist, first_block, n_blocks, k, last_col)
+        return v.ids, v.values(), v.bases
 
     @staticmethod
-    def _reduce(hist: HeatmapHistory, ids: np.ndarray, k: int, last_col: int) -> tuple[np.ndarray, np.ndarray]:
+    def _reduce(hist: HeatmapHistory, ids: np.ndarray, k: int, last_col: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Max over each block's columns (NaN-ignoring), shifted to the block's newest base when they differ."""
         n = ids.size
         vals = np.full((n, hist.rows), np.nan, np.float32)
         bases = np.zeros(n, np.int64)
+        fields = np.full((len(BLOCK_FIELDS), n), np.nan)
         lo = hist.open_col - hist.columns + 1 if hist.open_col is not None else 0
         # contiguous runs of block ids reduce with one reshape each
         breaks = np.flatnonzero(np.diff(ids) != 1) + 1
@@ -375,11 +411,13 @@ class HeatmapRenderer:
             c0, c1 = j0 * k, (j1 + 1) * k - 1
             cols = np.arange(c0, c1 + 1, dtype=np.int64)
             slots = cols % hist.columns
-            valid = (cols >= lo) & (cols <= last_col) & (hist.col[slots] == cols) & hist.live[slots]
+            kept = (cols >= lo) & (hist.col[slots] == cols)
+            valid = kept & (cols <= last_col) & hist.live[slots]
             block_valid = valid.reshape(-1, k)
             base = hist.base[slots].reshape(-1, k)
             last_valid = k - 1 - np.argmax(block_valid[:, ::-1], axis=1)
-            newest = base[np.arange(base.shape[0]), last_valid]  # base of each block's newest valid column
+            rows_i = np.arange(base.shape[0])
+            newest = base[rows_i, last_valid]  # base of each block's newest valid column
             any_valid = block_valid.any(axis=1)
             uniform = ((base == newest[:, None]) | ~block_valid).all(axis=1)
             simple = any_valid & uniform & block_valid.all(axis=1)
@@ -390,7 +428,17 @@ class HeatmapRenderer:
             for i in np.flatnonzero(any_valid & ~simple).tolist():  # block edges, gaps, recentres: rare
                 vals[run[i]] = _shifted_max(tex[i], base[i], block_valid[i], int(newest[i]), hist.rows)
             bases[run] = np.where(any_valid, newest, GAP_BASE)
-        return vals, bases
+            bid = np.where(valid & (hist.bid[slots] != NO_PRICE), hist.bid[slots], np.nan).reshape(-1, k)
+            ask = np.where(valid & (hist.ask[slots] != NO_PRICE), hist.ask[slots], np.nan).reshape(-1, k)
+            with np.errstate(invalid="ignore"):
+                fields[0, run] = np.where(any_valid, bid[rows_i, last_valid], np.nan)
+                fields[1, run] = np.where(any_valid, ask[rows_i, last_valid], np.nan)
+                fields[2, run] = np.fmin.reduce(bid, axis=1)
+                fields[3, run] = np.fmax.reduce(ask, axis=1)
+            tr = kept & (cols <= last_col + 1)  # trades count up to the open column
+            for fi, arr in ((4, hist.buy), (5, hist.buy_tq), (6, hist.sell), (7, hist.sell_tq)):
+                fields[fi, run] = np.where(tr, arr[slots], 0.0).reshape(-1, k).sum(axis=1)
+        return vals, bases, fields
 
 
 def _shifted_max(tex: np.ndarray, base: np.ndarray, valid: np.ndarray, target: int, rows: int) -> np.ndarray:

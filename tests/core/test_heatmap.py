@@ -7,7 +7,15 @@ import pytest
 
 from app.core.book import DepthBook
 from app.core.events import ASK, BID
-from app.core.heatmap import DEFAULT_COLUMNS, HeatmapHistory, HeatmapRenderer, auto_group, bubbles, compose
+from app.core.heatmap import (
+    DEFAULT_COLUMNS,
+    GAP_BASE,
+    HeatmapHistory,
+    HeatmapRenderer,
+    auto_group,
+    bubbles,
+    compose,
+)
 from app.core.instrument import Instrument
 
 INST = Instrument("test", "TESTUSDT", 0.1, 0.001)
@@ -256,7 +264,7 @@ def test_renderer_reduces_only_new_blocks_as_the_view_follows() -> None:
     h = HeatmapHistory(columns=400, rows=32)
     for c in range(1, 300):
         h.sample(book, c * 100 * MS)
-    r = HeatmapRenderer()
+    r = HeatmapRenderer(slack=0)
     k, width = 4, 60
     r.blocks(h, h.last_closed // k - width + 1, width, k, h.last_closed)
     before = r.blocks_reduced
@@ -267,3 +275,28 @@ def test_renderer_reduces_only_new_blocks_as_the_view_follows() -> None:
     assert r.blocks_reduced - before <= 2  # the block that was partial, and the new partial one
     assert ids[-1] == 302 // k  # columns 300..303, 303 still open
     np.testing.assert_allclose(vals[-1], np.fmax.reduce(h.tex[np.arange(300, 303) % 400]))
+
+
+def test_block_view_lines_extent_and_trades_match_brute_force() -> None:
+    rng = np.random.default_rng(12)
+    book = book_around(700, rng)
+    h = HeatmapHistory(columns=200, rows=32)
+    mid = 700
+    for c in range(1, 150):
+        mid += int(rng.integers(-1, 2))
+        set_book(book, mid, rng)
+        h.sample(book, c * 100 * MS, live=not 40 <= c < 44)
+        h.add_trades(np.array([c * 100 * MS + 7]), np.array([mid]), np.array([float(c)]), np.array([c % 2 == 0]))
+    k = 6
+    v = HeatmapRenderer(slack=0).view(h, 0, 150 // k + 1, k, h.last_closed)
+    for i, j in enumerate(v.ids.tolist()):
+        cols = [c for c in range(j * k, (j + 1) * k) if c <= h.last_closed and h.col[c % 200] == c
+                and h.live[c % 200]]
+        if cols:
+            assert v.bid[i] == h.bid[cols[-1] % 200] and v.ask[i] == h.ask[cols[-1] % 200]
+            assert v.lo[i] == min(h.bid[c % 200] for c in cols) and v.hi[i] == max(h.ask[c % 200] for c in cols)
+        else:
+            assert np.isnan(v.bid[i]) and np.isnan(v.lo[i]) and v.bases[i] == GAP_BASE
+        tcols = [c for c in range(j * k, (j + 1) * k) if c <= h.open_col and h.col[c % 200] == c]
+        assert v.buy[i] == pytest.approx(sum(h.buy[c % 200] for c in tcols))
+        assert v.sell_tq[i] == pytest.approx(sum(h.sell_tq[c % 200] for c in tcols))
