@@ -56,7 +56,7 @@ class HeatImageItem(pg.GraphicsObject):
     def __init__(self) -> None:
         super().__init__()
         self.key: tuple | None = None
-        self._pixels = np.zeros((0, 0), np.uint32)  # (rows top-down, ring columns)
+        self._pixels = np.zeros((0, 0), np.uint32)  # (rows from the lowest price, ring columns)
         self._ids = np.zeros(0, np.int64)
         self._final = np.zeros(0, bool)
         self._qimage: QImage | None = None
@@ -72,7 +72,7 @@ class HeatImageItem(pg.GraphicsObject):
         return (self._ids[slot] != ids) | ~self._final[slot]
 
     def write(self, key: tuple, ids: np.ndarray, columns: np.ndarray, final: np.ndarray, n_view: int) -> None:
-        """Store pixel columns (n, rows top-down) of blocks ``ids``; ``n_view`` blocks are in view."""
+        """Store pixel columns (n, rows from the lowest price) of blocks ``ids``; ``n_view`` blocks are in view."""
         h = columns.shape[1]
         if key != self.key or self._ids.size < n_view + 2 or self._pixels.shape[0] != h:
             width = n_view + 64
@@ -102,7 +102,7 @@ class HeatImageItem(pg.GraphicsObject):
             return None
         b0, n, *_ = self._view
         slot = np.arange(b0, b0 + n) % self._ids.size
-        pix = self._pixels[:, slot][::-1].T  # (blocks, rows bottom-up)
+        pix = self._pixels[:, slot].T  # (blocks, rows from the lowest price)
         inverse = {int(v): i for i, v in enumerate(lut32.tolist())}
         flat = np.array([inverse.get(int(v), 0) for v in np.unique(pix)], np.uint8)
         return flat[np.searchsorted(np.unique(pix), pix)]
@@ -385,7 +385,8 @@ class HeatmapWidget(QWidget):
         if need.any():
             sel = np.flatnonzero(need)
             img = compose(v.values(sel), v.bases[sel], r0, n_rows, step)
-            cols = self._lut32[quantise(img, lo_c, hi_c, log=log)][:, ::-1]  # rows top-down
+            # the view's y axis points up: image row 0 lands on the rectangle's y0, the lowest price
+            cols = self._lut32[quantise(img, lo_c, hi_c, log=log)]
             final = (v.ids[sel] + 1) * k - 1 <= snap.last - self.renderer.slack
             self.image.write(key, v.ids[sel], cols, final, v.ids.size)
         self.image.show_view(b0, b1 - b0 + 1, k, col_s, (r0 - 0.5) * row_h, n_rows * row_h)
