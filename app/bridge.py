@@ -194,6 +194,9 @@ class FramePrefetcher:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watch_keys: tuple[str, ...] = ()
+        self._watch_frames: dict[str, Frame] = {}
+        self._watch_due = 0.0
 
     @property
     def running(self) -> bool:
@@ -225,11 +228,26 @@ class FramePrefetcher:
         """(view key, frame) of the newest frame pulled."""
         return self._latest
 
+    def request_watch(self, keys: Sequence[str]) -> None:
+        """Symbols whose watchlist frames to pull (about once a second)."""
+        self._watch_keys = tuple(keys)
+
+    def watch_frames(self) -> dict[str, Frame]:
+        """The newest watchlist frame per symbol."""
+        return dict(self._watch_frames)
+
     def _run(self) -> None:
         last: tuple[Any, ...] | None = None
         while not self._stopping.is_set():
             self._wake.wait(0.1)
             self._wake.clear()
+            now = time.monotonic()
+            if self._watch_keys and now >= self._watch_due:
+                self._watch_due = now + 1.0 / SLOW_HZ
+                for key in self._watch_keys:
+                    frame = watch_frame(self._engine, key)
+                    if frame is not None:
+                        self._watch_frames[key] = frame
             want = self._want
             if want is None or self._stopping.is_set():
                 continue
@@ -241,6 +259,15 @@ class FramePrefetcher:
             if frame is not None:
                 last = view_key
                 self._latest = (view_key, frame)
+
+
+def watch_frame(engine: EngineLike, key: str, trades: int = 50) -> Frame | None:
+    """A frame for the watchlist: a ladder wide enough for depth within ±0.5 % of mid."""
+    top = engine.frame(key, ladder_rows=0, trades=0)
+    if top is None or top.mid_tick is None:
+        return top
+    rows = min(WATCH_MAX_ROWS, int(abs(top.mid_tick) * DEPTH_BAND * 2) + 4)
+    return engine.frame(key, ladder_rows=rows, trades=trades)
 
 
 def _engine_rule_name(rule: RuleSpec) -> str:
@@ -454,19 +481,15 @@ class Bridge(QObject):
         lags = [s.lag_ns for s in stats if s.lag_ns > 0]
         lag_ms = max(lags) / 1e6 if lags else None
         ring = max((s.ring_fill for s in stats), default=0.0)
-        for key in self.window.watchlist.symbols:
-            # a frame just for the watchlist: wide enough for depth within ±0.5 % of mid
-            top = self.engine.frame(key, ladder_rows=0, trades=0)
-            if top is None:
-                continue
-            mid = top.mid_tick
-            rows = 0 if mid is None else min(WATCH_MAX_ROWS, int(abs(mid) * DEPTH_BAND * 2) + 4)
-            others = key != self.active
-            frame = self.engine.frame(key, ladder_rows=rows, trades=50 if others else 0) if rows else top
-            if frame is None:
-                continue
+        symbols = self.window.watchlist.symbols
+        if self.prefetcher is not None and self.prefetcher.running:
+            self.prefetcher.request_watch(symbols)  # pulled off the GUI thread; shown a second later
+            frames = self.prefetcher.watch_frames()
+        else:
+            frames = {key: f for key in symbols if (f := watch_frame(self.engine, key)) is not None}
+        for key, frame in frames.items():
             self.window.note_frame(frame)
-            if others:
+            if key != self.active:
                 for rule, record in self.level_alerts.check(frame):
                     self._fire_level_rule(rule, record)
         self.window.tick_1hz(rate, lag_ms, self.fps(), ring)

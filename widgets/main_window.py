@@ -121,7 +121,6 @@ class MainWindow(QMainWindow):
     """DepthDesk's main window; the bridge drives it through ``show_frame``/``add_alert``/``set_*``."""
 
     symbol_requested = Signal(str)  # the user wants this symbol's ladder (added when new)
-    symbol_removed = Signal(str)
     rules_changed = Signal(list)  # list[RuleSpec]
     open_capture_requested = Signal(str)
     record_toggled = Signal(bool)
