@@ -197,7 +197,10 @@ class VolumeProfileWidget(QWidget):
         # statistics on the per-tick profile (exact), drawing on rows that stay a few pixels tall
         self.poc = part.poc()
         self.value_area = part.value_area(self.value_fraction)
-        self.hvn, self.lvn = part.nodes()
+        if part.ticks.size >= 3:
+            self.hvn, self.lvn = part.nodes()
+        else:  # volume_nodes' smoothing window (3) outgrows a 1-2 level profile (an IndexError in the core)
+            self.hvn = self.lvn = np.zeros(0, np.int64)
         need = -(-part.ticks.size // MAX_ROWS)
         group = next((g for g in NICE_GROUPS if g >= need), need)
         shown = regroup_profile(part, group)
