@@ -39,7 +39,8 @@ DEFAULT_COLUMNS = 72_000  # two hours of 100 ms columns
 DEFAULT_ROWS = 256
 AUTO_SPAN = 0.01  # fraction of the price the rows cover when the grouping is automatic
 NICE_GROUPS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-GAP_BASE = -(2**61)  # base row of a block with no valid column: the renderer draws it as a gap
+GAP_BASE = -(2**61)  # base row of a block whose columns were all gaps (not live): drawn as a gap
+EMPTY_BASE = -(2**61) + 1  # base row of a block with no column written at all (before the history): empty
 
 
 class HeatmapHistory:
@@ -427,7 +428,8 @@ class HeatmapRenderer:
                 vals[run[idx]] = np.fmax.reduce(tex[idx], axis=1)
             for i in np.flatnonzero(any_valid & ~simple).tolist():  # block edges, gaps, recentres: rare
                 vals[run[i]] = _shifted_max(tex[i], base[i], block_valid[i], int(newest[i]), hist.rows)
-            bases[run] = np.where(any_valid, newest, GAP_BASE)
+            written = (kept & (cols <= last_col)).reshape(-1, k).any(axis=1)
+            bases[run] = np.where(any_valid, newest, np.where(written, GAP_BASE, EMPTY_BASE))
             bid = np.where(valid & (hist.bid[slots] != NO_PRICE), hist.bid[slots], np.nan).reshape(-1, k)
             ask = np.where(valid & (hist.ask[slots] != NO_PRICE), hist.ask[slots], np.nan).reshape(-1, k)
             with np.errstate(invalid="ignore"):
@@ -456,8 +458,8 @@ def _shifted_max(tex: np.ndarray, base: np.ndarray, valid: np.ndarray, target: i
 
 def compose(vals: np.ndarray, bases: np.ndarray, row_lo: int, n_rows: int, step: int = 1) -> np.ndarray:
     """Place block values (n, rows) with their base rows into an image (n, n_rows // step) over absolute
-    rows ``row_lo ..``; ``step`` rows per pixel (max). Gap blocks are NaN whole; rows outside a block's
-    window are -inf (nothing known there, drawn as the empty end of the scale)."""
+    rows ``row_lo ..``; ``step`` rows per pixel (max). Gap blocks are NaN whole; blocks before the history
+    and rows outside a block's window are -inf (nothing known there, drawn as the empty end of the scale)."""
     n, rows = vals.shape
     h = n_rows // step
     img = np.full((n, h), -np.inf, np.float32)
@@ -467,6 +469,8 @@ def compose(vals: np.ndarray, bases: np.ndarray, row_lo: int, n_rows: int, step:
         sel = np.flatnonzero(bases == b)
         if b == GAP_BASE:
             img[sel] = np.nan
+            continue
+        if b == EMPTY_BASE:
             continue
         v = vals[sel]
         off = int(b) - row_lo  # image row (before step) of source row 0

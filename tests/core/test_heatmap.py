@@ -9,6 +9,7 @@ from app.core.book import DepthBook
 from app.core.events import ASK, BID
 from app.core.heatmap import (
     DEFAULT_COLUMNS,
+    EMPTY_BASE,
     GAP_BASE,
     HeatmapHistory,
     HeatmapRenderer,
@@ -222,7 +223,10 @@ def brute_render(h: HeatmapHistory, first_col: int, k: int, width: int, row_lo: 
             if h.col[s] == c and h.live[s]:
                 valid.append(s)
         if not valid:
-            img[x] = np.nan  # a gap, drawn as such
+            written = any(h.col[c % h.columns] == c for c in range(first_col + x * k, first_col + (x + 1) * k)
+                          if h.open_col - h.columns < c <= h.last_closed)
+            if written:
+                img[x] = np.nan  # a gap, drawn as such; never written stays -inf (empty)
             continue
         target = h.base[valid[-1]]
         for s in valid:
@@ -296,7 +300,7 @@ def test_block_view_lines_extent_and_trades_match_brute_force() -> None:
             assert v.bid[i] == h.bid[cols[-1] % 200] and v.ask[i] == h.ask[cols[-1] % 200]
             assert v.lo[i] == min(h.bid[c % 200] for c in cols) and v.hi[i] == max(h.ask[c % 200] for c in cols)
         else:
-            assert np.isnan(v.bid[i]) and np.isnan(v.lo[i]) and v.bases[i] == GAP_BASE
+            assert np.isnan(v.bid[i]) and np.isnan(v.lo[i]) and v.bases[i] in (GAP_BASE, EMPTY_BASE)
         tcols = [c for c in range(j * k, (j + 1) * k) if c <= h.open_col and h.col[c % 200] == c]
         assert v.buy[i] == pytest.approx(sum(h.buy[c % 200] for c in tcols))
         assert v.sell_tq[i] == pytest.approx(sum(h.sell_tq[c % 200] for c in tcols))
