@@ -475,10 +475,10 @@ class Bridge(QObject):
         puller = self.chart_puller
         if charts is None or puller is None or self.active is None or not charts.visible():
             return
+        puller.request(self.active, charts.wanted_leaders())
         if not puller.running:
             puller.pull_once()  # tests and engines without the thread: pull in line
-        cf = puller.latest(self.active)
-        puller.request(self.active, charts.wanted_leaders())
+        cf = puller.latest(self.active)  # with the thread: the frame pulled since the last tick
         if cf is not None and cf is not self._last_chart:
             self._last_chart = cf
             charts.show_chart_frame(cf)
