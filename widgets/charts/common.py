@@ -96,7 +96,9 @@ def style_plot(item: pg.PlotItem, palette: Palette) -> None:
     """Colours, grid and axis placement of one plot item."""
     item.showAxis("right")
     item.hideAxis("left")
-    item.showGrid(x=True, y=True, alpha=0.12)
+    # no grid: pyqtgraph draws grid lines as part of each axis picture with alpha over the whole plot,
+    # which cost ~15 ms per paint of a three-pane chart (1 ms without)
+    item.showGrid(x=False, y=False)
     for name in ("bottom", "right", "left"):
         ax = item.getAxis(name)
         ax.setPen(pg.mkPen(palette.grid))

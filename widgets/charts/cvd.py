@@ -86,6 +86,8 @@ class CvdPriceWidget(QWidget):
         lay.setRowStretchFactor(2, 2)
         for p in (self.cvd_plot, self.rsi_plot):
             p.setXLink(self.price_plot)
+        for p in (self.price_plot, self.cvd_plot, self.rsi_plot):
+            p.disableAutoRange()  # ranges are set once per redraw: auto-range would relayout and repaint again
         self.price_plot.hideAxis("bottom")
         self.cvd_plot.hideAxis("bottom")
         self.price_line = self.price_plot.plot(connect="finite")
@@ -163,6 +165,11 @@ class CvdPriceWidget(QWidget):
         if fin.any():  # from the first bucket with data: an empty left half says nothing
             first = np.flatnonzero(fin)[0]
             self.price_plot.setXRange(t[first], t[-1], padding=0.01)
+            for plot, ys in ((self.price_plot, np.r_[price, e]), (self.cvd_plot, np.r_[cvd, 0.0])):
+                ys = ys[np.isfinite(ys)]
+                lo, hi = float(ys.min()), float(ys.max())
+                pad = (hi - lo) * 0.08 or abs(hi) * 1e-4 or 1.0
+                plot.setYRange(lo - pad, hi + pad, padding=0)
         if fin.any():
             last = np.flatnonzero(fin)[-1]
             self.info.setText(f"price {price[last]:.6g}   EMA({self.ema_n}) {e[last]:.6g}   CVD {cvd[last]:+.4g}"

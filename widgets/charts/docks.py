@@ -6,11 +6,12 @@ and :meth:`ChartDocks.tick_1hz` from the slow clock with the leaders' price seri
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 
 from app.core.chartframe import ChartFrame
@@ -21,6 +22,13 @@ from widgets.charts.funding import FundingWidget
 from widgets.charts.heatmap import HeatmapWidget
 from widgets.charts.profile import VolumeProfileWidget
 from widgets.theme import Palette
+
+# Shortest time between two redraws of a chart while frames arrive (s). The heatmap's columns are 100 ms,
+# so 10 redraws a second show every column as it closes; the others change with each trade
+# but are read at a glance, and plots redrawn 60 times a second would take the frame rate from the ladder.
+MIN_INTERVAL_S = {"heatmap": 0.1, "profile": 0.5, "footprint": 0.5, "cvd": 1.0, "funding": 1.0,
+                  "correlation": 1.0}
+SLICE_S = 0.016  # one slow chart per frame: their redraws are spread over frames, never stacked in one
 
 # name, dock title
 CHART_DOCKS: tuple[tuple[str, str], ...] = (
@@ -64,6 +72,11 @@ class ChartDocks:
         window.resizeDocks([d["heatmap"], d["profile"]], [560, 200], Qt.Orientation.Horizontal)
         window.resizeDocks([d["heatmap"], d["footprint"]], [420, 300], Qt.Orientation.Vertical)
         self.frames_shown = 0
+        self._shown_at: dict[str, float] = dict.fromkeys(self.widgets, 0.0)
+        self._pending: ChartFrame | None = None
+        self._late = QTimer(window)
+        self._late.setSingleShot(True)
+        self._late.timeout.connect(self._on_late)
 
     def visible(self) -> bool:
         """Whether any chart dock is open (frames are pulled for the charts only then)."""
@@ -75,11 +88,32 @@ class ChartDocks:
             w.set_palette_theme(palette)  # type: ignore[attr-defined]
 
     def show_chart_frame(self, frame: ChartFrame) -> None:
-        """Hand a chart frame to the visible charts (each redraws only what changed)."""
+        """Hand a chart frame to the visible charts, each at most as often as MIN_INTERVAL_S allows (a chart
+        skipped now gets the newest frame a moment later); each redraws only what changed."""
+        now = time.monotonic()
+        wait = None
+        slow_done = False
         for name, w in self.widgets.items():
-            if self.docks[name].isVisible():
-                w.set_chart_frame(frame)  # type: ignore[attr-defined]
+            if not self.docks[name].isVisible():
+                continue
+            due = self._shown_at[name] + MIN_INTERVAL_S[name] - now
+            if due <= 0 and slow_done and name != "heatmap":
+                due = SLICE_S  # another slow chart already redrew in this frame: the next one
+            if due > 0:
+                wait = due if wait is None else min(wait, due)
+                continue
+            self._shown_at[name] = now
+            slow_done = slow_done or name != "heatmap"
+            w.set_chart_frame(frame)  # type: ignore[attr-defined]
         self.frames_shown += 1
+        self._pending = frame if wait is not None else None
+        if wait is not None and not self._late.isActive():
+            self._late.start(int(wait * 1000) + 1)
+
+    def _on_late(self) -> None:
+        frame, self._pending = self._pending, None
+        if frame is not None:
+            self.show_chart_frame(frame)
 
     def wanted_leaders(self) -> tuple[str, ...]:
         """Leader symbols the correlation chart compares against."""

@@ -193,7 +193,6 @@ class HeatmapWidget(QWidget):
 
         self.plot = make_plot(palette)
         self.item = self.plot.getPlotItem()
-        self.item.showGrid(x=False, y=False)  # the image is the background; grid lines over it cost and clutter
         self.vb = self.item.getViewBox()
         self.image = HeatImageItem()
         self.image.setZValue(-10)
