@@ -474,7 +474,9 @@ def test_bridge_hands_chart_frames_to_the_docks(qtbot, config_dir) -> None:
     bridge.open_symbol(key)
     bridge._on_frame_clock()
     assert window.charts.heatmap.frame is not None and window.charts.heatmap.frame.instrument == INST
-    assert window.charts.footprint.bars and window.charts.profile.profile is not None
+    # the slower charts take the frame on the next slices (one per frame), not all at once
+    qtbot.waitUntil(lambda: bool(window.charts.footprint.bars) and window.charts.profile.profile is not None
+                    and window.charts.cvd.snapshot is not None, timeout=5000)
     bridge.chart_puller.series_every_s = 0.0
     bridge.chart_puller.pull_once()
     bridge._on_slow_clock()
