@@ -519,3 +519,33 @@ def test_chart_puller_pulls_on_new_versions_and_series_per_interval() -> None:
     assert p.running
     p.stop()
     assert not p.running
+
+
+def test_docks_redraw_rates_one_slow_chart_per_frame(qtbot, config_dir, monkeypatch) -> None:
+    from app.settings import Settings
+    from widgets.charts import docks as docks_mod
+    from widgets.main_window import MainWindow
+
+    w = MainWindow(Settings())
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.show()
+    qtbot.waitExposed(w)
+    got: dict[str, int] = {}
+    for name, widget in w.charts.widgets.items():
+        monkeypatch.setattr(widget, "set_chart_frame", lambda f, n=name: got.__setitem__(n, got.get(n, 0) + 1))
+    clock = [1000.0]
+    monkeypatch.setattr(docks_mod.time, "monotonic", lambda: clock[0])
+    frame = ChartFrame(version=1, instrument=INST, state="live", exch_ts=T0)
+    w.charts.show_chart_frame(frame)
+    assert got == {"heatmap": 1, "profile": 1}  # the heatmap, and one slow chart per frame
+    for _ in range(5):  # five more frames within the same instant: each hands out one more slow chart
+        w.charts.show_chart_frame(frame)
+    assert got["heatmap"] == 1 and all(got.get(n) == 1 for n in ("footprint", "cvd", "funding", "correlation"))
+    clock[0] += 0.11  # a column later: the heatmap again, the slow ones wait for their own interval
+    w.charts.show_chart_frame(frame)
+    assert got["heatmap"] == 2 and got["profile"] == 1
+    w.docks["chart_heatmap"].hide()
+    clock[0] += 0.2
+    w.charts.show_chart_frame(frame)
+    assert got["heatmap"] == 2  # a closed dock is not fed
