@@ -29,8 +29,13 @@ class ChartEngine(Protocol):
 class ChartPuller:
     """One thread: newest chart frame of the wanted symbol, and mid series of it and its leaders at 1 Hz."""
 
-    def __init__(self, engine: ChartEngine, series_s: float = 3600.0, series_every_s: float = 1.0) -> None:
+    def __init__(self, engine: ChartEngine, series_s: float = 3600.0, series_every_s: float = 1.0,
+                 min_interval_s: float = 0.05) -> None:
         self._engine = engine
+        # charts redraw at most 10 times a second; pulling faster only takes the GIL and the market's lock
+        # from the engine and the GUI (a burst of messages changes the version every millisecond)
+        self.min_interval_s = min_interval_s
+        self._pulled_at = 0.0
         self.series_s = series_s
         self.series_every_s = series_every_s
         self._want: tuple[str, tuple[str, ...]] | None = None
@@ -90,12 +95,14 @@ class ChartPuller:
         key, leaders = want
         version = self._engine.version(key)
         frame = self._frame
-        if version >= 0 and (frame is None or frame.version != version):
+        now = time.monotonic()
+        if version >= 0 and (frame is None or frame.version != version) and \
+                now - self._pulled_at >= self.min_interval_s:
+            self._pulled_at = now
             got = self._engine.chart_frame(key)
             if got is not None and self._want == want:
                 self._frame = got
                 self.pulls += 1
-        now = time.monotonic()
         if now - self._series_at >= self.series_every_s:
             self._series_at = now
             venue = key.split(":", 1)[0]
@@ -112,6 +119,9 @@ class ChartPuller:
             self._wake.wait(0.25)
             self._wake.clear()
             if self._stopping.is_set():
+                break
+            rest = self.min_interval_s - (time.monotonic() - self._pulled_at)
+            if rest > 0 and self._stopping.wait(rest):
                 break
             try:
                 self.pull_once()

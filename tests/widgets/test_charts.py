@@ -503,7 +503,7 @@ def test_chart_puller_pulls_on_new_versions_and_series_per_interval() -> None:
             return (np.array([T0]), np.array([1.0])) if symbol != "demo:ETHUSDT" else None
 
     eng = Engine()
-    p = ChartPuller(eng, series_every_s=3600.0)
+    p = ChartPuller(eng, series_every_s=3600.0, min_interval_s=0.0)
     p.pull_once()  # nothing wanted yet
     assert calls["frame"] == 0
     p.request(INST.key, ("BTCUSDT", "ETHUSDT"))
