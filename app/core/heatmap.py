@@ -308,8 +308,10 @@ class HeatmapSnapshot:
 
     @property
     def first(self) -> int:
-        """Oldest column safe to read (one minute of slack before the ring overwrites it)."""
-        return max(self.last - self.history.columns + 1 + 600, self.last - self.history.columns + 2)
+        """Oldest column safe to read: a slack of a tenth of the ring (at most a minute of 100 ms columns)
+        before the writer could overwrite it while a view reads."""
+        slack = min(600, self.history.columns // 10)
+        return self.last - self.history.columns + 1 + slack
 
 
 BLOCK_FIELDS = ("bid", "ask", "lo", "hi", "buy", "buy_tq", "sell", "sell_tq")

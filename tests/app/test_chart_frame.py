@@ -97,3 +97,10 @@ def test_mid_series_in_prices() -> None:
     assert ts.size == mid.size > 0
     assert mid[np.isfinite(mid)][0] == pytest.approx(1000.5 * INST.tick_size)
     assert np.isnan(mid).any()  # the gap
+
+
+def test_snapshot_reads_all_but_a_slack_of_the_ring() -> None:
+    m, _ = run(None)
+    snap = m.chart_frame().heatmap
+    cols = m.heatmap.columns
+    assert cols == 600 and snap.first == snap.last - cols + 1 + 60
