@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
+from app.chart_puller import ChartPuller, leader_series, own_series
 from app.core.detection import Detection
 from app.core.events import KIND_MASK, TRADE_EVENT
 from app.core.frame import Frame
@@ -306,6 +307,9 @@ class Bridge(QObject):
         self._last_key: tuple[Any, ...] | None = None
         self._shown_times: deque[float] = deque(maxlen=600)
         self.prefetcher = FramePrefetcher(engine) if prefetch else None
+        # the chart docks' data, pulled off the GUI thread (engines without charts: none)
+        self.chart_puller = ChartPuller(engine) if hasattr(engine, "chart_frame") else None  # type: ignore[arg-type]
+        self._last_chart: Any = None
         self._replay: Any = None  # a replay controller when the session is a replay
         self.capture_opener = capture_opener  # path -> (controller, "venue:SYMBOL", (first_ns, last_ns))
         self._recorder: Any = None
@@ -344,6 +348,8 @@ class Bridge(QObject):
         """Start both clocks (and the frame prefetcher when enabled)."""
         if self.prefetcher is not None:
             self.prefetcher.start()
+        if self.chart_puller is not None:
+            self.chart_puller.start()
         self.frame_clock.start()
         self.slow_clock.start()
 
@@ -353,6 +359,8 @@ class Bridge(QObject):
         self.slow_clock.stop()
         if self.prefetcher is not None:
             self.prefetcher.stop()
+        if self.chart_puller is not None:
+            self.chart_puller.stop()
 
     def set_replay_controller(self, controller: Any, span: tuple[int, int] = (0, 0)) -> None:
         """Route the session bar to a replay controller (methods play/pause/set_speed/step/seek)."""
@@ -458,7 +466,22 @@ class Bridge(QObject):
         self._shown_times.append(time.monotonic())
         for rule, record in self.level_alerts.check(frame):
             self._fire_level_rule(rule, record)
+        self._show_charts()
         self.frame_shown.emit(frame.version)
+
+    def _show_charts(self) -> None:
+        """Hand the newest chart frame to the chart docks (while one is open) and ask for the next."""
+        charts = getattr(self.window, "charts", None)
+        puller = self.chart_puller
+        if charts is None or puller is None or self.active is None or not charts.visible():
+            return
+        puller.request(self.active, charts.wanted_leaders())
+        if not puller.running:
+            puller.pull_once()  # tests and engines without the thread: pull in line
+        cf = puller.latest(self.active)  # with the thread: the frame pulled since the last tick
+        if cf is not None and cf is not self._last_chart:
+            self._last_chart = cf
+            charts.show_chart_frame(cf)
 
     def _fire_level_rule(self, rule: RuleSpec, record: AlertRecord) -> None:
         if rule.once and self.window is not None:
@@ -493,6 +516,12 @@ class Bridge(QObject):
                 for rule, record in self.level_alerts.check(frame):
                     self._fire_level_rule(rule, record)
         self.window.tick_1hz(rate, lag_ms, self.fps(), ring)
+        charts = getattr(self.window, "charts", None)
+        if charts is not None and self.chart_puller is not None and self.active is not None:
+            series = self.chart_puller.series()
+            now = self._last_chart.exch_ts if self._last_chart is not None else 0
+            charts.tick_1hz(now, own_series(series, self.active),
+                            leader_series(series, self.active, charts.wanted_leaders()))
 
     # ----------------------------------------------------------------- engine thread -> signals
     def _listen_status(self, venue: str, symbol: str, state: str, reason: str) -> None:

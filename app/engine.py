@@ -31,6 +31,7 @@ import numpy as np
 
 from app.analytics.alerts import AlertEngine, AlertRule, load_rules
 from app.analytics.detectors import DetectorSet
+from app.core.chartframe import ChartFrame
 from app.core.footprint import FootprintBar
 from app.core.frame import Frame
 from app.core.instrument import Instrument
@@ -375,6 +376,10 @@ class Engine:
         self._status[key] = (state, reason)
         market = self._markets.get(key)
         if market is not None:
+            if state == STOPPED:  # the stream is over: close its open detections before saying so
+                out = market.finish()
+                if out is not None:
+                    self._emit(market, out)
             market.set_state(state)
         # The placeholder "connecting" put by add_feed is not a report: the feed's own first one is news.
         if key not in self._reported or previous is None or previous != (state, reason):
@@ -423,6 +428,16 @@ class Engine:
         """The newest ``last`` footprint bars of ``symbol`` (immutable, thread-safe); [] when unknown."""
         market = self.market(symbol)
         return [] if market is None else market.footprint_bars(last)
+
+    def chart_frame(self, symbol: str, bars: int = 200) -> ChartFrame | None:
+        """What the chart docks draw of ``symbol`` (thread-safe, copies made only when a part changed)."""
+        market = self.market(symbol)
+        return None if market is None else market.chart_frame(bars)
+
+    def mid_series(self, symbol: str, seconds: float = 3600.0) -> tuple[np.ndarray, np.ndarray] | None:
+        """(times ns, mid price) of ``symbol`` per heatmap column over the last ``seconds``; None when unknown."""
+        market = self.market(symbol)
+        return None if market is None else market.mid_series(seconds)
 
     def stats(self, now_ns: int | None = None) -> list[MarketStats]:
         """One status-bar row per source symbol (cheap; for the 1 Hz clock)."""

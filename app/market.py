@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from app.core.book import DepthBook
+from app.core.chartframe import ChartFrame
 from app.core.detection import Detection
 from app.core.events import (
     BUY_EVENT,
@@ -32,6 +33,7 @@ from app.core.events import (
     FUNDING_EVENT,
     GAP_EVENT,
     KIND_MASK,
+    LIQUIDATION_EVENT,
     MARK_PRICE_EVENT,
     NO_PRICE,
     OPEN_INTEREST_EVENT,
@@ -40,6 +42,7 @@ from app.core.events import (
 from app.core.footprint import FootprintAggregator, FootprintBar
 from app.core.frame import Frame
 from app.core.funding import FundingState, FundingTracker
+from app.core.heatmap import HeatmapHistory, HeatmapSnapshot
 from app.core.instrument import Instrument
 from app.core.profile import VolumeProfile
 from app.core.ring import EventRing, RingOverrun
@@ -131,6 +134,12 @@ class MarketState:
         self._profile_flush_rows = max(1, self._ring_capacity // 2)
         self._footprint_bar_ns = int(float(engine_setting(config, "footprint_bar_s", 60.0)) * 1e9)
         self._footprint_group = int(engine_setting(config, "footprint_group", 1))
+        # chart history: 2 h of 100 ms heatmap columns x 256 rows = 73.7 MB float32 at most per symbol
+        column_ms = float(engine_setting(config, "heatmap_column_ms", 100.0))
+        self._heatmap_column_ns = int(column_ms * 1e6)
+        self._heatmap_columns = int(float(engine_setting(config, "heatmap_minutes", 120.0)) * 60e3 / column_ms)
+        self._heatmap_rows = int(engine_setting(config, "heatmap_rows", 256))
+        self._heatmap_group = int(engine_setting(config, "heatmap_group", 0))  # 0: chosen from the price
         if self._footprint_bar_ns <= 0 or self._footprint_group < 1:
             raise ValueError("engine footprint_bar_s must be > 0 and footprint_group >= 1")
         self.detectors = detectors
@@ -168,6 +177,12 @@ class MarketState:
         self.aggregate_rejected = 0
         self.funding = FundingTracker(multiplier=self.instrument.multiplier)
         self.funding_rejected = 0
+        self.heatmap = HeatmapHistory(self._heatmap_columns, self._heatmap_rows, self._heatmap_column_ns,
+                                      self._heatmap_group)
+        self.liquidations = EventRing(4096)
+        self.detection_log: deque[Detection] = deque(maxlen=4096)  # recent events, for chart markers
+        self.detection_events = 0
+        self._chart_cache: dict[str, tuple[int, object]] = {}
         self.synced = False
         self.messages = 0  # batches applied
         self.events = 0  # rows applied
@@ -230,6 +245,8 @@ class MarketState:
                     kinds |= _KIND_BIT[e & 0xFF]
                 exch_ts = int(batch["exch_ts"][-1])
                 local_ts = int(batch["local_ts"][-1])
+                # before the batch: a column that ends here shows the book as it stood at its end
+                self.heatmap.sample(self.book, exch_ts, self.synced)
                 book_ok = True
                 if kinds & _BOOK_BITS:
                     try:
@@ -256,6 +273,10 @@ class MarketState:
                     single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
                     if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
                         self.gaps += 1
+                    if kinds & _OTHER_BIT:
+                        liq = batch[_kinds_of(batch) == LIQUIDATION_EVENT]
+                        if len(liq):
+                            self.liquidations.extend(liq)
                     if kinds & _TRADE_BIT:
                         trade = batch[-1] if single else batch[_kinds_of(batch) == TRADE_EVENT][-1]
                         self.last_trade_tick = int(trade["ival"])
@@ -325,6 +346,8 @@ class MarketState:
             return ()
 
     def _track(self, detections: Sequence[Detection]) -> None:
+        self.detection_log.extend(detections)
+        self.detection_events += len(detections)
         for det in detections:
             if det.state == "close":
                 self.open_detections.pop(det.id, None)
@@ -400,12 +423,58 @@ class MarketState:
         except ValueError as exc:
             self.aggregate_rejected += 1
             log.warning("%s: footprint refused trades (%s)", self.instrument.key, exc)
+        self.heatmap.add_trades(ts, trades["ival"], trades["qty"], (trades["ev"] & BUY_EVENT) != 0)
 
     def footprint_bars(self, last: int | None = None) -> list[FootprintBar]:
         """The newest ``last`` footprint bars (immutable; the open bar last)."""
         with self._lock:
             self._flush_profile()
             return self.footprint.bars(last)
+
+    def _cached(self, name: str, version: int, build: Callable[[], Any]) -> Any:
+        """The copy made for ``version`` of a chart part, rebuilt only when the version moved."""
+        got = self._chart_cache.get(name)
+        if got is None or got[0] != version:
+            got = (version, build())
+            self._chart_cache[name] = got
+        return got[1]
+
+    def chart_frame(self, bars: int = 200) -> ChartFrame:
+        """What the charts draw (see :class:`~app.core.chartframe.ChartFrame`); parts copied only when changed."""
+        with self._lock:
+            self._flush_profile()
+            hm = self.heatmap
+            snap = None
+            if hm.open_col is not None:
+                snap = HeatmapSnapshot(hm, hm.last_closed, hm.open_col, hm.version, self.instrument.tick_size,
+                                       hm.column_ns)
+            fp = self.footprint
+            footprint = self._cached("footprint", fp.version * 4096 + bars, lambda: tuple(fp.bars(bars)))
+            prof = self.profile
+            profile = self._cached("profile", prof.version, prof.session)
+            fund = self.funding
+            history = self._cached("funding", fund.version, lambda: fund.history().copy())
+            liqs = self._cached("liq", self.liquidations.total_written, lambda: self.liquidations.latest().copy())
+            dets = self._cached("det", self.detection_events, lambda: tuple(self.detection_log))
+            bid, ask = self.book.best_bid_tick, self.book.best_ask_tick
+            return ChartFrame(
+                version=self.version, instrument=self.instrument, state=self.state, exch_ts=self.last_exch_ts,
+                best_bid_tick=bid, best_ask_tick=ask, last_trade_tick=self.last_trade_tick,
+                heatmap=snap, footprint=footprint, footprint_version=fp.version, profile=profile,
+                profile_version=prof.version, funding=fund.state if fund.version else None,
+                funding_history=history, funding_version=fund.version, liquidations=liqs,
+                detections=dets, detections_version=self.detection_events,
+            )
+
+    def mid_series(self, seconds: float = 3600.0) -> tuple[np.ndarray, np.ndarray]:
+        """(column end times ns, mid price) over the last ``seconds`` of closed heatmap columns (NaN in gaps)."""
+        with self._lock:
+            hm = self.heatmap
+            if hm.open_col is None:
+                return np.zeros(0, np.int64), np.zeros(0)
+            n = int(seconds * 1e9) // hm.column_ns
+            cols, mid = hm.mid_series(hm.last_closed - n + 1, hm.last_closed)
+        return (cols + 1) * hm.column_ns, mid * self.instrument.tick_size
 
     def recent_trades(self, n: int) -> np.ndarray:
         """A copy of the newest ``n`` trade rows (oldest first; at most ``TRADES_KEPT``)."""

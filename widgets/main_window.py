@@ -33,6 +33,7 @@ from app.core.frame import Frame
 from app.settings import Settings
 from widgets import fmt
 from widgets.alerts import AlertPanel, AlertRecord, RuleEditor, RuleSpec
+from widgets.charts.docks import ChartDocks
 from widgets.ladder import TICK_GROUPS, LadderWidget
 from widgets.session_bar import SessionBar
 from widgets.status_bar import DeskStatusBar
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["tape"]], [400], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["watchlist"], self.docks["alerts"]], [760, 840], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["alerts"]], [230], Qt.Orientation.Vertical)
+        self.charts = ChartDocks(self, p, self._add_dock, self.docks)  # left of the ladder, open by default
         self._default_state = self.saveState()
 
         self.tray: QSystemTrayIcon | None = None
@@ -282,6 +284,7 @@ class MainWindow(QMainWindow):
         self.ladder.size_alert_requested.connect(self._on_size_alert_requested)
         self.ladder.auto_centre_changed.connect(self.auto_centre_action.setChecked)
         self.tape.print_clicked.connect(self.ladder.jump_to)
+        self.charts.heatmap.price_clicked.connect(self.ladder.jump_to)
         self.alerts.alert_activated.connect(self._on_alert_activated)
         self.alerts.rules_requested.connect(self.edit_rules)
         self.alerts.sound_toggled.connect(lambda on: setattr(self, "sound_on", on))
@@ -406,6 +409,7 @@ class MainWindow(QMainWindow):
         self.setStyleSheet(style_sheet(p))
         for w in (self.ladder, self.tape, self.alerts, self.watchlist, self.session_bar, self.status):
             w.set_palette_theme(p)
+        self.charts.set_palette_theme(p)
         if self.settings is not None:
             self.settings.theme = name
 

@@ -1,0 +1,127 @@
+"""The chart docks of the main window: builds the six chart widgets, docks them, feeds them frames.
+
+The window calls :meth:`ChartDocks.show_chart_frame` from the frame clock (only while a chart is visible)
+and :meth:`ChartDocks.tick_1hz` from the slow clock with the leaders' price series.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+
+from app.core.chartframe import ChartFrame
+from widgets.charts.correlation import CorrelationWidget
+from widgets.charts.cvd import CvdPriceWidget
+from widgets.charts.footprint import FootprintWidget
+from widgets.charts.funding import FundingWidget
+from widgets.charts.heatmap import HeatmapWidget
+from widgets.charts.profile import VolumeProfileWidget
+from widgets.theme import Palette
+
+# Shortest time between two redraws of a chart while frames arrive (s). The heatmap's columns are 100 ms,
+# so 10 redraws a second show every column as it closes; the others change with each trade
+# but are read at a glance, and plots redrawn 60 times a second would take the frame rate from the ladder.
+MIN_INTERVAL_S = {"heatmap": 0.1, "profile": 0.5, "footprint": 0.5, "cvd": 1.0, "funding": 1.0,
+                  "correlation": 1.0}
+SLICE_S = 0.016  # one slow chart per frame: their redraws are spread over frames, never stacked in one
+
+# name, dock title
+CHART_DOCKS: tuple[tuple[str, str], ...] = (
+    ("heatmap", "Liquidity heatmap"),
+    ("profile", "Volume profile"),
+    ("footprint", "Footprint"),
+    ("cvd", "CVD / price"),
+    ("funding", "Funding && OI"),
+    ("correlation", "Correlation"),
+)
+
+
+class ChartDocks:
+    """Owns the chart widgets; ``add_dock(name, title, widget, area)`` is the window's own dock maker."""
+
+    def __init__(self, window: QMainWindow, palette: Palette,
+                 add_dock: Callable[[str, str, QWidget, Qt.DockWidgetArea], None],
+                 docks: dict[str, QDockWidget]) -> None:
+        self.window = window
+        self.heatmap = HeatmapWidget(palette=palette)
+        self.profile = VolumeProfileWidget(palette=palette)
+        self.footprint = FootprintWidget(palette=palette)
+        self.cvd = CvdPriceWidget(palette=palette)
+        self.funding = FundingWidget(palette=palette)
+        self.correlation = CorrelationWidget(palette=palette)
+        self.profile.link_prices(self.heatmap.vb)
+        self.widgets: dict[str, QWidget] = {
+            "heatmap": self.heatmap, "profile": self.profile, "footprint": self.footprint, "cvd": self.cvd,
+            "funding": self.funding, "correlation": self.correlation,
+        }
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        for name, title in CHART_DOCKS:
+            add_dock(f"chart_{name}", title, self.widgets[name], left)
+        self.docks = {name: docks[f"chart_{name}"] for name, _ in CHART_DOCKS}
+        d = self.docks
+        window.splitDockWidget(d["heatmap"], d["profile"], Qt.Orientation.Horizontal)
+        window.splitDockWidget(d["heatmap"], d["footprint"], Qt.Orientation.Vertical)
+        window.splitDockWidget(d["footprint"], d["cvd"], Qt.Orientation.Horizontal)
+        window.splitDockWidget(d["profile"], d["funding"], Qt.Orientation.Vertical)
+        window.splitDockWidget(d["funding"], d["correlation"], Qt.Orientation.Vertical)
+        window.resizeDocks([d["heatmap"], d["profile"]], [560, 200], Qt.Orientation.Horizontal)
+        window.resizeDocks([d["heatmap"], d["footprint"]], [420, 300], Qt.Orientation.Vertical)
+        self.frames_shown = 0
+        self._shown_at: dict[str, float] = dict.fromkeys(self.widgets, 0.0)
+        self._pending: ChartFrame | None = None
+        self._late = QTimer(window)
+        self._late.setSingleShot(True)
+        self._late.timeout.connect(self._on_late)
+
+    def visible(self) -> bool:
+        """Whether any chart dock is open (frames are pulled for the charts only then)."""
+        return any(d.isVisible() for d in self.docks.values())
+
+    def set_palette_theme(self, palette: Palette) -> None:
+        """Restyle every chart."""
+        for w in self.widgets.values():
+            w.set_palette_theme(palette)  # type: ignore[attr-defined]
+
+    def show_chart_frame(self, frame: ChartFrame) -> None:
+        """Hand a chart frame to the visible charts, each at most as often as MIN_INTERVAL_S allows (a chart
+        skipped now gets the newest frame a moment later); each redraws only what changed."""
+        now = time.monotonic()
+        wait = None
+        slow_done = False
+        for name, w in self.widgets.items():
+            if not self.docks[name].isVisible():
+                continue
+            due = self._shown_at[name] + MIN_INTERVAL_S[name] - now
+            if due <= 0 and slow_done and name != "heatmap":
+                due = SLICE_S  # another slow chart already redrew in this frame: the next one
+            if due > 0:
+                wait = due if wait is None else min(wait, due)
+                continue
+            self._shown_at[name] = now
+            slow_done = slow_done or name != "heatmap"
+            w.set_chart_frame(frame)  # type: ignore[attr-defined]
+        self.frames_shown += 1
+        self._pending = frame if wait is not None else None
+        if wait is not None and not self._late.isActive():
+            self._late.start(int(wait * 1000) + 1)
+
+    def _on_late(self) -> None:
+        frame, self._pending = self._pending, None
+        if frame is not None:
+            self.show_chart_frame(frame)
+
+    def wanted_leaders(self) -> tuple[str, ...]:
+        """Leader symbols the correlation chart compares against."""
+        return self.correlation.wanted_leaders() if self.docks["correlation"].isVisible() else ()
+
+    def tick_1hz(self, now_ns: int, own: tuple[np.ndarray, np.ndarray] | None,
+                 leaders: dict[str, Any]) -> None:
+        """Slow clock: funding countdown and the correlation figures."""
+        self.funding.tick(now_ns)
+        if self.docks["correlation"].isVisible():
+            self.correlation.set_series(own, leaders)
