@@ -623,13 +623,29 @@ class BinanceUsdmProcessor:
         JSON array), and the bookTicker and trade rows of a run are computed as arrays; every message
         is still delivered as its own batch (a view of the run's rows). A run that does not decode
         whole (a garbage frame) goes frame by frame through ``on_line``, so the bad one is counted and
-        skipped like live. ``raws`` are all ``bytes`` or all ``str``.
+        skipped like live. ``raws`` are all ``bytes`` or all ``str``. A sink with an ``on_batches(items)``
+        method (the engine's) gets the batches as ``(symbol, batch, update_id)`` lists, each flushed
+        before any status change, so the order of everything it receives is the same as one by one.
         """
         n = len(raws)
         if len(local_ns) != n:
             raise ValueError(f"on_lines: {n} frames but {len(local_ns)} receive times")
         if not n:
             return
+        sink = self.sink
+        if hasattr(sink, "on_batches"):  # the engine takes a run of messages in one call
+            buffer = _RunBuffer(sink)
+            self.sink = buffer
+            try:
+                self._on_lines(raws, local_ns)
+            finally:
+                self.sink = sink
+                buffer.flush()
+        else:
+            self._on_lines(raws, local_ns)
+
+    def _on_lines(self, raws: Sequence[bytes] | Sequence[str], local_ns: Sequence[int]) -> None:
+        n = len(raws)
         text = isinstance(raws[0], str)
         head = '{"stream":' if text else b'{"stream":'
         tail = "}" if text else b"}"
@@ -837,6 +853,37 @@ class BinanceUsdmProcessor:
             self._logged += 1
             text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
             log.warning("%s: skipped a frame (%s): %.200s", VENUE, why, text)
+
+
+class _RunBuffer:
+    """Collects ``on_batch`` calls for a sink's ``on_batches``; any other call flushes first (order kept)."""
+
+    __slots__ = ("sink", "items")
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.items: list[tuple[str, np.ndarray, int | None]] = []
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        self.items.append((symbol, batch, update_id))
+
+    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
+        self.flush()
+        self.sink.on_status(symbol, state, reason)
+
+    def on_instrument(self, instrument: Instrument) -> None:
+        self.flush()
+        self.sink.on_instrument(instrument)
+
+    def on_raw(self, local_ns: int, raw: str) -> None:
+        self.flush()
+        self.sink.on_raw(local_ns, raw)
+
+    def flush(self) -> None:
+        """Hand what was collected to the sink."""
+        if self.items:
+            items, self.items = self.items, []
+            self.sink.on_batches(items)
 
 
 def _quote_rows(f: list[float], i: list[int]) -> tuple[np.ndarray, list[bool]]:
