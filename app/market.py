@@ -269,14 +269,20 @@ class MarketState:
         detections: Sequence[Detection] = ()
         alerts: Sequence[Any] = ()
         if n:
-            evs = batch["ev"].tolist()
-            # Which kinds are present, as bits: a Python pass over the few distinct ev values is
-            # several times cheaper than numpy reductions on batches this small.
-            kinds = 0
-            for e in set(evs) if n > 2 else evs:
-                kinds |= _KIND_BIT[e & 0xFF]
-            exch_ts = int(batch["exch_ts"][-1])
-            local_ts = int(batch["local_ts"][-1])
+            # One tuple read of the last row gives its clocks (cheaper than two field reads). Which
+            # kinds are present, as bits: a Python pass over the few distinct ev values is several
+            # times cheaper than numpy reductions on batches this small.
+            last = batch.item(n - 1)
+            exch_ts = last[1]
+            local_ts = last[2]
+            if n == 1:
+                kinds = _KIND_BIT[last[0] & 0xFF]
+            elif n == 2:
+                kinds = _KIND_BIT[last[0] & 0xFF] | _KIND_BIT[batch.item(0)[0] & 0xFF]
+            else:
+                kinds = 0
+                for e in set(batch["ev"].tolist()):
+                    kinds |= _KIND_BIT[e & 0xFF]
             book_ok = True
             if kinds & _BOOK_BITS:
                 try:
