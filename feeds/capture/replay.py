@@ -514,18 +514,36 @@ class ReplayFeed:
                 continue
             if self.speed is None and not self._paused:
                 # max speed: a slice of batches per loop turn, control flags checked between slices
+                # a sink with on_batches (the engine) takes the slice's batches in runs, each run handed
+                # over before any status change, so it sees everything in the same order
+                on_batches = getattr(sink, "on_batches", None)
+                run: list[tuple[str, np.ndarray, int | None]] = []
+                add = run.append if on_batches is not None else None
                 on_batch = sink.on_batch
+                ended = False
                 for sym, rows, uid, t in idx.batch_slice(i, min(n_total, i + _YIELD_EVERY)):
                     if end_ns is not None and t > end_ns:
-                        return
+                        ended = True
+                        break
                     while s_ptr < len(statuses) and statuses[s_ptr][0] <= i:
+                        if run:
+                            on_batches(run)  # type: ignore[misc]
+                            run = []
+                            add = run.append
                         _, ssym, state, reason = statuses[s_ptr]
                         sink.on_status(ssym, state, reason)
                         s_ptr += 1
-                    on_batch(sym, rows, uid)
+                    if add is not None:
+                        add((sym, rows, uid))
+                    else:
+                        on_batch(sym, rows, uid)
                     self.position_ns = t
                     self._batches_delivered += 1
                     i += 1
+                if run:
+                    on_batches(run)  # type: ignore[misc]
+                if ended:
+                    return
                 await asyncio.sleep(0)
                 continue
             local_ns = int(idx.batches["local_ns"][i])

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from app.commands.watch import load_user_config
 from app.core.events import ASK, BID, EVENT_DTYPE, TRADE_EVENT, trade_row
 from app.core.instrument import Instrument
-from app.engine import Engine
+from app.engine import Engine, _FeedSink
 from app.jsonout import JsonLinesWriter
 from app.market import MarketState
 from feeds.capture.replay import BinanceRouter, ReplayFeed
@@ -38,8 +39,8 @@ def bars_of(market: MarketState) -> list[tuple]:
     return out
 
 
-def replay(path: Path) -> tuple[list[str], MarketState]:
-    feed = ReplayFeed(path)
+def replay(path: Path, **options: Any) -> tuple[list[str], MarketState]:
+    feed = ReplayFeed(path, **options)
     engine = Engine(load_user_config(None))
     engine.add_feed(feed)
     out = io.StringIO()
@@ -124,3 +125,21 @@ def test_apply_many_refuses_rows_of_another_dtype_like_apply() -> None:
         market.apply(bad, None)
     with pytest.raises(TypeError):
         market.apply_many([(good, None), (bad, None)])
+
+
+def test_cached_replay_in_runs_equals_one_by_one(btc_capture: Path, tmp_path: Path) -> None:
+    """The seek cache's max-speed path hands the engine runs too (statuses in between): same output."""
+    bulk_lines, a = replay(btc_capture, cache=True, cache_dir=tmp_path)
+    mp = pytest.MonkeyPatch()
+    mp.delattr(_FeedSink, "on_batches")  # the engine sink then takes one batch per call
+    try:
+        single_lines, b = replay(btc_capture, cache=True, cache_dir=tmp_path)
+    finally:
+        mp.undo()
+    assert sum(line.startswith('{"type":"top"') for line in single_lines) > 6000
+    assert bulk_lines == single_lines
+    assert a.ring.latest().tobytes() == b.ring.latest().tobytes()
+    assert bars_of(a) == bars_of(b)  # also flushes the trades into the profiles
+    assert a.profile.trade_count > 20_000
+    assert profile_of(a) == profile_of(b)
+    assert (a.messages, a.tops) == (b.messages, b.tops)
