@@ -85,6 +85,8 @@ _FUNDING = BOTH_CLOCKS | FUNDING_EVENT
 _OPEN_INTEREST = BOTH_CLOCKS | OPEN_INTEREST_EVENT
 _LONG_LIQUIDATED = BOTH_CLOCKS | SELL_EVENT | LIQUIDATION_EVENT  # the venue sells the long's position
 _SHORT_LIQUIDATED = BOTH_CLOCKS | BUY_EVENT | LIQUIDATION_EVENT
+_DEPTH_BID = BOTH_CLOCKS | BUY_EVENT | DEPTH_EVENT
+_DEPTH_ASK = BOTH_CLOCKS | SELL_EVENT | DEPTH_EVENT
 
 Level = tuple[float, float]
 
@@ -213,6 +215,8 @@ _SNAPSHOT = msgspec.json.Decoder(DepthSnapshot, strict=False)
 _OI_DECODER = msgspec.json.Decoder(OpenInterest, strict=False)
 _ANY = msgspec.json.Decoder()
 _ENVELOPES = msgspec.json.Decoder(list[Envelope], strict=False)
+_FLAT_FLOATS = msgspec.json.Decoder(list[float])  # as in feeds.common.decode_levels
+_BRACKETS_AND_QUOTES = b'[]"'
 _BULK_CHUNK = 512  # frames per bulk decode: long enough to amortise the call, short enough to stay in cache
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
 
@@ -682,15 +686,16 @@ class BinanceUsdmProcessor:
                 self.on_line(raw, ts)
             return
         instruments = self.instruments
-        # pass 1: which message is which, and the fields of the quotes and trades
-        plan: list[int] = []  # per message: 0 general path, 1 bookTicker #k, 2 trade #k (k in a list)
+        # pass 1: which message is which, and the fields of the quotes, trades and depth diffs
+        plan: list[int] = []  # per message: 0 general path, 1 bookTicker, 2 trade, 3 depth diff
         q_f: list[float] = []  # bookTicker: bid, bid qty, ask, ask qty, tick size
         q_i: list[int] = []  # bookTicker: exchange ms, u, local ns
         t_f: list[float] = []  # trade: price, qty, tick size
         t_i: list[int] = []  # trade: exchange ms, trade id, local ns, 1 if the buyer is the maker
+        d_texts: list[bytes] = []  # depth: each side's levels as flat numbers (see decode_levels)
+        d_info: list[tuple] = []  # depth: (bid levels, ask levels, tick size, exchange ns, local ns, u)
         syms: list[str] = []
-        for k in range(m):
-            d = envs[k].data
+        for d, ts in zip([env.data for env in envs], local_ns, strict=True):
             cls = type(d)
             if cls is BookTicker:
                 inst = instruments.get(d.s)
@@ -698,7 +703,7 @@ class BinanceUsdmProcessor:
                     plan.append(1)
                     syms.append(d.s)
                     q_f += (d.b, d.B, d.a, d.A, inst.tick_size)
-                    q_i += (d.T or d.E, d.u, local_ns[k])
+                    q_i += (d.T or d.E, d.u, ts)
                     continue
             elif cls is Trade:
                 inst = instruments.get(d.s)
@@ -706,38 +711,63 @@ class BinanceUsdmProcessor:
                     plan.append(2)
                     syms.append(d.s)
                     t_f += (d.p, d.q, inst.tick_size)
-                    t_i += (d.T or d.E, d.t, local_ns[k], d.m)
+                    t_i += (d.T or d.E, d.t, ts, d.m)
                     continue
+            elif cls is DepthUpdate:
+                inst = instruments.get(d.s)
+                if inst is not None:
+                    # decode_levels' shape rule per side: "[" count - 1 pairs, i.e. 2 x pairs numbers
+                    rb, ra = bytes(d.b), bytes(d.a)
+                    xb, xa = rb.translate(None, _BRACKETS_AND_QUOTES), ra.translate(None, _BRACKETS_AND_QUOTES)
+                    nb, na = rb.count(b"[") - 1, ra.count(b"[") - 1
+                    if ((xb.count(b",") + 1 == 2 * nb) if xb else nb == 0) and (
+                            (xa.count(b",") + 1 == 2 * na) if xa else na == 0):
+                        plan.append(3)
+                        syms.append(d.s)
+                        if xb:
+                            d_texts.append(xb)
+                        if xa:
+                            d_texts.append(xa)
+                        d_info.append((nb, na, inst.tick_size, (d.T or d.E) * MS, ts, d.u))
+                        continue
             plan.append(0)
             syms.append("")
         try:
             quotes = _quote_rows(q_f, q_i) if q_f else None
             trades = _trade_rows(t_f, t_i) if t_f else None
+            depth = _depth_rows(d_texts, d_info) if d_info else None
         except OverflowError:  # an id or time beyond int64: let the one-message path judge each frame
             for raw, ts in zip(raws, local_ns, strict=True):
                 self.on_line(raw, ts)
             return
-        # pass 2: deliver in arrival order (off-grid prices and the rest take the one-message path)
+        # pass 2: deliver in arrival order (anything unusual takes the one-message path, which reports it);
+        # list() of a 2-D array makes every message's row view in C, cheaper than slicing one by one
         self.messages += m
         on_batch = self.sink.on_batch
-        nq = nt = 0
-        for k in range(m):
-            kind = plan[k]
+        q_next = iter(zip(list(quotes[0].reshape(-1, 2)), quotes[1], strict=True)).__next__ if quotes else None
+        t_next = iter(zip(list(trades[0].reshape(-1, 1)), trades[1], strict=True)).__next__ if trades else None
+        nd = 0
+        for kind, sym, env, ts, raw in zip(plan, syms, envs, local_ns, raws, strict=True):
             if kind == 1:
-                assert quotes is not None
-                if quotes[1][nq]:
-                    on_batch(syms[k], quotes[0][2 * nq : 2 * nq + 2], None)
-                    nq += 1
+                rows, ok = q_next()  # type: ignore[misc]
+                if ok:
+                    on_batch(sym, rows, None)
                     continue
-                nq += 1
             elif kind == 2:
-                assert trades is not None
-                if trades[1][nt]:
-                    on_batch(syms[k], trades[0][nt : nt + 1], None)
-                    nt += 1
+                rows, ok = t_next()  # type: ignore[misc]
+                if ok:
+                    on_batch(sym, rows, None)
                     continue
-                nt += 1
-            self._on_payload(envs[k].data, local_ns[k], raws[k])
+            elif kind == 3:
+                if depth is not None and depth[1][nd]:
+                    d = env.data
+                    info = d_info[nd]
+                    rows = depth[0][depth[2][nd] : depth[2][nd + 1]]
+                    nd += 1
+                    self._on_diff(sym, DepthDiff(d.U, d.u, d.pu, info[3], info[4], rows), raw)
+                    continue
+                nd += 1
+            self._on_payload(env.data, ts, raw)
 
     def on_rest(self, path: str, body: str | bytes, local_ns: int) -> None:
         """A REST response for ``path`` (``/fapi/v1/depth?symbol=..`` or ``/fapi/v1/openInterest?..``)."""
@@ -760,15 +790,10 @@ class BinanceUsdmProcessor:
             return
         try:
             if type(data) is DepthUpdate:
-                sync = self.syncs[symbol]
-                before = sync.state
                 diff = parse_depth_update(data, inst, local_ns)
                 if diff.off_grid:
                     self._off_grid(symbol, diff.off_grid)
-                out = sync.on_diff(diff)
-                self._deliver(symbol, sync, out)
-                if sync.state != before:
-                    self._status(symbol, sync, before)
+                self._sync_diff(symbol, diff)
                 return
             handler = self._handlers.get(type(data), parse_force_order)
             batch = handler(data, inst, local_ns)
@@ -776,6 +801,21 @@ class BinanceUsdmProcessor:
             self._bad(raw, str(exc))
             return
         self.sink.on_batch(symbol, batch, None)
+
+    def _sync_diff(self, symbol: str, diff: DepthDiff) -> None:
+        """A parsed diff through the symbol's sync rule, delivered, state changes reported."""
+        sync = self.syncs[symbol]
+        before = sync.state
+        self._deliver(symbol, sync, sync.on_diff(diff))
+        if sync.state != before:
+            self._status(symbol, sync, before)
+
+    def _on_diff(self, symbol: str, diff: DepthDiff, raw: bytes | str) -> None:
+        """A diff parsed in bulk: what ``_on_payload`` does after parsing (same error handling)."""
+        try:
+            self._sync_diff(symbol, diff)
+        except (*_DECODE_ERRORS, ValueError, OverflowError, struct.error) as exc:
+            self._bad(raw, str(exc))
 
     def _on_other(self, raw: bytes | str, local_ns: int) -> None:
         rest = parse_rest_line(raw)
@@ -884,6 +924,51 @@ class _RunBuffer:
         if self.items:
             items, self.items = self.items, []
             self.sink.on_batches(items)
+
+
+def _depth_rows(texts: list[bytes], info: list[tuple]) -> tuple[np.ndarray, list[bool], list[int]] | None:
+    """The depth rows of many diffs at once -> (rows, usable flag per diff, row offsets), or None when
+    the levels do not decode (each diff then takes the one-message path, which reports the bad one).
+
+    ``texts``: each non-empty side's levels as flat numbers (``decode_levels``' form), bids then asks per
+    diff; ``info``: per diff (bid levels, ask levels, tick size, exchange ns, local ns, u). A usable
+    diff gets exactly the rows ``parse_depth_update`` makes. A diff with anything unusual (a price off
+    the grid, a negative, non-finite or absurd number) is flagged unusable: the one-message path then
+    leaves out / counts / rejects it by its own rules.
+    """
+    try:
+        flat = _FLAT_FLOATS.decode(b"[" + b",".join(texts) + b"]")
+    except msgspec.DecodeError:
+        return None
+    lv = np.array(flat, dtype=np.float64).reshape(-1, 2)
+    counts = np.array([(nb, na) for nb, na, *_ in info], dtype=np.int64).reshape(-1)  # bid, ask, bid, ...
+    if lv.shape[0] != int(counts.sum()):
+        return None
+    per_diff = counts[0::2] + counts[1::2]
+    fields = np.array([(tick, exch, local, u) for _, _, tick, exch, local, u in info], dtype=object)
+    tick = np.repeat(fields[:, 0].astype(np.float64), per_diff)
+    px = lv[:, 0]
+    qty = lv[:, 1]
+    raw = px / tick
+    ticks = np.rint(raw)
+    ok = (np.abs(px) < 1e15) & (qty >= 0) & (qty < 1e15) & (np.abs(raw - ticks) <= 1e-6)
+    n = lv.shape[0]
+    out = np.empty((n, 8), dtype=np.int64)
+    fo = out.view(np.float64)
+    out[:, 0] = np.repeat(np.tile(np.array([_DEPTH_BID, _DEPTH_ASK], dtype=np.int64), len(info)), counts)
+    out[:, 1] = np.repeat(fields[:, 1].astype(np.int64), per_diff)
+    out[:, 2] = np.repeat(fields[:, 2].astype(np.int64), per_diff)
+    np.multiply(ticks, tick, out=fo[:, 3])
+    fo[:, 4] = qty
+    out[:, 5] = np.repeat(fields[:, 3].astype(np.int64), per_diff)
+    out[:, 6] = np.where(ok, ticks, 0.0)  # rows of unusable diffs are never delivered
+    out[:, 7] = 0
+    offsets = np.zeros(len(info) + 1, dtype=np.int64)
+    np.cumsum(per_diff, out=offsets[1:])
+    bad = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(~ok, out=bad[1:])
+    usable = (bad[offsets[1:]] - bad[offsets[:-1]]) == 0
+    return out.view(EVENT_DTYPE).reshape(n), usable.tolist(), offsets.tolist()
 
 
 def _quote_rows(f: list[float], i: list[int]) -> tuple[np.ndarray, list[bool]]:
