@@ -2,6 +2,8 @@
 
 :meth:`MarketState.apply` takes one exchange message's batch and applies it atomically (under the
 state's lock) to the book, the rings and the aggregations; it returns what the engine must emit.
+:meth:`MarketState.apply_many` does the same for a run of messages (a replay at full speed) under one
+lock with one ring append: the same books, tops, detections and aggregates, message by message.
 :meth:`MarketState.frame` builds the immutable :class:`~app.core.frame.Frame` the GUI draws.
 
 In-sync rule for ``top`` output: the book is *synced* only after a batch that carries snapshot rows

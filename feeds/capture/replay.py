@@ -10,6 +10,12 @@ Two modes:
   (:mod:`feeds.capture.index`), which holds exactly the batches the processor produced, built on first
   open; seek anywhere = nearest keyframe + catch-up.
 
+At full speed (``--max``) both modes hand over runs of messages: raw records go through the Binance
+processor's bulk ``on_lines`` (one decode per run of frames), and a sink with ``on_batches`` (the
+engine) receives each run in one call and applies it with ``MarketState.apply_many``; every message is
+still its own batch, in the same order as one by one (tests/app/test_replay_bulk.py holds the output
+equal). Paced replay, stepping and seeking deliver message by message.
+
 Tardis CSV needs no venue parser: :class:`TardisRouter` turns rows into events directly (rows with the
 same local timestamp are one message; a run of ``is_snapshot`` rows is one clear + snapshot batch; Tardis
 has no update ids, so book batches carry a running message number as their id).
