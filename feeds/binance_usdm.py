@@ -623,11 +623,13 @@ class BinanceUsdmProcessor:
         """Many frames in arrival order (a capture replayed at full speed): exactly the sink calls that
         ``on_line`` on each would make, in the same order, for a fraction of the cost.
 
-        Runs of combined-stream frames are decoded in one msgspec call each (the frames joined into one
-        JSON array), and the bookTicker and trade rows of a run are computed as arrays; every message
-        is still delivered as its own batch (a view of the run's rows). A run that does not decode
-        whole (a garbage frame) goes frame by frame through ``on_line``, so the bad one is counted and
-        skipped like live. ``raws`` are all ``bytes`` or all ``str``. A sink with an ``on_batches(items)``
+        Runs of combined-stream frames (each starting ``{"stream":`` and ending ``}``) are decoded in one
+        msgspec call each (joined into one JSON array, which must hold exactly one object per frame);
+        the bookTicker, trade and depth rows of a run are computed as arrays, and every message is still
+        delivered as its own batch (a view of the run's rows), each diff through the sync rule as live.
+        A run that does not decode whole (a garbage frame) goes frame by frame through ``on_line``, so
+        the bad one is counted and skipped like live; a message with anything unusual (off-grid price,
+        unknown symbol, NaN) takes the one-message path, which reports it. ``raws`` are all ``bytes`` or all ``str``. A sink with an ``on_batches(items)``
         method (the engine's) gets the batches as ``(symbol, batch, update_id)`` lists, each flushed
         before any status change, so the order of everything it receives is the same as one by one.
         """
