@@ -2,6 +2,8 @@
 
 :meth:`MarketState.apply` takes one exchange message's batch and applies it atomically (under the
 state's lock) to the book, the rings and the aggregations; it returns what the engine must emit.
+:meth:`MarketState.apply_many` does the same for a run of messages (a replay at full speed) under one
+lock with one ring append: the same books, tops, detections and aggregates, message by message.
 :meth:`MarketState.frame` builds the immutable :class:`~app.core.frame.Frame` the GUI draws.
 
 In-sync rule for ``top`` output: the book is *synced* only after a batch that carries snapshot rows
@@ -230,88 +232,133 @@ class MarketState:
         if n == 0 and update_id is None:
             return None
         with self._lock:
-            self.messages += 1
-            self.events += n
-            self.version += 1
-            funding: FundingState | None = None
-            detections: Sequence[Detection] = ()
-            alerts: Sequence[Any] = ()
             if n:
-                evs = batch["ev"].tolist()
-                # Which kinds are present, as bits: a Python pass over the few distinct ev values is
-                # several times cheaper than numpy reductions on batches this small.
-                kinds = 0
-                for e in set(evs) if n > 2 else evs:
-                    kinds |= _KIND_BIT[e & 0xFF]
-                exch_ts = int(batch["exch_ts"][-1])
-                local_ts = int(batch["local_ts"][-1])
-                # before the batch: a column that ends here shows the book as it stood at its end
-                self.heatmap.sample(self.book, exch_ts, self.synced)
-                book_ok = True
-                if kinds & _BOOK_BITS:
-                    try:
-                        self.book.apply(batch)
-                    except ValueError as exc:
-                        book_ok = False
-                        self.rejected += 1
-                        self.synced = False
-                        log.warning("%s: book rejected a batch (%s); waiting for a resync", self.instrument.key, exc)
-                    else:
-                        if kinds & _SNAPSHOT_BIT:
-                            self.synced = True
-                        elif kinds & _CLEAR_BIT:
-                            self.synced = False
-                big = False
-                if self.ring.total_written + n - self._profile_seq > self._profile_flush_rows:
-                    self._flush_profile()  # before the ring could overwrite trades not yet aggregated
-                    big = n > self._profile_flush_rows
-                self.ring.extend(batch)
-                if big:  # more rows than the ring may keep unflushed: aggregate it from the batch itself
-                    self._aggregate(batch)
-                    self._profile_seq = self.ring.total_written
-                if kinds & ~_BOOK_BITS:
-                    single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
-                    if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
-                        self.gaps += 1
-                    if kinds & _OTHER_BIT:
-                        liq = batch[_kinds_of(batch) == LIQUIDATION_EVENT]
-                        if len(liq):
-                            self.liquidations.extend(liq)
-                    if kinds & _TRADE_BIT:
-                        trade = batch[-1] if single else batch[_kinds_of(batch) == TRADE_EVENT][-1]
-                        self.last_trade_tick = int(trade["ival"])
-                        self.last_trade_side = 1 if int(trade["ev"]) & BUY_EVENT else -1
-                        self.last_trade_qty = float(trade["qty"])
-                    if kinds & _FUNDING_BITS:
-                        rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
-                        state = self._on_funding(rows)
-                        if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
-                            funding = state
-                if self._detect is not None and book_ok:
-                    detections = self._run_detectors(batch)
-                alerter = self.alerts
-                if alerter is not None and (detections or kinds & _TRADE_BIT):
-                    alerts = self._run_alerts(alerter, batch, detections, kinds & _TRADE_BIT)
-                if local_ts >= self._next_snapshot_ts:
-                    self._take_snapshot(local_ts)
+                self._to_ring(batch, n)
+            return self._apply_one(batch, update_id, n)
+
+    def apply_many(self, items: Sequence[tuple[np.ndarray, int | None]]) -> list[Emit]:
+        """Apply a run of messages (a replay at full speed) under one lock: what ``apply`` on each would
+        do, in order, with the same results (tops, book, detections, profile, footprint), and their
+        emits in order. The ring takes the run's rows in one append: nothing reads the ring between
+        the messages of a run (frames take the lock), and the profile/footprint flush rule is checked
+        for the run as a whole before the append, so no unaggregated trade is ever overwritten.
+        """
+        out: list[Emit] = []
+        with self._lock:
+            parts = [batch for batch, _ in items if len(batch)]
+            if parts:
+                dtype = self.ring.dtype
+                if all((p.dtype is dtype or p.dtype == dtype) and p.ndim == 1 and p.flags.c_contiguous
+                       for p in parts):
+                    # joined as bytes: np.concatenate promotes structured dtypes field by field (slow)
+                    rows = parts[0] if len(parts) == 1 else np.frombuffer(b"".join(parts), dtype=dtype)
+                    self._to_ring(rows, len(rows))
+                else:  # odd rows: one by one, so the ring judges (and refuses) each as apply would
+                    for p in parts:
+                        self._to_ring(p, len(p))
+            apply_one = self._apply_one
+            for batch, update_id in items:
+                n = len(batch)
+                if n == 0 and update_id is None:
+                    continue
+                emit = apply_one(batch, update_id, n)
+                if emit is not None:
+                    out.append(emit)
+        return out
+
+    def _to_ring(self, rows: np.ndarray, n: int) -> None:
+        """Append rows to the ring, aggregating first what it could overwrite (under the lock)."""
+        big = False
+        if self.ring.total_written + n - self._profile_seq > self._profile_flush_rows:
+            self._flush_profile()  # before the ring could overwrite trades not yet aggregated
+            big = n > self._profile_flush_rows
+        self.ring.extend(rows)
+        if big:  # more rows than the ring may keep unflushed: aggregate them from the rows themselves
+            self._aggregate(rows)
+            self._profile_seq = self.ring.total_written
+
+    def _apply_one(self, batch: np.ndarray, update_id: int | None, n: int) -> Emit | None:
+        """One message, lock held and its rows already in the ring: book, aggregates, detectors, top."""
+        self.messages += 1
+        self.events += n
+        self.version += 1
+        funding: FundingState | None = None
+        detections: Sequence[Detection] = ()
+        alerts: Sequence[Any] = ()
+        if n:
+            # One tuple read of the last row gives its clocks (cheaper than two field reads). Which
+            # kinds are present, as bits: a Python pass over the few distinct ev values is several
+            # times cheaper than numpy reductions on batches this small.
+            last = batch.item(n - 1)
+            exch_ts = last[1]
+            local_ts = last[2]
+            if n == 1:
+                kinds = _KIND_BIT[last[0] & 0xFF]
+            elif n == 2:
+                kinds = _KIND_BIT[last[0] & 0xFF] | _KIND_BIT[batch.item(0)[0] & 0xFF]
             else:
-                exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
-            self.last_exch_ts = exch_ts
-            self.last_local_ts = local_ts
-            self._rate_count += 1
-            top: TopOfBook | None = None
-            # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
-            # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
-            if update_id is not None and self.synced:
-                uid = int(update_id)
-                if n and kinds & _SNAPSHOT_BIT:
-                    self._last_top_id = None  # ids may restart after a snapshot (Bybit u=1)
-                if self._last_top_id is None or uid > self._last_top_id:
-                    top = self._top(exch_ts, local_ts, uid)
-                    if top is not None:
-                        self._last_top_id = uid
+                kinds = 0
+                for e in set(batch["ev"].tolist()):
+                    kinds |= _KIND_BIT[e & 0xFF]
+            # before the batch: a column that ends here shows the book as it stood at its end
+            self.heatmap.sample(self.book, exch_ts, self.synced)
+            book_ok = True
+            if kinds & _BOOK_BITS:
+                try:
+                    self.book.apply(batch)
+                except ValueError as exc:
+                    book_ok = False
+                    self.rejected += 1
+                    self.synced = False
+                    log.warning("%s: book rejected a batch (%s); waiting for a resync", self.instrument.key, exc)
                 else:
-                    self.repeated_ids += 1
+                    if kinds & _SNAPSHOT_BIT:
+                        self.synced = True
+                    elif kinds & _CLEAR_BIT:
+                        self.synced = False
+            if kinds & ~_BOOK_BITS:
+                single = (kinds & (kinds - 1)) == 0  # one kind only: the whole batch is of it
+                if kinds & _GAP_BIT:  # alone it marks a trades/mark gap; the book is judged by its rows
+                    self.gaps += 1
+                if kinds & _OTHER_BIT:
+                    liq = batch[_kinds_of(batch) == LIQUIDATION_EVENT]
+                    if len(liq):
+                        self.liquidations.extend(liq)
+                if kinds & _TRADE_BIT:
+                    trade = batch[-1] if single else batch[_kinds_of(batch) == TRADE_EVENT][-1]
+                    self.last_trade_tick = int(trade["ival"])
+                    self.last_trade_side = 1 if int(trade["ev"]) & BUY_EVENT else -1
+                    self.last_trade_qty = float(trade["qty"])
+                if kinds & _FUNDING_BITS:
+                    rows = batch if single else batch[np.isin(_kinds_of(batch), _FUNDING_KINDS)]
+                    state = self._on_funding(rows)
+                    if state is not None and kinds & _MARK_FUNDING_BITS:  # OI alone: frames only
+                        funding = state
+            if self._detect is not None and book_ok:
+                detections = self._run_detectors(batch)
+            alerter = self.alerts
+            if alerter is not None and (detections or kinds & _TRADE_BIT):
+                alerts = self._run_alerts(alerter, batch, detections, kinds & _TRADE_BIT)
+            if local_ts >= self._next_snapshot_ts:
+                self._take_snapshot(local_ts)
+        else:
+            exch_ts, local_ts = self.last_exch_ts, self.last_local_ts
+        self.last_exch_ts = exch_ts
+        self.last_local_ts = local_ts
+        self._rate_count += 1
+        top: TopOfBook | None = None
+        # The snapshot rows prove sync even while the feed still says resyncing (it reports live after).
+        # One top per book update id: the diff bridging a snapshot may end at the snapshot's own id.
+        if update_id is not None and self.synced:
+            uid = int(update_id)
+            if n and kinds & _SNAPSHOT_BIT:
+                self._last_top_id = None  # ids may restart after a snapshot (Bybit u=1)
+            if self._last_top_id is None or uid > self._last_top_id:
+                top = self._top(exch_ts, local_ts, uid)
+                if top is not None:
+                    self._last_top_id = uid
+            else:
+                self.repeated_ids += 1
         if top is None and funding is None and not detections and not alerts:
             return None
         return Emit(top, funding, detections, exch_ts, local_ts, alerts)

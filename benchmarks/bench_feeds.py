@@ -16,9 +16,9 @@ time swings 2x with other load; the best of several runs is kept for both sides.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ class _BookSink:
             if not self.apply:
                 return
             ev = batch["ev"]
-            if len(batch) and (ev & KIND_MASK == DEPTH_EVENT).all():
+            if len(batch) and ((ev & KIND_MASK) == DEPTH_EVENT).all():
                 nb = int(np.count_nonzero(ev & BUY_EVENT))
                 ticks = batch["ival"]
                 qty = batch["qty"]
@@ -81,14 +81,26 @@ class _BookSink:
 
 
 def run_ours(path: Path, apply: bool = True) -> tuple[float, int, _BookSink]:
-    """CPU seconds and line count for read + decode + sync (+ book apply) of the whole file."""
+    """CPU seconds and line count for read + decode + sync (+ book apply) of the whole file.
+
+    The way a capture is replayed at full speed: the file is gunzipped in 1 MiB blocks, split into
+    lines, and each block's frames go to the processor's bulk entry ``on_lines`` (one msgspec call per
+    run of frames; every message still reaches the sink as its own batch, as live).
+    """
     sink = _BookSink(apply)
     proc = BinanceUsdmProcessor([BTCUSDT], sink)
     start = time.process_time()
-    with gzip.open(path, "rb") as f:
-        on_line = proc.on_line
-        for line in f:
-            on_line(line[20:], int(line[:19]))
+    on_lines = proc.on_lines
+    inflate = zlib.decompressobj(31)
+    tail = b""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            lines = (tail + inflate.decompress(block)).split(b"\n")
+            tail = lines.pop()
+            on_lines([line[20:] for line in lines], [int(line[:19]) for line in lines])
+    lines = (tail + inflate.flush()).split(b"\n")
+    lines = [line for line in lines if line]
+    on_lines([line[20:] for line in lines], [int(line[:19]) for line in lines])
     elapsed = time.process_time() - start
     if proc.malformed or proc.resyncs:
         raise RuntimeError(f"benchmark replay went wrong: {proc.malformed} malformed, {proc.resyncs} resyncs")

@@ -30,6 +30,7 @@ MS = 1_000_000  # ms -> ns
 ROW_FORMAT = "QqqddQqd"  # ev, exch_ts, local_ts, px, qty, order_id, ival, fval: EVENT_DTYPE's layout
 _PACK = [struct.Struct("<" + ROW_FORMAT * n).pack for n in range(9)]
 
+_FMAX = np.maximum.reduce
 BID_DEPTH = BOTH_CLOCKS | BUY_EVENT
 ASK_DEPTH = BOTH_CLOCKS | SELL_EVENT
 
@@ -100,34 +101,33 @@ def levels_to_rows(
     total = sum(flat)
     if not (-math.inf < total < math.inf and min(flat[1::2]) >= 0):
         raise ValueError(f"{inst.key}: bad price or size in depth levels")
-    lv = np.array(flat, dtype=np.float64).reshape(n, 2)
-    px = lv[:, 0]
-    qty = lv[:, 1]
+    lv = np.array(flat, dtype=np.float64)
+    px = lv[0::2]
+    qty = lv[1::2]
     tick = inst.tick_size
     raw = px / tick
     ticks = np.rint(raw)
-    err = np.abs(raw - ticks)
     left_out = 0
-    if err.max() > 1e-6:
-        on_grid = err <= 1e-6
+    if _FMAX(np.abs(raw - ticks)) > 1e-6:
+        on_grid = np.abs(raw - ticks) <= 1e-6
         left_out = int(n - on_grid.sum())
         nb -= int(nb - on_grid[:nb].sum())
         ticks, qty = ticks[on_grid], qty[on_grid]
         n -= left_out
-    out = np.empty(n, dtype=EVENT_DTYPE)
-    # All eight fields are 8 bytes: fill the record as an (n, 8) int64 / float64 matrix, column by
+    # All eight fields are 8 bytes: fill the records as an (n, 8) int64 / float64 matrix, column by
     # column, which is cheaper than eight structured-field assignments.
-    iv = out.view(np.int64).reshape(n, 8)
-    fv = out.view(np.float64).reshape(n, 8)
+    iv = np.empty((n, 8), dtype=np.int64)
+    fv = iv.view(np.float64)
     iv[:nb, 0] = BID_DEPTH | kind
     iv[nb:, 0] = ASK_DEPTH | kind
     iv[:, 1] = exch_ts
     iv[:, 2] = local_ts
-    fv[:, 3] = ticks * tick
-    fv[:, 4] = qty
     iv[:, 5] = update_id
+    iv[:, 7] = 0  # fval 0.0
+    np.multiply(ticks, tick, out=fv[:, 3])
+    fv[:, 4] = qty
     iv[:, 6] = ticks
-    fv[:, 7] = 0.0
+    out = iv.view(EVENT_DTYPE).reshape(n)
     return out, left_out
 
 

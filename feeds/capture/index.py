@@ -19,6 +19,7 @@ Seek to ``t`` = the nearest keyframe at or before ``t`` + the book rows of the b
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -424,11 +425,18 @@ def _build(reader: CaptureReader, instruments: dict[str, Instrument], route: Cal
 
     def feed(sink: _Collector) -> int:
         router = route(sink)
+        many = getattr(router, "many", None)  # runs of frames decoded in bulk, same batches
+        records = iter(reader)
         n = 0
-        for rec in reader:
-            router(rec)
-            n += 1
-            if progress is not None and n % 20_000 == 0:
+        while chunk := list(itertools.islice(records, 512)):
+            if many is not None:
+                many(chunk)
+            else:
+                for rec in chunk:
+                    router(rec)
+            before = n
+            n += len(chunk)
+            if progress is not None and n // 20_000 != before // 20_000:
                 progress(min(0.99, reader.stats.bytes_read / size))
         finish = getattr(router, "finish", None)
         if finish is not None:

@@ -116,31 +116,32 @@ def _compression(path: Path) -> str:
     return "plain"
 
 
-def _plain_chunks(path: Path, stats: ReadStats) -> Iterator[bytes]:
+def _plain_chunks(path: Path, stats: ReadStats, size: int = CHUNK) -> Iterator[bytes]:
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(size):
             stats.bytes_read += len(chunk)
             yield chunk
 
 
-def _gzip_chunks(path: Path, stats: ReadStats) -> Iterator[bytes]:
+def _gzip_chunks(path: Path, stats: ReadStats, size: int = CHUNK) -> Iterator[bytes]:
     # zlib by hand, not gzip.open: a stream cut by kill -9 has no end marker and gzip.open raises at
     # the end; here we keep everything that decodes and flag the cut.
-    yield from _decompress_chunks(path, stats, lambda: zlib.decompressobj(31), zlib.error)
+    yield from _decompress_chunks(path, stats, lambda: zlib.decompressobj(31), zlib.error, size)
 
 
-def _zstd_chunks(path: Path, stats: ReadStats) -> Iterator[bytes]:
+def _zstd_chunks(path: Path, stats: ReadStats, size: int = CHUNK) -> Iterator[bytes]:
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
-    yield from _decompress_chunks(path, stats, dctx.decompressobj, zstandard.ZstdError)
+    yield from _decompress_chunks(path, stats, dctx.decompressobj, zstandard.ZstdError, size)
 
 
-def _decompress_chunks(path: Path, stats: ReadStats, new, error: type[Exception]) -> Iterator[bytes]:  # noqa: ANN001
+def _decompress_chunks(path: Path, stats: ReadStats, new, error: type[Exception],  # noqa: ANN001
+                       size: int = CHUNK) -> Iterator[bytes]:
     d = new()
     fed = False  # the current member/frame has seen bytes (so a missing end marker means a cut)
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
+        while chunk := f.read(size):
             stats.bytes_read += len(chunk)
             while chunk:
                 try:
@@ -161,13 +162,13 @@ def _decompress_chunks(path: Path, stats: ReadStats, new, error: type[Exception]
         stats.truncated_stream = True
 
 
-def iter_lines(path: Path, stats: ReadStats) -> Iterator[tuple[str, bool]]:
+def iter_lines(path: Path, stats: ReadStats, size: int = CHUNK) -> Iterator[tuple[str, bool]]:
     """Yield ``(line, complete)`` for each text line of ``path`` (decompressed); the last may be partial.
 
     Bytes that are not UTF-8 survive as surrogate escapes, so such a line fails later as garbage.
     """
     kind = _compression(path)
-    chunks = {"gzip": _gzip_chunks, "zstd": _zstd_chunks, "plain": _plain_chunks}[kind](path, stats)
+    chunks = {"gzip": _gzip_chunks, "zstd": _zstd_chunks, "plain": _plain_chunks}[kind](path, stats, size)
     decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
     tail = ""
     for chunk in chunks:
@@ -191,7 +192,8 @@ def _head_lines(path: Path, n: int = 12) -> list[str]:
     stats = ReadStats()
     out: list[str] = []
     try:
-        for line, _complete in iter_lines(path, stats):
+        # small reads: a 1 MiB compressed block is ~8 MB of text, and only the first lines are wanted
+        for line, _complete in iter_lines(path, stats, 1 << 14):
             text = line.strip()
             if text:
                 out.append(text)

@@ -10,6 +10,12 @@ Two modes:
   (:mod:`feeds.capture.index`), which holds exactly the batches the processor produced, built on first
   open; seek anywhere = nearest keyframe + catch-up.
 
+At full speed (``--max``) both modes hand over runs of messages: raw records go through the Binance
+processor's bulk ``on_lines`` (one decode per run of frames), and a sink with ``on_batches`` (the
+engine) receives each run in one call and applies it with ``MarketState.apply_many``; every message is
+still its own batch, in the same order as one by one (tests/app/test_replay_bulk.py holds the output
+equal). Paced replay, stepping and seeking deliver message by message.
+
 Tardis CSV needs no venue parser: :class:`TardisRouter` turns rows into events directly (rows with the
 same local timestamp are one message; a run of ``is_snapshot`` rows is one clear + snapshot batch; Tardis
 has no update ids, so book batches carry a running message number as their id).
@@ -61,6 +67,7 @@ from feeds.capture.readers import (
 MIN_SPEED = 0.1
 MAX_SPEED = 1000.0
 _YIELD_EVERY = 256  # records between event-loop yields in max-speed mode (keeps the GUI/stop responsive)
+_BULK_RECORDS = 512  # raw records per slice at max speed (decoded in bulk; still ~1-2 ms between yields)
 _LAST_UPDATE_ID = re.compile(r'"lastUpdateId":(\d+)')
 _FIRST_BID = re.compile(r'"bids":\[\["([0-9.eE+-]+)"')
 
@@ -112,6 +119,23 @@ class BinanceRouter:
             self.proc.on_rest(path, rec.raw, rec.local_ns)
         elif ch.startswith("open:"):
             self._opened(ch[5:], rec.local_ns)
+
+    def many(self, recs: list[RawRecord]) -> None:
+        """Records in order, as ``__call__`` on each; runs of websocket frames go through the processor's
+        bulk ``on_lines`` (a replay at full speed)."""
+        raws: list[str] = []
+        stamps: list[int] = []
+        for rec in recs:
+            if rec.channel[:2] == "ws" and "@kline" not in rec.raw[:40]:
+                raws.append(rec.raw)
+                stamps.append(rec.local_ns)
+                continue
+            if raws:
+                self.proc.on_lines(raws, stamps)
+                raws, stamps = [], []
+            self(rec)
+        if raws:
+            self.proc.on_lines(raws, stamps)
 
     def _owner(self, body: str) -> str:
         """The symbol a bare snapshot (hftbacktest lines carry none) belongs to.
@@ -444,16 +468,19 @@ class ReplayFeed:
         end_ns = self.end_ns
         anchor = [0.0, 0]
         records = iter(self.reader)
+        many = getattr(router, "many", None)
         while True:
             if self.speed is None and not self._paused and self._seek_to is None and end_ns is None:
                 # max speed, nothing to watch for: a tight loop, control flags checked between slices
-                last = None
-                for rec in itertools.islice(records, _YIELD_EVERY):
-                    router(rec)
-                    last = rec
-                if last is None:
+                chunk = list(itertools.islice(records, _BULK_RECORDS))
+                if not chunk:
                     break
-                self.position_ns = last.local_ns
+                if many is not None:
+                    many(chunk)
+                else:
+                    for rec in chunk:
+                        router(rec)
+                self.position_ns = chunk[-1].local_ns
                 await asyncio.sleep(0)
                 continue
             rec = next(records, None)
@@ -493,18 +520,36 @@ class ReplayFeed:
                 continue
             if self.speed is None and not self._paused:
                 # max speed: a slice of batches per loop turn, control flags checked between slices
+                # a sink with on_batches (the engine) takes the slice's batches in runs, each run handed
+                # over before any status change, so it sees everything in the same order
+                on_batches = getattr(sink, "on_batches", None)
+                run: list[tuple[str, np.ndarray, int | None]] = []
+                add = run.append if on_batches is not None else None
                 on_batch = sink.on_batch
+                ended = False
                 for sym, rows, uid, t in idx.batch_slice(i, min(n_total, i + _YIELD_EVERY)):
                     if end_ns is not None and t > end_ns:
-                        return
+                        ended = True
+                        break
                     while s_ptr < len(statuses) and statuses[s_ptr][0] <= i:
+                        if run:
+                            on_batches(run)  # type: ignore[misc]
+                            run = []
+                            add = run.append
                         _, ssym, state, reason = statuses[s_ptr]
                         sink.on_status(ssym, state, reason)
                         s_ptr += 1
-                    on_batch(sym, rows, uid)
+                    if add is not None:
+                        add((sym, rows, uid))
+                    else:
+                        on_batch(sym, rows, uid)
                     self.position_ns = t
                     self._batches_delivered += 1
                     i += 1
+                if run:
+                    on_batches(run)  # type: ignore[misc]
+                if ended:
+                    return
                 await asyncio.sleep(0)
                 continue
             local_ns = int(idx.batches["local_ns"][i])
