@@ -173,7 +173,7 @@ def lookup(keys: np.ndarray, table_keys: np.ndarray) -> np.ndarray:
 class BookView:
     """What the book-state detectors look at, computed once per evaluation.
 
-    ``ticks`` descend from ``best_ask + span`` to ``best_bid - span``; ``bid``/``ask`` are the sizes at
+    ``ticks`` descend one by one from ``best_ask + span`` to ``best_bid - span``; ``bid``/``ask`` are the sizes at
     those ticks; ``median`` is the median size of the non-empty levels in that window.
     """
 
@@ -188,11 +188,11 @@ class BookView:
 
     def ask_side(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Ask ticks and sizes from the best ask outwards, ``n`` ticks."""
-        i = int(np.searchsorted(-self.ticks, -self.best_ask))  # ticks descend
+        i = int(self.ticks[0]) - self.best_ask  # ticks descend one by one from ticks[0]
         lo = max(0, i - n + 1)
         return self.ticks[lo:i + 1][::-1], self.ask[lo:i + 1][::-1]
 
     def bid_side(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Bid ticks and sizes from the best bid outwards, ``n`` ticks."""
-        i = int(np.searchsorted(-self.ticks, -self.best_bid))
+        i = int(self.ticks[0]) - self.best_bid
         return self.ticks[i:i + n], self.bid[i:i + n]
