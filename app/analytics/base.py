@@ -144,6 +144,12 @@ def _sum_by_level(t_side: np.ndarray, t_tick: np.ndarray, t_qty: np.ndarray
         return e, e, np.empty(0)
     if n == 1:
         return t_side.astype(np.int64), t_tick, t_qty
+    if n <= 32:  # the usual window: a dict is several times cheaper than np.unique at this size
+        acc: dict[int, float] = {}
+        for k, q in zip((t_tick * 2 + (t_side > 0)).tolist(), t_qty.tolist(), strict=True):
+            acc[k] = acc.get(k, 0.0) + q
+        uk = np.array(sorted(acc), dtype=np.int64)
+        return np.where(uk & 1, 1, -1), (uk - (uk & 1)) // 2, np.array([acc[k] for k in uk.tolist()])
     key = level_key(t_side, t_tick)
     uk, inv = np.unique(key, return_inverse=True)
     qty = np.bincount(inv, weights=t_qty)

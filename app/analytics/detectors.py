@@ -272,11 +272,17 @@ class DetectorSet:
                     ts, *rest = pend.popleft()
                     parts.append(rest)
                 side, tick, before, after = (np.concatenate(x) for x in zip(*parts, strict=True))
+                # Each level's first and last row, from one stable sort (np.unique twice costs more).
                 key = level_key(side, tick)
-                _, first = np.unique(key, return_index=True)
-                _, last_r = np.unique(key[::-1], return_index=True)
-                last = len(key) - 1 - last_r
-                side, tick, before, after = side[first], tick[first], before[first], after[last]
+                order = np.argsort(key, kind="stable")
+                sk = key[order]
+                step = sk[1:] != sk[:-1]
+                if len(sk) and not step.all():
+                    first = order[np.concatenate(([True], step))]
+                    last = order[np.concatenate((step, [True]))]
+                    side, tick, before, after = side[first], tick[first], before[first], after[last]
+                else:  # no level twice: keep the rows (in level order, as before)
+                    side, tick, before, after = side[order], tick[order], before[order], after[order]
             n = self._tn
             k = 0
             if n and int(self._tts[:n].max()) <= ts:
