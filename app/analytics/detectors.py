@@ -131,7 +131,10 @@ class DetectorSet:
         else:
             kinds = batch["ev"] & KIND_MASK
             ts = int(batch["exch_ts"].max())
-            if ((kinds == DEPTH_SNAPSHOT_EVENT) | (kinds == DEPTH_CLEAR_EVENT) | (kinds == GAP_EVENT)).any():
+            k_lo = int(kinds.min())
+            if k_lo == DEPTH_EVENT and int(kinds.max()) == DEPTH_EVENT:
+                self._depth(batch, ts, book, out)  # a venue's depth message (the common multi-row batch)
+            elif ((kinds == DEPTH_SNAPSHOT_EVENT) | (kinds == DEPTH_CLEAR_EVENT) | (kinds == GAP_EVENT)).any():
                 self._resync(ts, book, out)
             else:
                 trades = np.flatnonzero(kinds == TRADE_EVENT)
@@ -215,14 +218,16 @@ class DetectorSet:
             wt = self.window_ticks
             # Windows carry only the rows near mid: every window detector looks there, and a venue's
             # diff is mostly far levels (Binance: ~67 rows a message, a handful near the touch).
-            if mid - wt > tick.min() or mid + wt < tick.max():
+            if mid - wt > lo + self._base or mid + wt < hi + self._base:
                 near = np.flatnonzero(np.abs(tick - mid) <= wt)
                 is_bid, tick, before, qty = is_bid[near], tick[near], before[near], qty[near]
+            else:  # views into the caller's batch: it may reuse that memory before the window is built
+                tick, qty = tick.copy(), qty.copy()
             self._pending.append((ts, is_bid * 2 - 1, tick, before, qty))
             if abs(mid - self._base - self._half) > self._half // 2:
                 self._rebuild(book)
         else:
-            self._pending.append((ts, is_bid * 2 - 1, tick, before, qty))
+            self._pending.append((ts, is_bid * 2 - 1, tick.copy(), before, qty.copy()))
 
     def _rebuild(self, book: Any) -> None:
         """Refill the mirror from the book around its mid (first sync, resync, mid drifted away)."""
