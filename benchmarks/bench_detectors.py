@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -218,60 +217,29 @@ def run_real(quick: bool = False) -> list[BenchResult]:
 
 def run_scenario(scenario: Any, config: dict[str, Any] | None = None,
                  venue: str = "binance-usdm") -> tuple[list[dict[str, Any]], list[dict[str, Any]], Instrument]:
-    """One simulator scenario: wire records → Binance parsers → book → detectors → JSON lines.
+    """One simulator scenario: wire records → venue parsers → book → detectors → JSON lines.
 
-    Returns (the ``detection`` JSON objects, the scenario's labels, the instrument).
+    Returns (the ``detection`` JSON objects, the scenario's labels, the instrument). The same path as
+    ``depthdesk scenarios --score``.
     """
-    from app.analytics.alerts import detection_json
-    from feeds.binance_usdm import BinanceUsdmProcessor
+    from app.commands.scenarios import detect_records, scenario_instrument
 
-    spec = scenario.symbol_spec
-    inst = Instrument(venue, spec.symbol, tick_size=spec.tick_size, lot_size=spec.lot_size)
+    inst = scenario_instrument(scenario, venue)
     records, labels = scenario.render(venue)
-    sink = _Collect()
-    proc = BinanceUsdmProcessor([inst], sink)
-    for local, raw in records:
-        proc.on_line(raw, local)
-    cls, _ = book_class()
-    book = cls(inst)
-    dets = DetectorSet(inst, config)
-    lines: list[str] = []
-    for b in sink.batches:
-        book.apply(b)
-        for d in dets.on_batch(b, book):
-            lines.append(json.dumps(detection_json(d, inst)))
-    for d in dets.close_all(int(sink.batches[-1]["exch_ts"].max())):
-        lines.append(json.dumps(detection_json(d, inst)))
-    return [json.loads(x) for x in lines], labels, inst
+    return detect_records(records, inst, config), labels, inst
 
 
 def score_suite(config: dict[str, Any] | None = None, seeds: tuple[int, ...] | None = None,
                 kinds: tuple[str, ...] | None = None) -> tuple[dict[str, Any], list[tuple[str, list, list]]]:
     """Score the simulator's ScenarioSuite; returns (per-kind scores, per-scenario (name, dets, labels))."""
-    from app.analytics.scoring import detections_from_json, label_from_dict, score
-    from feeds.simulator.scenarios import ScenarioSuite
+    from app.analytics.scoring import score_runs
+    from app.commands.scenarios import suite
 
-    suite = ScenarioSuite(**({"seeds": seeds} if seeds else {}), **({"kinds": kinds} if kinds else {}))
-    all_dets: list[Detection] = []
-    all_labels = []
-    per = []
-    offset = 0
-    for sc in suite.scenarios():
+    runs = []
+    for sc in suite(seeds, kinds):
         objs, labels, inst = run_scenario(sc, config)
-        dets = detections_from_json(objs)
-        # Scenarios share a clock origin: shift each onto its own hour so they never overlap in time.
-        shift = offset * 3600 * 1_000_000_000
-        offset += 1
-        dets = [type(d)(d.id + offset * 10_000_000, d.kind, d.venue, d.symbol, d.side, d.price_tick,
-                        d.exch_ts + shift, d.state, d.price_far_tick, d.evidence) for d in dets]
-        labs = [label_from_dict(lb, inst, i) for i, lb in enumerate(labels) if lb["kind"] in KINDS_SET]
-        labs = [type(lb)(lb.kind, lb.side, lb.price_tick, lb.start + shift, lb.end + shift,
-                         None if lb.ready is None else lb.ready + shift, lb.price_far_tick, lb.negative)
-                for lb in labs]
-        all_dets.extend(dets)
-        all_labels.extend(labs)
-        per.append((sc.name, dets, labs))
-    return score(all_dets, all_labels), per
+        runs.append((sc.name, objs, labels, inst))
+    return score_runs(runs)
 
 
 def run_scenarios(quick: bool = False) -> list[BenchResult]:

@@ -25,7 +25,7 @@ from app.core.events import NO_PRICE
 
 class _Episode:
     __slots__ = ("lo", "hi", "since", "max_visible", "det_id", "volume", "last_emit_ts", "last_emit_vol",
-                 "visible", "threshold")
+                 "visible", "threshold", "grown_ts", "grown_size")
 
     def __init__(self, lo: int, hi: int, ts: int) -> None:
         self.lo = lo
@@ -38,6 +38,10 @@ class _Episode:
         self.last_emit_vol = 0.0
         self.visible = 0.0
         self.threshold = 0.0
+        # When the band last grew to over twice what it had shown (a wall joined it), and to what:
+        # flow before that hit a much smaller band and was absorbed by nobody.
+        self.grown_ts = -(2**62)
+        self.grown_size = 0.0
 
 
 class AbsorptionDetector:
@@ -182,10 +186,21 @@ class AbsorptionDetector:
         ep.visible = visible
         # A wall: the band showed at least wall_multiple x the median level. Then taking a fraction of
         # what it showed while holding is absorption, however the statistical threshold stands.
+        if ep.max_visible > 2.0 * ep.grown_size:
+            # The first look at the band counts all its flow; a later growth restarts the count.
+            if ep.grown_size > 0:
+                ep.grown_ts = ts
+            ep.grown_size = ep.max_visible
         wall = self.wall_multiple > 0 and self._median > 0 and ep.max_visible >= self.wall_multiple * self._median
         if wall:
             thr = min(thr, self.wall_fraction * ep.max_visible)
             ep.threshold = thr  # the evidence says which bar the volume passed
+            if ep.grown_ts > -(2**62):
+                # Only flow the wall took counts: fills into the band before it was quoted there (a
+                # level eaten just before a large order joined it) do not show the wall holding.
+                in_band = in_band & (t_ts >= ep.grown_ts)
+                vol = float(qty[in_band].sum())
+                ep.volume = vol
         heavy = vol >= thr
         strong = (heavy and (wall or not self.wall_multiple) and vol >= self.visible_ratio * ep.max_visible
                   and visible >= self.hold_fraction * ep.max_visible

@@ -144,6 +144,12 @@ def _sum_by_level(t_side: np.ndarray, t_tick: np.ndarray, t_qty: np.ndarray
         return e, e, np.empty(0)
     if n == 1:
         return t_side.astype(np.int64), t_tick, t_qty
+    if n <= 32:  # the usual window: a dict is several times cheaper than np.unique at this size
+        acc: dict[int, float] = {}
+        for k, q in zip((t_tick * 2 + (t_side > 0)).tolist(), t_qty.tolist(), strict=True):
+            acc[k] = acc.get(k, 0.0) + q
+        uk = np.array(sorted(acc), dtype=np.int64)
+        return np.where(uk & 1, 1, -1), (uk - (uk & 1)) // 2, np.array([acc[k] for k in uk.tolist()])
     key = level_key(t_side, t_tick)
     uk, inv = np.unique(key, return_inverse=True)
     qty = np.bincount(inv, weights=t_qty)
@@ -173,7 +179,7 @@ def lookup(keys: np.ndarray, table_keys: np.ndarray) -> np.ndarray:
 class BookView:
     """What the book-state detectors look at, computed once per evaluation.
 
-    ``ticks`` descend from ``best_ask + span`` to ``best_bid - span``; ``bid``/``ask`` are the sizes at
+    ``ticks`` descend one by one from ``best_ask + span`` to ``best_bid - span``; ``bid``/``ask`` are the sizes at
     those ticks; ``median`` is the median size of the non-empty levels in that window.
     """
 
@@ -188,11 +194,11 @@ class BookView:
 
     def ask_side(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Ask ticks and sizes from the best ask outwards, ``n`` ticks."""
-        i = int(np.searchsorted(-self.ticks, -self.best_ask))  # ticks descend
+        i = int(self.ticks[0]) - self.best_ask  # ticks descend one by one from ticks[0]
         lo = max(0, i - n + 1)
         return self.ticks[lo:i + 1][::-1], self.ask[lo:i + 1][::-1]
 
     def bid_side(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Bid ticks and sizes from the best bid outwards, ``n`` ticks."""
-        i = int(np.searchsorted(-self.ticks, -self.best_bid))
+        i = int(self.ticks[0]) - self.best_bid
         return self.ticks[i:i + n], self.bid[i:i + n]

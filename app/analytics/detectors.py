@@ -89,7 +89,9 @@ class DetectorSet:
                                  self.sweeps, self.large) if d is not None]
         # Dense mirror of level sizes around mid (NaN = unknown) to know each changed level's size before.
         self._base = 0
-        self._mirror = {1: np.full(2 * self._half, np.nan), -1: np.full(2 * self._half, np.nan)}
+        # One flat array (asks, then bids) so a batch of both sides is read and written in one go.
+        self._flat = np.full(4 * self._half, np.nan)
+        self._mirror = {1: self._flat[2 * self._half:], -1: self._flat[:2 * self._half]}
         self._synced = False
         self._pending: deque[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque()
         cap = 1024
@@ -129,7 +131,10 @@ class DetectorSet:
         else:
             kinds = batch["ev"] & KIND_MASK
             ts = int(batch["exch_ts"].max())
-            if ((kinds == DEPTH_SNAPSHOT_EVENT) | (kinds == DEPTH_CLEAR_EVENT) | (kinds == GAP_EVENT)).any():
+            k_lo = int(kinds.min())
+            if k_lo == DEPTH_EVENT and int(kinds.max()) == DEPTH_EVENT:
+                self._depth(batch, ts, book, out)  # a venue's depth message (the common multi-row batch)
+            elif ((kinds == DEPTH_SNAPSHOT_EVENT) | (kinds == DEPTH_CLEAR_EVENT) | (kinds == GAP_EVENT)).any():
                 self._resync(ts, book, out)
             else:
                 trades = np.flatnonzero(kinds == TRADE_EVENT)
@@ -193,31 +198,36 @@ class DetectorSet:
         if not self._synced:
             self._rebuild(book)
             return
-        side = np.where(rows["ev"] & BUY_EVENT, 1, -1)
+        width = 2 * self._half
+        is_bid = ((rows["ev"] >> _BUY_SHIFT) & 1).astype(np.int64)  # BUY_EVENT = the bid side
         tick = rows["ival"]
         qty = rows["qty"]
-        idx = tick - self._base
-        inside = (idx >= 0) & (idx < 2 * self._half)
-        before = np.full(len(rows), np.nan)
-        bid = side > 0
-        for s, m in ((1, bid & inside), (-1, ~bid & inside)):
-            if m.any():
-                arr = self._mirror[s]
-                before[m] = arr[idx[m]]
-                arr[idx[m]] = qty[m]
+        flat = tick - self._base + is_bid * width
+        lo, hi = int(tick.min()) - self._base, int(tick.max()) - self._base
+        if lo >= 0 and hi < width:  # the usual case: every row inside the mirror
+            before = self._flat[flat]
+            self._flat[flat] = qty
+        else:
+            inside = (tick - self._base >= 0) & (tick - self._base < width)
+            before = np.full(len(rows), np.nan)
+            before[inside] = self._flat[flat[inside]]
+            self._flat[flat[inside]] = qty[inside]
         bb, ba = book.best_bid_tick, book.best_ask_tick
         if bb != NO_PRICE and ba != NO_PRICE:
             mid = (bb + ba) // 2
+            wt = self.window_ticks
             # Windows carry only the rows near mid: every window detector looks there, and a venue's
             # diff is mostly far levels (Binance: ~67 rows a message, a handful near the touch).
-            near = np.abs(tick - mid) <= self.window_ticks
-            if not near.all():
-                side, tick, before, qty = side[near], tick[near], before[near], qty[near]
-            self._pending.append((ts, side, tick, before, qty))
+            if mid - wt > lo + self._base or mid + wt < hi + self._base:
+                near = np.flatnonzero(np.abs(tick - mid) <= wt)
+                is_bid, tick, before, qty = is_bid[near], tick[near], before[near], qty[near]
+            else:  # views into the caller's batch: it may reuse that memory before the window is built
+                tick, qty = tick.copy(), qty.copy()
+            self._pending.append((ts, is_bid * 2 - 1, tick, before, qty))
             if abs(mid - self._base - self._half) > self._half // 2:
                 self._rebuild(book)
         else:
-            self._pending.append((ts, side, tick, before, qty))
+            self._pending.append((ts, is_bid * 2 - 1, tick.copy(), before, qty.copy()))
 
     def _rebuild(self, book: Any) -> None:
         """Refill the mirror from the book around its mid (first sync, resync, mid drifted away)."""
@@ -267,11 +277,17 @@ class DetectorSet:
                     ts, *rest = pend.popleft()
                     parts.append(rest)
                 side, tick, before, after = (np.concatenate(x) for x in zip(*parts, strict=True))
+                # Each level's first and last row, from one stable sort (np.unique twice costs more).
                 key = level_key(side, tick)
-                _, first = np.unique(key, return_index=True)
-                _, last_r = np.unique(key[::-1], return_index=True)
-                last = len(key) - 1 - last_r
-                side, tick, before, after = side[first], tick[first], before[first], after[last]
+                order = np.argsort(key, kind="stable")
+                sk = key[order]
+                step = sk[1:] != sk[:-1]
+                if len(sk) and not step.all():
+                    first = order[np.concatenate(([True], step))]
+                    last = order[np.concatenate((step, [True]))]
+                    side, tick, before, after = side[first], tick[first], before[first], after[last]
+                else:  # no level twice: keep the rows (in level order, as before)
+                    side, tick, before, after = side[order], tick[order], before[order], after[order]
             n = self._tn
             k = 0
             if n and int(self._tts[:n].max()) <= ts:
@@ -351,5 +367,6 @@ class DetectorSet:
                         np.asarray(aq, dtype=np.float64), median)
 
 
+_BUY_SHIFT = BUY_EVENT.bit_length() - 1
 _E_I = np.empty(0, dtype=np.int64)
 _E_F = np.empty(0)

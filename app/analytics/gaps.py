@@ -31,6 +31,9 @@ def near_empty_runs(empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends - starts
 
 
+_NONE = np.empty(0, dtype=np.int64)
+
+
 class _Gap:
     __slots__ = ("near", "far", "since", "seen", "det_id", "width", "median", "bar")
 
@@ -69,16 +72,6 @@ class GapDetector:
         g_min = self.min_ticks.value()
         floor = self.epsilon * v.median
         for side in (1, -1):
-            if 0 <= self.front_ticks <= 1 and side not in self._gaps:
-                # Fast path (the usual case on a dense book): the first front_ticks + 1 ticks behind
-                # the touch are all filled, so no front vacuum can start there.
-                i = int(np.searchsorted(-v.ticks, -(v.best_bid if side > 0 else v.best_ask)))
-                step = 1 if side > 0 else -1
-                sizes = v.bid if side > 0 else v.ask
-                first = [i + step * (k + 1) for k in range(self.front_ticks + 1)]
-                if all(0 <= j < len(sizes) and sizes[j] >= floor for j in first):
-                    self.min_ticks.add(0.0, v.ts)
-                    continue
             # Ticks outside the spread up to D ticks from mid, nearest mid first.
             if side > 0:
                 far_limit = (v.mid2 - 2 * self.distance_ticks) // 2 + 1
@@ -89,12 +82,21 @@ class GapDetector:
                 ticks, qty = v.ask_side(self.distance_ticks + 1)
                 keep = (ticks <= far_limit) & (ticks > v.best_ask)
             ticks, qty = ticks[keep], qty[keep]
-            starts, lengths = near_empty_runs(qty < floor)
             if self.front_ticks >= 0:
                 # Only a vacuum right in front of price counts: its run starts within front_ticks of
-                # the touch. The automatic size is learnt from that same run (0 when there is none).
-                front = starts <= self.front_ticks
-                starts, lengths = starts[front], lengths[front]
+                # the touch (there is at most one such run). The automatic size is learnt from that
+                # same run (0 when there is none). A scalar scan: the run is a handful of ticks.
+                empty = (qty < floor).tolist()
+                start = next((j for j in range(min(self.front_ticks + 1, len(empty))) if empty[j]), -1)
+                if start < 0:
+                    starts = lengths = _NONE
+                else:
+                    end = start
+                    while end < len(empty) and empty[end]:
+                        end += 1
+                    starts, lengths = np.array([start]), np.array([end - start])
+            else:
+                starts, lengths = near_empty_runs(qty < floor)
             # A candidate is judged against the bar of the moment it appeared: a vacuum must not
             # raise its own bar while it persists (it still counts for the bar of later ones).
             g = self._gaps.get(side)

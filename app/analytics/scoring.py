@@ -228,3 +228,29 @@ def score(detections: list[Detection], labels: list[Label], tolerance_ticks: int
 
 def _as_kind(lb: Label, kind: str) -> Label:
     return Label(kind, lb.side, lb.price_tick, lb.start, lb.end, lb.ready, lb.price_far_tick, lb.negative)
+
+
+def score_runs(runs: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]], Instrument]],
+               **score_kwargs: Any) -> tuple[dict[str, KindScore], list[tuple[str, list[Detection], list[Label]]]]:
+    """Score several scenario runs together: each ``(name, detection JSON objects, label dicts, instrument)``.
+
+    Runs may share a clock origin (the simulator's scenarios all start at the same instant), so each
+    is shifted onto its own hour first; labels of kinds DepthDesk does not detect are ignored.
+    Returns (per-kind scores, per run (name, detections, labels) after the shift).
+    """
+    all_dets: list[Detection] = []
+    all_labels: list[Label] = []
+    per = []
+    for n, (name, objs, raw_labels, inst) in enumerate(runs, start=1):
+        shift = (n - 1) * 3600 * 1_000_000_000
+        dets = [Detection(d.id + n * 10_000_000, d.kind, d.venue, d.symbol, d.side, d.price_tick,
+                          d.exch_ts + shift, d.state, d.price_far_tick, d.evidence)
+                for d in detections_from_json(objs)]
+        labs = [label_from_dict(lb, inst, i) for i, lb in enumerate(raw_labels) if lb.get("kind") in KINDS]
+        labs = [Label(lb.kind, lb.side, lb.price_tick, lb.start + shift, lb.end + shift,
+                      None if lb.ready is None else lb.ready + shift, lb.price_far_tick, lb.negative)
+                for lb in labs]
+        all_dets.extend(dets)
+        all_labels.extend(labs)
+        per.append((name, dets, labs))
+    return score(all_dets, all_labels, **score_kwargs), per

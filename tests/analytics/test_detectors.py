@@ -165,6 +165,34 @@ def test_absorption_heavy_selling_into_a_bid_that_holds(inst):
     assert len(close) == 1 and close[0].evidence["reason"] in ("traded_through", "not_quoted")
 
 
+def test_flow_before_a_wall_joined_does_not_count_for_it(inst):
+    # eaten_through-s303: sellers hit an ordinary best bid, then a large order joins that band. The
+    # volume traded before the wall was there must not make the wall look like it absorbed it.
+    m = start(inst, iceberg={"enabled": False}, large_order={"enabled": False}, stack={"enabled": False},
+              pull={"enabled": False})
+    t = 1000.0
+    while t < 2500:  # 15 x 8 = 120 into a 10-lot level that is topped up: no wall, no absorption
+        m.trade(t, ASK, MID - 1, 8.0)
+        m.depth(t + 2, bids={MID - 1: 10.0})
+        m.quote(t + 50)
+        t += 100
+    m.depth(t, bids={MID - 1: 100.0, MID - 2: 100.0})  # the wall joins (20x the usual level)
+    m.idle(t, t + 300)
+    for dt in (400, 700):  # a little more flow: 16, far below a quarter of the wall
+        m.trade(t + dt, ASK, MID - 1, 8.0)
+        m.quote(t + dt + 50)
+    m.idle(t + 800, t + 2000)
+    assert m.opened("absorption") == []
+    t += 2000
+    for _ in range(12):  # now the wall takes heavy flow itself (96) and holds: absorption
+        m.trade(t, ASK, MID - 1, 8.0)
+        m.quote(t + 50)
+        t += 100
+    m.idle(t, t + 800)
+    ab = m.opened("absorption")
+    assert len(ab) == 1 and ab[0].price_tick == MID - 1 and ab[0].evidence["executed"] < 120
+
+
 def test_a_level_eaten_through_is_not_absorption(inst):
     m = start(inst, iceberg={"enabled": False}, large_order={"enabled": False})
     bids = {MID - 1 - i: 40.0 for i in range(8)}
