@@ -82,6 +82,8 @@ class TimeAndSalesWidget(QWidget):
         self.big_size = QDoubleSpinBox(decimals=2, maximum=1e12, singleStep=10.0, toolTip="emphasise prints from")
         self.min_size.setSpecialValueText("all")
         self.big_size.setSpecialValueText("auto")
+        for spin in (self.min_size, self.big_size):
+            spin.setMinimumWidth(64)  # room for the value, not for the 1e12 maximum: the dock stays narrow
         controls.addWidget(QLabel("Min size"))
         controls.addWidget(self.min_size, 1)
         controls.addWidget(QLabel("Big from"))

@@ -64,13 +64,15 @@ class ChartDocks:
             add_dock(f"chart_{name}", title, self.widgets[name], left)
         self.docks = {name: docks[f"chart_{name}"] for name, _ in CHART_DOCKS}
         d = self.docks
+        # The ladder stays the centre of the desk: the heatmap (with its price-linked profile) takes the
+        # left column, the slower charts share one tabbed dock under it (all open, one shown at a time).
         window.splitDockWidget(d["heatmap"], d["profile"], Qt.Orientation.Horizontal)
         window.splitDockWidget(d["heatmap"], d["footprint"], Qt.Orientation.Vertical)
-        window.splitDockWidget(d["footprint"], d["cvd"], Qt.Orientation.Horizontal)
-        window.splitDockWidget(d["profile"], d["funding"], Qt.Orientation.Vertical)
-        window.splitDockWidget(d["funding"], d["correlation"], Qt.Orientation.Vertical)
-        window.resizeDocks([d["heatmap"], d["profile"]], [560, 200], Qt.Orientation.Horizontal)
-        window.resizeDocks([d["heatmap"], d["footprint"]], [420, 300], Qt.Orientation.Vertical)
+        for name in ("cvd", "funding", "correlation"):
+            window.tabifyDockWidget(d["footprint"], d[name])
+        d["footprint"].raise_()
+        window.resizeDocks([d["heatmap"], d["profile"]], [400, 100], Qt.Orientation.Horizontal)
+        window.resizeDocks([d["heatmap"], d["footprint"]], [400, 290], Qt.Orientation.Vertical)
         self.frames_shown = 0
         self._shown_at: dict[str, float] = dict.fromkeys(self.widgets, 0.0)
         self._pending: ChartFrame | None = None

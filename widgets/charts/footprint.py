@@ -168,6 +168,9 @@ class FootprintWidget(QWidget):
                                          toolTip="diagonal imbalance ratio")
         self.min_spin = QDoubleSpinBox(decimals=2, maximum=1e12, value=0.0, toolTip="imbalance minimum volume")
         self.min_spin.setSpecialValueText("any")
+        # the summary and the 1e12-capable spin box would otherwise set the dock's minimum width
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.min_spin.setMinimumWidth(56)
         bar.addWidget(self.info, 1)
         bar.addWidget(QLabel("Rows"))
         bar.addWidget(self.group_box)

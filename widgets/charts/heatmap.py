@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -168,7 +169,8 @@ class HeatmapWidget(QWidget):
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         self.readout = QLabel("")
-        self.readout.setMinimumWidth(280)
+        # the readout takes what room is left (clipped when narrow) so the dock never widens the window
+        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.window_box = QComboBox()
         for w in WINDOWS_S:
             self.window_box.addItem(f"{w // 60} min" if w < 3600 else f"{w // 3600} h", w)
@@ -179,6 +181,7 @@ class HeatmapWidget(QWidget):
         self.lo_spin = QDoubleSpinBox(decimals=2, maximum=1e12, value=self.cut_lo, toolTip="lower colour cut-off")
         self.hi_spin = QDoubleSpinBox(decimals=2, maximum=1e12, value=self.cut_hi, toolTip="upper colour cut-off")
         for spin in (self.lo_spin, self.hi_spin):
+            spin.setMinimumWidth(56)
             spin.setMaximumWidth(90)
         self.follow_button = QPushButton("Follow", checkable=True, checked=True)
         bar.addWidget(self.readout, 1)

@@ -74,8 +74,11 @@ class VolumeProfileWidget(QWidget):
         self.info = QLabel("")
         self.info.setWordWrap(True)
         bar.addWidget(self.mode_box)
-        bar.addWidget(self.info, 1)
+        bar.addStretch(1)
         layout.addLayout(bar)
+        # under the selector, not beside it: beside, a narrow dock wrapped it into a column of words
+        self.info.setContentsMargins(4, 0, 4, 2)
+        layout.addWidget(self.info)
         self.plot = make_plot(palette, time_axis=False)
         self.item = self.plot.getPlotItem()
         self.item.hideAxis("bottom")
