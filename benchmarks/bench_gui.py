@@ -46,6 +46,7 @@ KEY = f"{VENUE}:{SYMBOL}"
 STEADY_RATE = 2_000.0
 BURST_RATE = 20_000.0
 LAG_OK_MS = 100.0
+LONG_GAP_S = 0.05  # heartbeat gaps longer than this are explained (on CPU / waiting for a CPU / for the GIL)
 DRAIN_MAX_S = 60.0  # after the run the market is frozen and the desk reads what is still queued, then counts
 WINDOW = (1600, 1000)
 
@@ -127,6 +128,35 @@ class PacedFeed:
         ticks = self._mid - offsets if side == BID else self._mid + offsets
         qty = np.where(rng.random(n) < 0.1, 0.0, rng.gamma(1.4, 900, n).round())
         return depth_rows(side, ticks, qty, tick_size, ts, ts, self._update_id)
+
+
+class _SchedStat:
+    """The calling thread's on-CPU and run-queue-wait nanoseconds (Linux schedstat; zeros elsewhere)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        try:
+            self._fd: int | None = os.open(f"/proc/self/task/{threading.get_native_id()}/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def read(self) -> tuple[int, int]:
+        if self._fd is None:
+            return 0, 0
+        cpu, runq, _ = os.pread(self._fd, 128, 0).split()
+        return int(cpu), int(runq)
+
+
+def _process_age_s() -> float:
+    """Seconds since this process started (imports included); NaN where /proc does not say."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                     if line.startswith("btime "))
+        return time.time() - (btime + ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return float("nan")
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -451,7 +481,21 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     heartbeat = QTimer()
     heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
     heartbeat.setInterval(5)
-    heartbeat.timeout.connect(lambda: beats.append(time.monotonic()))
+    sched = _SchedStat()
+    long_gaps: list[tuple[float, float, float, float]] = []  # (monotonic, gap ms, GUI on-CPU ms, run-queue ms)
+
+    def beat() -> None:
+        now = time.monotonic()
+        cpu, runq = sched.read()
+        if beats and now - beats[-1] > LONG_GAP_S:
+            # where the GUI thread was during the gap: on a CPU (painting, a collection), waiting for a CPU
+            # (the machine is oversubscribed), or neither (asleep: waiting for the GIL)
+            long_gaps.append((now, (now - beats[-1]) * 1e3, (cpu - last_sched[0]) / 1e6, (runq - last_sched[1]) / 1e6))
+        last_sched[:] = [cpu, runq]
+        beats.append(now)
+
+    last_sched = list(sched.read())
+    heartbeat.timeout.connect(beat)
     bridge.start()
     tuned = os.environ.get("DEPTHDESK_BENCH_TUNE", "1") != "0"
     if tuned:
@@ -462,11 +506,12 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     sampler = _StallSampler(beats) if os.environ.get("DEPTHDESK_BENCH_STALLS") == "1" else None
     if sampler is not None:
         sampler.start()
-    first_paint = [0.0]
+    first_paint: list[float] = [0.0]
 
     def note_first_paint() -> None:
         if not first_paint[0] and window.ladder.paint_count and window.ladder.frame is not None:
             first_paint[0] = time.perf_counter() - startup_t0
+            first_paint.append(_process_age_s())  # from the process's start: imports included
 
     bridge.frame_shown.connect(note_first_paint)
 
@@ -480,6 +525,15 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         gaps = np.diff(np.asarray([t_from, *inside]))
         return float(gaps.max() * 1e3) if len(gaps) else float("nan")
 
+    def gap_causes(t_from: float, t_to: float) -> dict[str, float]:
+        """The worst gap in [t_from, t_to) split into GUI-thread on-CPU / run-queue / other (GIL) ms."""
+        inside = [g for g in long_gaps if t_from <= g[0] < t_to]
+        if not inside:
+            return {}
+        _, gap, cpu, runq = max(inside, key=lambda g: g[1])
+        return {"gap_ms": round(gap, 1), "on_cpu_ms": round(cpu, 1), "runqueue_ms": round(runq, 1),
+                "other_ms": round(gap - cpu - runq, 1), "gaps_over_50ms": len(inside)}
+
     def delivered(t_from: float, t_to: float) -> list[int]:
         """Frames the desk received in each whole wall-clock second of [t_from, t_to)."""
         offset = time.time() - time.monotonic()
@@ -487,6 +541,8 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         return [wire.per_second.get(s, 0) for s in range(first, last)]
 
     stop_error = ""
+    steady_causes: dict[str, float] = {}
+    burst_causes: dict[str, float] = {}
     scale = 1.0
     drained = False
     drain_s = float("nan")
@@ -525,6 +581,7 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         burst_achieved = burst_received / (t_end - t_burst)
         spin(recover_s)
         t_done = time.monotonic()
+        steady_causes, burst_causes = gap_causes(t_steady, t_burst), gap_causes(t_burst, t_end)
         steady_block_ms = worst_gap(t_steady, t_burst)
         block_ms = worst_gap(t_burst, t_end)
         recovery_block_ms = worst_gap(t_end, t_done)
@@ -571,6 +628,9 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         app.processEvents()
         if isinstance(load, _ProcessLoad):
             load.close()
+    import threading
+
+    threads_left = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
     market = engine.market(key)
     applied = market.messages if market is not None else -1
     accounts: dict[str, Any] = {"frames_received": wire.frames, "rest_lines": wire.rest, "batches_applied": applied}
@@ -601,16 +661,19 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     return [
         BenchResult("gui.fps_median", float(np.median(per_second)) if per_second else 0.0, "fps",
                     extra={**extra, "per_second": per_second, "startup_to_first_frame_s": round(first_paint[0], 3),
+                           "process_start_to_first_frame_s": round(first_paint[-1], 3) if len(first_paint) > 1
+                           else None,
                            "load_avg_1m": round(os.getloadavg()[0], 2)}),
         BenchResult("gui.frame_ms_p99", round(_quantile(steady_frames, 0.99), 2), "ms",
                     extra={**extra, "frame_ms_median": round(_quantile(steady_frames, 0.5), 2),
                            "frame_ms_max": round(max(steady_frames, default=float("nan")), 2)}),
         BenchResult("gui.lag_ms_p99", round(_quantile(steady_lag, 0.99), 2), "ms",
-                    extra={**extra, "steady_block_ms_max": round(steady_block_ms, 1),
+                    extra={**extra, "steady_block_ms_max": round(steady_block_ms, 1), "steady_block": steady_causes,
                            "e2e_lag_ms_p99": round(_quantile(steady_e2e, 0.99), 1)}),
         BenchResult("gui.burst_block_ms_max", round(block_ms, 1), "ms",
                     extra={**extra, "burst_rate": BURST_RATE, "burst_achieved_rate": round(burst_achieved),
                            "burst_delivered_per_s": burst_seconds, "burst_s": burst_s,
+                           "burst_block": burst_causes,
                            "burst_lag_ms_max": round(burst_lag_max, 1),
                            "burst_e2e_lag_ms_max": round(burst_e2e_max, 1),
                            "recovery_block_ms_max": round(recovery_block_ms, 1),
@@ -622,7 +685,7 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
                            "tuned": tuned}),
         BenchResult("gui.burst_recovery_s", round(recovery, 3), "s",
                     extra={**extra, "engine_lag_recovery_s": round(engine_lag_recovery, 3), **accounts,
-                           "lost": lost, "engine_stop_s": round(stop_s, 2),
+                           "lost": lost, "engine_stop_s": round(stop_s, 2), "threads_left": threads_left,
                            "engine_stop_error": stop_error}),
     ]
 
