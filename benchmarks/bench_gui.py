@@ -305,6 +305,9 @@ class _ProcessLoad:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 class _StallSampler:
