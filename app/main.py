@@ -234,7 +234,7 @@ GIL_SWITCH_S = 0.001  # the GUI thread waits at most this long for the GIL the e
 GC_GEN0_THRESHOLD = 20_000  # young collections 30x rarer than the default 700
 
 
-def tune_interpreter() -> None:
+def tune_interpreter(switch_s: float | None = GIL_SWITCH_S) -> None:
     """Settings that keep the GUI thread smooth beside a busy engine thread (call once the desk is up).
 
     Painting calls release the GIL and must win it back from the engine thread, which holds it for up to
@@ -244,7 +244,8 @@ def tune_interpreter() -> None:
     """
     import gc
 
-    sys.setswitchinterval(GIL_SWITCH_S)
+    if switch_s is not None:
+        sys.setswitchinterval(switch_s)
     gc.collect()
     gc.freeze()
     _gen0, gen1, gen2 = gc.get_threshold()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -209,7 +210,6 @@ def serve_controlled(rate: float, seed: int = 11) -> None:
     sent), ``stats`` (counters + messages still queued), ``quit``.
     """
     import json
-    import sys
     import threading
 
     from feeds.simulator.server import SimulatorServer, parse_symbols
@@ -508,7 +508,11 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     if tuned:
         from app.main import tune_interpreter
 
-        tune_interpreter()  # what run_gui does once the desk is up
+        switch_ms = os.environ.get("DEPTHDESK_BENCH_SWITCH_MS")  # A/B of the GIL switch interval
+        if switch_ms:
+            tune_interpreter(float(switch_ms) / 1e3)
+        else:
+            tune_interpreter()  # what run_gui does once the desk is up
     heartbeat.start()
     sampler = _StallSampler(beats) if os.environ.get("DEPTHDESK_BENCH_STALLS") == "1" else None
     if sampler is not None:
@@ -561,6 +565,7 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     catch_ups_steady = 0
     steady_causes: dict[str, float] = {}
     burst_causes: dict[str, float] = {}
+    recovery_causes: dict[str, float] = {}
     scale = 1.0
     drained = False
     recovered = False
@@ -607,6 +612,7 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         steady_block_ms = worst_gap(t_steady, t_burst)
         block_ms = worst_gap(t_burst, t_end)
         recovery_block_ms = worst_gap(t_end, t_done)
+        recovery_causes = gap_causes(t_end, t_done)
         burst_seconds = delivered(t_burst, t_end)
         after = [(t, v) for t, v in lag_ms if t >= t_end]
         engine_lag_recovery = next((t - t_end for t, v in after if v < LAG_OK_MS), float("nan"))
@@ -623,8 +629,6 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
             while time.monotonic() < deadline:
                 sim_stats = load.command("stats")
                 if os.environ.get("DEPTHDESK_BENCH_DEBUG"):
-                    import sys
-
                     print("drain", round(time.monotonic(), 2), wire.frames, sim_stats, file=sys.stderr)
                 if sim_stats["queued"] == 0 and wire.frames >= sim_stats["data_messages_sent"]:
                     spin(0.3)  # the last frames were counted on arrival: let the engine apply them
@@ -699,13 +703,13 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
                            "catch_up_on": bridge.transit is not None,
                            "burst_lag_ms_max": round(burst_lag_max, 1),
                            "burst_e2e_lag_ms_max": round(burst_e2e_max, 1),
-                           "recovery_block_ms_max": round(recovery_block_ms, 1),
+                           "recovery_block_ms_max": round(recovery_block_ms, 1), "recovery_block": recovery_causes,
                            "burst_gc_count": len(burst_gc),
                            "burst_gc_ms_max": round(max((ms for _, ms in burst_gc), default=0.0), 1),
                            "burst_gc_gen2": sum(1 for g, _ in burst_gc if g == 2),
                            "gc_ms_max_by_gen": {g: round(max((ms for _, gg, ms in gc_pauses if gg == g),
                                                              default=0.0), 1) for g in (0, 1, 2)},
-                           "tuned": tuned}),
+                           "tuned": tuned, "gil_switch_ms": round(sys.getswitchinterval() * 1e3, 2)}),
         BenchResult("gui.burst_recovery_s", round(recovery, 3), "s",
                     extra={**extra, "recovered": recovered, "recover_max_s": RECOVER_MAX_S,
                            "engine_lag_recovery_s": round(engine_lag_recovery, 3), **accounts,
