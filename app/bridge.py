@@ -28,6 +28,13 @@ from widgets.watchlist import DEPTH_BAND
 
 FRAME_HZ = 60.0
 SLOW_HZ = 1.0
+# Catch-up: when the data being applied arrives this much later than usual, the engine is behind its feed
+# (a burst). The desk then paints less often, so the engine thread gets the GIL the painting took.
+CATCH_UP_ENTER_MS = 250.0
+CATCH_UP_EXIT_MS = 80.0
+CATCH_UP_HZ = 15.0
+CATCH_UP_HOLD_S = 0.5  # late for this long, not one hiccup (a stalled machine, a snapshot's buffered diffs)
+TRANSIT_WINDOW_S = 30  # the usual delay is the smallest seen over this many seconds
 LADDER_MARGIN_ROWS = 4  # rows fetched beyond the visible ones (cumulative depth, quick scroll)
 WATCH_MAX_ROWS = 20_000  # ±0.5 % of a high-priced, fine-tick contract can be thousands of ticks
 SIZE_KEYS = ("size", "visible", "qty", "executed", "volume", "absorbed", "hidden")
@@ -180,6 +187,37 @@ class LevelAlerts:
                            size, text)
 
 
+class TransitWatch:
+    """How much later than usual the newest applied data arrived: (receive - exchange time) minus the
+    smallest such delay of the last ``window_s`` seconds (clock offset and network latency cancel out).
+
+    A backlog queued in the socket or at the venue shows here; the engine lag (now - receive time) cannot
+    see it, since every message is stamped when the engine finally reads it.
+    """
+
+    def __init__(self, window_s: int = TRANSIT_WINDOW_S) -> None:
+        self._minima: deque[float] = deque(maxlen=window_s)  # per-second minima, ms
+        self._second: int | None = None
+        self._current = float("inf")
+        self.behind_ms = 0.0
+
+    def note(self, exch_ts: int, local_ts: int, now_s: float) -> float:
+        """One applied message's exchange and receive times (ns); returns how far behind it was, ms."""
+        if exch_ts <= 0 or local_ts <= 0:
+            return self.behind_ms
+        transit = (local_ts - exch_ts) / 1e6
+        second = int(now_s)
+        if second != self._second:
+            if self._second is not None:
+                self._minima.append(self._current)
+            self._second, self._current = second, transit
+        elif transit < self._current:
+            self._current = transit
+        floor = min(self._current, min(self._minima, default=transit))
+        self.behind_ms = max(0.0, transit - floor)
+        return self.behind_ms
+
+
 class FramePrefetcher:
     """Pulls the next frame on its own thread, one frame ahead of the GUI's clock.
 
@@ -292,7 +330,7 @@ class Bridge(QObject):
 
     def __init__(self, engine: EngineLike, window: Any = None, frame_hz: float = FRAME_HZ,
                  parent: QObject | None = None, capture_opener: Callable[[str], Any] | None = None,
-                 prefetch: bool = False) -> None:
+                 prefetch: bool = False, catch_up: bool = True) -> None:
         super().__init__(parent)
         if not 1 <= frame_hz <= 240:
             raise ValueError(f"frame clock must be 1..240 Hz, got {frame_hz}")
@@ -315,7 +353,12 @@ class Bridge(QObject):
         self._recorder: Any = None
         self.frame_clock = QTimer(self)
         self.frame_clock.setTimerType(Qt.TimerType.PreciseTimer)
-        self.frame_clock.setInterval(max(1, int(1000.0 / frame_hz)))  # 60 Hz -> 16 ms: never below the target
+        self._frame_ms = max(1, int(1000.0 / frame_hz))  # 60 Hz -> 16 ms: never below the target
+        self.frame_clock.setInterval(self._frame_ms)
+        self.transit = TransitWatch() if catch_up else None
+        self.catching_up = False
+        self.catch_ups = 0  # times the desk went into catch-up
+        self._late_since: float | None = None
         self.frame_clock.timeout.connect(self._on_frame_clock)
         self.slow_clock = QTimer(self)
         self.slow_clock.setInterval(int(1000 / SLOW_HZ))
@@ -460,6 +503,9 @@ class Bridge(QObject):
         self._show(view_key, frame)
 
     def _show(self, view_key: tuple[Any, ...], frame: Frame) -> None:
+        if self.transit is not None:
+            now = time.monotonic()
+            self._pace(self.transit.note(frame.exch_ts, frame.local_ts, now), now)
         self._last_key = view_key
         self.window.show_frame(frame)
         self.frames_shown += 1
@@ -490,6 +536,23 @@ class Bridge(QObject):
             self.set_rules(rules)
         if self.window is not None:
             self.window.add_alert(record, sound=rule.sound)
+
+    def _pace(self, behind_ms: float, now: float | None = None) -> None:
+        """Paint at CATCH_UP_HZ while the engine is behind its feed, at the full rate again once it caught up."""
+        now = time.monotonic() if now is None else now
+        if not self.catching_up:
+            if behind_ms <= CATCH_UP_ENTER_MS:
+                self._late_since = None
+            elif self._late_since is None:
+                self._late_since = now
+            elif now - self._late_since >= CATCH_UP_HOLD_S:
+                self.catching_up = True
+                self.catch_ups += 1
+                self.frame_clock.setInterval(max(self._frame_ms, int(1000.0 / CATCH_UP_HZ)))
+        elif behind_ms < CATCH_UP_EXIT_MS:
+            self._late_since = None
+            self.catching_up = False
+            self.frame_clock.setInterval(self._frame_ms)
 
     def fps(self) -> float:
         """Frames shown per second over the last second."""
@@ -522,6 +585,10 @@ class Bridge(QObject):
             now = self._last_chart.exch_ts if self._last_chart is not None else 0
             charts.tick_1hz(now, own_series(series, self.active),
                             leader_series(series, self.active, charts.wanted_leaders()))
+        if self.catching_up and self.transit is not None and hasattr(self.window, "statusBar"):
+            self.window.statusBar().showMessage(
+                f"catching up: data arriving {self.transit.behind_ms:,.0f} ms late, painting at {CATCH_UP_HZ:.0f} Hz",
+                1500)
 
     # ----------------------------------------------------------------- engine thread -> signals
     def _listen_status(self, venue: str, symbol: str, state: str, reason: str) -> None:

@@ -8,7 +8,7 @@ overlays (last-trade and alert flashes, hover).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -752,14 +752,16 @@ class StaticTextCache:
 
     def __init__(self, font: QFont, bold: QFont) -> None:
         self._fonts = (font, bold)
-        self._cache: dict[tuple[str, bool], tuple[QStaticText, float, float]] = {}
+        # oldest-first eviction, one entry per new text: clearing thousands at once freed their C++ objects
+        # in one go, a 200-300 ms stall of the GUI thread after a burst (when sizes change the most)
+        self._cache: OrderedDict[tuple[str, bool], tuple[QStaticText, float, float]] = OrderedDict()
 
     def draw(self, painter: QPainter, rect: QRect, align: int, text: str, bold: bool = False) -> None:
         """Draw ``text`` in ``rect``, ``align`` LEFT/RIGHT/CENTRE (ints: Qt enum arithmetic is slow), v-centred."""
         entry = self._cache.get((text, bold))
         if entry is None:
-            if len(self._cache) > self.MAX_ENTRIES:
-                self._cache.clear()
+            if len(self._cache) >= self.MAX_ENTRIES:
+                self._cache.popitem(last=False)
             static = QStaticText(text)
             static.setTextFormat(Qt.TextFormat.PlainText)
             static.prepare(font=self._fonts[bold])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 
 import pytest
 from PySide6.QtCore import QObject, Signal
 
+import app.bridge as bridge_module
 from app.analytics.alerts import Alert
-from app.bridge import Bridge, LevelAlerts, RuleMatcher
+from app.bridge import CATCH_UP_HOLD_S, CATCH_UP_HZ, Bridge, LevelAlerts, RuleMatcher, TransitWatch
 from app.core.detection import Detection
 from app.settings import Settings
 from widgets.alerts import RuleSpec
@@ -233,3 +236,44 @@ def test_prefetcher_pulls_off_the_gui_thread_and_stops(qtbot, config_dir):
     finally:
         bridge.stop()
     assert not any(t.name == "depthdesk-frames" for t in threading.enumerate())
+
+
+def test_transit_watch_sees_a_backlog_not_a_clock_offset():
+    watch = TransitWatch(window_s=5)
+    ms = 1_000_000
+    # the venue's clock runs 30 ms ahead of ours: receive - exchange is negative, yet nothing is late
+    for i in range(20):
+        assert watch.note(T0 + i * ms, T0 + i * ms - 30 * ms, now_s=100.0 + i * 0.1) == 0.0
+    # data now arrives 400 ms later than usual: a backlog in the socket
+    assert watch.note(T0, T0 + 370 * ms, now_s=102.5) == pytest.approx(400.0)
+    assert watch.note(0, T0, now_s=102.6) == pytest.approx(400.0)  # no exchange time: unchanged
+
+
+def test_desk_paints_slower_while_the_engine_catches_up(desk, monkeypatch):
+    engine, window, bridge = desk
+    real_monotonic = time.monotonic
+    ms = 1_000_000
+    full = bridge.frame_clock.interval()
+
+    def show(version: int, late_ms: float) -> None:
+        frame = make_frame(BIDS, ASKS, version=version)
+        engine.frames[KEY] = dataclasses.replace(frame, local_ts=frame.exch_ts + int((2 + late_ms) * ms))
+        bridge._on_frame_clock()
+
+    for v in range(1, 6):
+        show(v, 0)
+    assert not bridge.catching_up and bridge.frame_clock.interval() == full
+    show(6, 600)  # what is applied now left the venue 600 ms later than the usual delay: one hiccup...
+    show(7, 20)
+    assert not bridge.catching_up
+    show(8, 600)
+    monkeypatch.setattr(bridge_module.time, "monotonic", lambda: real_monotonic() + CATCH_UP_HOLD_S + 0.1)
+    show(9, 700)  # ...or late for longer: the engine is behind
+    assert bridge.catching_up and bridge.catch_ups == 1
+    assert bridge.frame_clock.interval() == int(1000 / CATCH_UP_HZ) > full
+    bridge._on_slow_clock()
+    assert "catching up" in window.statusBar().currentMessage()
+    show(10, 150)  # better, not yet caught up
+    assert bridge.catching_up
+    show(11, 10)
+    assert not bridge.catching_up and bridge.frame_clock.interval() == full

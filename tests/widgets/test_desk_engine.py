@@ -96,7 +96,7 @@ def test_ladder_shows_the_simulator_book(qtbot, tmp_path):
 
     engine, window, bridge, _symbols, _settings = build_desk(demo=True, settings_dir=tmp_path / "cfg")
     qtbot.addWidget(window)
-    window.resize(1200, 800)
+    window.resize(1600, 1000)  # the default layout gives the ladder ~60 % of the height
     window.show()
     engine.add_sources([DEMO_SOURCE])
     sim = engine._source_factory.simulators[0]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pixels import blueish, pixel, reddish
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 
 from app.core.detection import Detection
 from widgets.ladder import LadderWidget, group_ladder
@@ -221,3 +221,22 @@ def test_grouping_keeps_totals_and_row_keys(top, n, group, seed):
     for k, v in zip(keys.tolist(), grouped.tolist(), strict=True):
         inside = (ticks >= k) & (ticks <= k + group - 1)
         assert v == pytest.approx(bid[inside].sum())
+
+
+def test_text_cache_stays_bounded_and_drops_its_oldest_texts_one_at_a_time(qapp):
+    from PySide6.QtGui import QFont, QPainter, QPixmap
+
+    from widgets.ladder import LEFT, StaticTextCache
+
+    cache = StaticTextCache(QFont(), QFont())
+    cache.MAX_ENTRIES = 50
+    target = QPixmap(200, 50)
+    painter = QPainter(target)
+    try:
+        for i in range(60):
+            cache.draw(painter, QRect(0, 0, 200, 20), LEFT, f"{i:,}")
+    finally:
+        painter.end()
+    assert len(cache._cache) == 50
+    assert ("0", False) not in cache._cache and ("9", False) not in cache._cache  # the ten oldest went
+    assert ("10", False) in cache._cache and ("59", False) in cache._cache
