@@ -57,6 +57,7 @@ from feeds.base import (
     FeedSink,
 )
 from feeds.common import (
+    CLOSE_TIMEOUT_S,
     MS,
     ROW_FORMAT,
     FeedError,
@@ -439,6 +440,7 @@ class BinanceBookSync:
         self.resyncs = 0
         self.refetches = 0
         self.stale = 0
+        self.before_snapshot = 0  # buffered diffs the snapshot already contains (dropped by A.4 step 4)
         self._buffer: deque[DepthDiff] = deque(maxlen=max_buffer)
         self._held: Snapshot | None = None  # a snapshot waiting for its bridging diff
         self._delivered = False  # anything reached the book since the last clear
@@ -473,6 +475,7 @@ class BinanceBookSync:
         buf = self._buffer
         while buf and buf[0].final_id < last_id:
             buf.popleft()
+            self.before_snapshot += 1
         if buf and buf[0].first_id > last_id:
             self.refetches += 1
             self.reason = f"snapshot lastUpdateId={last_id} older than buffered U={buf[0].first_id}"
@@ -1171,7 +1174,8 @@ class BinanceUsdmFeed:
             connected = False
             try:
                 async with connect(url, max_size=None, compression=None, ping_interval=self.ping_interval_s,
-                                   open_timeout=self.http_timeout_s) as ws:  # fmt: skip
+                                   open_timeout=self.http_timeout_s,
+                                   close_timeout=CLOSE_TIMEOUT_S) as ws:  # fmt: skip
                     connected = True
                     on_open()
                     opened = time.monotonic()

@@ -36,6 +36,7 @@ from app.core.instrument import Instrument
 from feeds.backoff import Backoff
 from feeds.base import CONNECTING, DISCONNECTED, LIVE, RESYNCING, STOPPED, SYNCING, FeedCounters, FeedSink
 from feeds.common import (
+    CLOSE_TIMEOUT_S,
     MS,
     FeedError,
     SyncBatch,
@@ -563,7 +564,8 @@ class BybitLinearFeed:
             connected = False
             try:
                 async with connect(self.ws, max_size=None, compression=None,
-                                   open_timeout=self.http_timeout_s) as ws:  # fmt: skip
+                                   open_timeout=self.http_timeout_s,
+                                   close_timeout=CLOSE_TIMEOUT_S) as ws:  # fmt: skip
                     connected = True
                     now = time.time_ns()
                     for sym in self.symbols:

@@ -180,3 +180,9 @@ def rest_line(path: str, body: str) -> str:
     to the venue processor's ``on_line`` and get the same batches as live.
     """
     return '{"rest":"' + path.replace('"', "%22") + '","data":' + body + "}"
+
+
+# A polite websocket close waits for the venue's close frame, which queues behind whatever the venue
+# still has to send: after a burst that is many seconds (websockets waits 10 s by default) while
+# Engine.stop gives its feeds 5 s. One second, then the connection is dropped.
+CLOSE_TIMEOUT_S = 1.0
