@@ -81,9 +81,20 @@ def _table_line(cells: Sequence[str]) -> str:
     ).rstrip()
 
 
+def _json_safe(value: object) -> object:
+    """NaN/inf (a figure that could not be measured) become null: json.dumps would write invalid JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _emit(result: BenchResult, as_json: bool, out: TextIO) -> None:
     if as_json:
-        print(json.dumps(result.as_json()), file=out, flush=True)
+        print(json.dumps(_json_safe(result.as_json()), allow_nan=False), file=out, flush=True)
         return
     ratio = "" if result.ratio is None else f"x{result.ratio:.2f}"
     print(_table_line([result.name, format_value(result.value), result.unit, result.peer or "", ratio]),

@@ -149,3 +149,16 @@ def test_order_flow_rows_race_a_peer_on_the_real_trades(capsys: pytest.CaptureFi
     for row in rows:
         assert row["unit"] == "trades/s" and row["trades"] == 21_313
         assert row["peer"] == "python dicts per trade" and row["ratio"] > 0
+
+
+def test_unmeasurable_figures_print_as_null_so_every_line_is_json() -> None:
+    import io
+
+    from benchmarks import BenchResult
+    from benchmarks.runner import _emit
+
+    out = io.StringIO()
+    _emit(BenchResult("x.delay_ms", float("nan"), "ms", extra={"p99": float("inf"), "runs": [1.0, float("nan")]}),
+          True, out)
+    assert json.loads(out.getvalue()) == {"name": "x.delay_ms", "value": None, "unit": "ms", "p99": None,
+                                          "runs": [1.0, None]}
