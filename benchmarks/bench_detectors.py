@@ -21,37 +21,19 @@ from app.core.detection import KINDS, Detection
 from app.core.instrument import Instrument
 from app.paths import REPO_ROOT, recorded
 from benchmarks import BenchResult
+from feeds.base import BatchCollector, NullSink
 
 KINDS_SET = set(KINDS)
 BTC = Instrument("binance-usdm", "BTCUSDT", tick_size=0.1, lot_size=0.001)
 ETH = Instrument("binance-usdm", "ETHUSDT", tick_size=0.01, lot_size=0.001)
 
 
-class _Collect:
-    """A FeedSink that keeps the batches of one symbol."""
-
-    def __init__(self) -> None:
-        self.batches: list[np.ndarray] = []
-
-    def on_instrument(self, instrument: Instrument) -> None:
-        pass
-
-    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
-        if len(batch):
-            self.batches.append(batch)
-
-    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
-        pass
-
-    def on_raw(self, local_ns: int, raw: str) -> None:
-        pass
-
 
 def load_hftbacktest_capture(path: Path, inst: Instrument) -> list[np.ndarray]:
     """Batches of a hftbacktest Binance USDⓈ-M capture, through the real Binance parsers and book sync."""
     from feeds.binance_usdm import BinanceUsdmProcessor
 
-    sink = _Collect()
+    sink = BatchCollector()
     proc = BinanceUsdmProcessor([inst], sink)
     with gzip.open(path, "rb") as fh:
         for line in fh:
@@ -120,7 +102,7 @@ def run(quick: bool = False) -> list[BenchResult]:
     return rows
 
 
-class _ApplySink(_Collect):
+class _ApplySink(NullSink):
     """A FeedSink that applies each batch to a book and (optionally) the detectors, as the engine does."""
 
     def __init__(self, book: Any, dets: DetectorSet | None) -> None:

@@ -65,3 +65,31 @@ class Feed(Protocol):
 
     def counters(self) -> FeedCounters:
         """Message, resync, reconnect and malformed counts so far."""
+
+
+class NullSink:
+    """A FeedSink that ignores everything: subclass it and override only what you keep."""
+
+    def on_instrument(self, instrument: Instrument) -> None:
+        """Ignored."""
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        """Ignored."""
+
+    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
+        """Ignored."""
+
+    def on_raw(self, local_ns: int, raw: str) -> None:
+        """Ignored."""
+
+
+class BatchCollector(NullSink):
+    """A FeedSink that keeps every non-empty batch, in order (offline runs, tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        """Keep one message's rows."""
+        if len(batch):
+            self.batches.append(batch)

@@ -19,10 +19,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from app.cli import UserError
 from app.core.instrument import Instrument
+from feeds.base import BatchCollector
 
 VENUES = ("binance-usdm", "bybit-linear")
 
@@ -67,25 +66,6 @@ def scenario_instrument(scenario: Any, venue: str = "binance-usdm") -> Instrumen
     return Instrument(venue, spec.symbol, tick_size=spec.tick_size, lot_size=spec.lot_size)
 
 
-class _Batches:
-    """A FeedSink that keeps the batches of one symbol."""
-
-    def __init__(self) -> None:
-        self.batches: list[np.ndarray] = []
-
-    def on_instrument(self, instrument: Instrument) -> None:
-        pass
-
-    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
-        if len(batch):
-            self.batches.append(batch)
-
-    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
-        pass
-
-    def on_raw(self, local_ns: int, raw: str) -> None:
-        pass
-
 
 def detect_records(records: Iterable[tuple[int, str | bytes]], instrument: Instrument,
                    config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -103,7 +83,7 @@ def detect_records(records: Iterable[tuple[int, str | bytes]], instrument: Instr
         from feeds.bybit_linear import BybitLinearProcessor as Processor
     else:
         raise ValueError(f"no parser for venue {instrument.venue!r}: one of {', '.join(VENUES)}")
-    sink = _Batches()
+    sink = BatchCollector()
     proc = Processor([instrument], sink)
     for local, raw in records:
         proc.on_line(raw, local)
