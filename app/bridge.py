@@ -22,6 +22,7 @@ from app.core.detection import Detection
 from app.core.events import KIND_MASK, TRADE_EVENT
 from app.core.frame import Frame
 from app.core.instrument import Instrument
+from app.pull_thread import PullThread
 from widgets import fmt
 from widgets.alerts import AlertRecord, RuleSpec
 from widgets.watchlist import DEPTH_BAND
@@ -218,7 +219,7 @@ class TransitWatch:
         return self.behind_ms
 
 
-class FramePrefetcher:
+class FramePrefetcher(PullThread):
     """Pulls the next frame on its own thread, one frame ahead of the GUI's clock.
 
     ``Engine.frame`` takes the market's lock, which the engine thread re-takes for every message: under
@@ -226,37 +227,16 @@ class FramePrefetcher:
     frame clock only picks up the newest frame (one clock tick old at most) and asks for the next.
     """
 
+    thread_name = "depthdesk-frames"
+
     def __init__(self, engine: EngineLike) -> None:
+        super().__init__()
         self._engine = engine
         self._want: tuple[str, int, int, int | None] | None = None
         self._latest: tuple[tuple[Any, ...], Frame] | None = None
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._watch_keys: tuple[str, ...] = ()
         self._watch_frames: dict[str, Frame] = {}
         self._watch_due = 0.0
-
-    @property
-    def running(self) -> bool:
-        """True while the thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the thread."""
-        if self.running:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="depthdesk-frames", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop and join the thread."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
 
     def request(self, key: str, rows: int, group: int, centre: int | None) -> None:
         """The view the next frame is for; wakes the thread."""

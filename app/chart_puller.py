@@ -7,13 +7,13 @@ leaders' mid series once a second. The frame clock only picks up what is ready.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Protocol
 
 import numpy as np
 
 from app.core.chartframe import ChartFrame
+from app.pull_thread import PullThread
 
 Series = tuple[np.ndarray, np.ndarray]
 
@@ -26,11 +26,14 @@ class ChartEngine(Protocol):
     def version(self, symbol: str) -> int: ...
 
 
-class ChartPuller:
+class ChartPuller(PullThread):
     """One thread: newest chart frame of the wanted symbol, and mid series of it and its leaders at 1 Hz."""
+
+    thread_name = "depthdesk-charts"
 
     def __init__(self, engine: ChartEngine, series_s: float = 3600.0, series_every_s: float = 1.0,
                  min_interval_s: float = 0.05) -> None:
+        super().__init__()
         self._engine = engine
         # charts redraw at most 10 times a second; pulling faster only takes the GIL and the market's lock
         # from the engine and the GUI (a burst of messages changes the version every millisecond)
@@ -42,31 +45,7 @@ class ChartPuller:
         self._frame: ChartFrame | None = None
         self._series: dict[str, Series] = {}
         self._series_at = 0.0
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self.pulls = 0
-
-    @property
-    def running(self) -> bool:
-        """True while the thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def start(self) -> None:
-        """Start the thread."""
-        if self.running:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="depthdesk-charts", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop and join the thread."""
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
 
     def request(self, key: str, leaders: tuple[str, ...] = ()) -> None:
         """Pull for ``venue:SYMBOL`` (and these leader symbols of the same venue); wakes the thread."""
