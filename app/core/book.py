@@ -77,7 +77,7 @@ _SMIN = np.minimum.reduce
 _BAD_QTY_BITS = _U64(0x7FF0000000000000)
 _KEY_MASK = KIND_MASK | SIDE_MASK
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
-_LOG_FOLD = 2048  # fold the far-level log into the far arrays after this many messages
+_LOG_FOLD = 32768  # far-level log capacity in rows: folded into the far arrays when full
 _EMPTY_T = np.empty(0, dtype=np.int64)
 _EMPTY_Q = np.empty(0, dtype=np.float64)
 _SCAN = 64  # first window searched below a deleted best level
@@ -96,14 +96,24 @@ class WalkResult:
 class _Side:
     """One side's storage: dense ROI array, far levels (sorted arrays), far-level log, best position."""
 
-    __slots__ = ("arr", "far_t", "far_q", "log", "best")
+    __slots__ = ("arr", "far_t", "far_q", "log_pos", "log_qty", "log_n", "best")
 
     def __init__(self, roi: int) -> None:
         self.arr = np.zeros(roi + 1, dtype=np.float64)  # cell 0 is trash
         self.far_t = _EMPTY_T  # far levels outside the ROI: ticks ascending, unique
         self.far_q = _EMPTY_Q  # their sizes, all > 0
-        self.log: list[tuple[np.ndarray, np.ndarray]] = []  # messages with far levels, not yet folded
+        # Rows of messages with far levels, not yet folded, in arrival order: positions (computed
+        # straight into the buffer) and copied sizes. A buffer, not a list of arrays: concatenating
+        # thousands of small arrays at each fold cost more than the writes themselves.
+        self.log_pos = np.empty(_LOG_FOLD, dtype=np.int64)
+        self.log_qty = np.empty(_LOG_FOLD, dtype=np.float64)
+        self.log_n = 0
         self.best = _NONE
+
+    @property
+    def log(self) -> np.ndarray:
+        """Positions of the logged rows not yet folded (diagnostics, tests)."""
+        return self.log_pos[: self.log_n]
 
 
 class DepthBook:
@@ -189,39 +199,50 @@ class DepthBook:
         """Apply validated sizes to one side; ``lo``/``hi`` are the min/max tick."""
         if not self._anchored and not self._anchor(side, ticks, qty):
             return
-        base = self._base
-        top = self._top
         arr = st.arr
         if side == BID:
-            pos = ticks - self._bid_origin
-            if hi > top:  # a bid above the ROI: exact slow path
+            if hi > self._top:  # a bid above the ROI: exact slow path
                 self._apply_general(side, st, ticks, qty)
                 return
             hp = hi - self._bid_origin  # highest position touched
-            far = lo < base
+            far = lo < self._base
         else:
-            pos = self._ask_origin - ticks
-            if lo < base:  # an ask below the ROI
+            if lo < self._base:  # an ask below the ROI
                 self._apply_general(side, st, ticks, qty)
                 return
             hp = self._ask_origin - lo
-            far = hi > top
+            far = hi > self._top
         bp = st.best
         if far:
-            # Far levels on the worse side only (the common case): ROI cells get their sizes, the
-            # far ones land in the trash cell (clip) and the message is logged for the far arrays.
+            # Far levels on the worse side only (the common case): the positions are computed into
+            # the log, ROI cells get their sizes, the far ones land in the trash cell (clip), and the
+            # fold later keeps the logged far rows.
+            n = ticks.shape[0]
+            a = st.log_n
+            b = a + n
+            if b > _LOG_FOLD:
+                self._fold(side, st)
+                a, b = 0, n
+            if b <= _LOG_FOLD:
+                pos = st.log_pos[a:b]
+                if side == BID:
+                    np.subtract(ticks, self._bid_origin, out=pos)
+                else:
+                    np.subtract(self._ask_origin, ticks, out=pos)
+                st.log_qty[a:b] = qty
+                st.log_n = b
+            else:  # one message bigger than the log: merged on its own
+                pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
+                self._merge_far(side, st, pos, qty.copy())
             arr.put(pos, qty, mode="clip")
-            st.log.append((pos, qty.copy()))  # pos is ours: no copy of the caller's ticks
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
                 self._fold(side, st)
                 self._settle_best(side, st)
                 return
-            if len(st.log) >= _LOG_FOLD:
-                self._fold(side, st)
             if hp < 1:
                 return
         else:
-            arr[pos] = qty
+            arr[ticks - self._bid_origin if side == BID else self._ask_origin - ticks] = qty
         if hp > bp:
             if arr[hp] > 0:
                 bp = hp
@@ -243,7 +264,7 @@ class DepthBook:
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
         inside = (pos >= 1) & (pos <= roi)
         st.arr[pos[inside]] = qty[inside]
-        st.log.append((pos[~inside], qty[~inside]))
+        self._log_rows(side, st, pos[~inside], qty[~inside])
         bp = st.best
         if 1 <= bp <= roi and not ((pos > roi) & (qty > 0)).any():
             # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing, and
@@ -340,15 +361,28 @@ class DepthBook:
 
     def _fold(self, side: int, st: _Side) -> None:
         """Merge the logged far levels into the sorted far arrays, in order (last wins), vectorised."""
-        if not st.log:
+        n = st.log_n
+        if not n:
             return
-        if len(st.log) == 1:
-            pos, qty = st.log[0]
-        else:
-            pos = np.concatenate([p for p, _ in st.log])
-            qty = np.concatenate([q for _, q in st.log])
-        st.log.clear()
-        # The log holds positions under the current origin (a recentre folds before it moves).
+        st.log_n = 0
+        self._merge_far(side, st, st.log_pos[:n], st.log_qty[:n])
+
+    def _log_rows(self, side: int, st: _Side, pos: np.ndarray, qty: np.ndarray) -> None:
+        """Append rows (positions, sizes; copied) to the far-level log, folding it when full."""
+        n = pos.shape[0]
+        if st.log_n + n > _LOG_FOLD:
+            self._fold(side, st)
+            if n > _LOG_FOLD:
+                self._merge_far(side, st, pos, qty)
+                return
+        a = st.log_n
+        st.log_pos[a : a + n] = pos
+        st.log_qty[a : a + n] = qty
+        st.log_n = a + n
+
+    def _merge_far(self, side: int, st: _Side, pos: np.ndarray, qty: np.ndarray) -> None:
+        """Merge rows (positions, sizes; in arrival order) into the far arrays; ROI rows are skipped."""
+        # Positions are under the current origin (a recentre folds before it moves).
         far = (pos < 1) | (pos > self._roi)
         pos = pos[far]
         if not pos.shape[0]:
@@ -460,7 +494,7 @@ class DepthBook:
             st.arr.fill(0.0)
             st.far_t = _EMPTY_T
             st.far_q = _EMPTY_Q
-            st.log.clear()
+            st.log_n = 0
             st.best = _NONE
             if s == BID:
                 self.best_bid_tick = NO_PRICE
