@@ -303,14 +303,12 @@ class DepthBook:
                 return
             origin = self._bid_origin
             hp = hi - origin
-            sign = 1
         else:
             if lo < self._base:  # an ask below the ROI
                 self._apply_general(side, st, ticks, np.asarray(ql, dtype=np.float64))
                 return
             origin = self._ask_origin
             hp = origin - lo
-            sign = -1
         a = st.log_n
         if a + len(tl) > _LOG_FOLD:
             self._fold(side, st)
@@ -320,14 +318,25 @@ class DepthBook:
         pos_mv = st.pos_mv
         qty_mv = st.qty_mv
         # Rows in order: the last write of a repeated tick wins, in the ROI and in the log alike.
-        for t, q in zip(tl, ql, strict=True):
-            p = (t - origin) * sign
-            if 0 < p <= roi:
-                arr_mv[p] = q
-            else:  # a far level on the worse side (the checks above): logged for the fold
-                pos_mv[a] = p
-                qty_mv[a] = q
-                a += 1
+        # Far rows are on the worse side (checked above) and go to the log for the fold.
+        if side == BID:
+            for t, q in zip(tl, ql, strict=True):
+                p = t - origin
+                if p > 0:
+                    arr_mv[p] = q
+                else:
+                    pos_mv[a] = p
+                    qty_mv[a] = q
+                    a += 1
+        else:
+            for t, q in zip(tl, ql, strict=True):
+                p = origin - t
+                if p > 0:
+                    arr_mv[p] = q
+                else:
+                    pos_mv[a] = p
+                    qty_mv[a] = q
+                    a += 1
         st.log_n = a
         arr = st.arr
         bp = st.best
@@ -608,7 +617,7 @@ class DepthBook:
             return None
         pos = tick - self._bid_origin
         if 1 <= pos <= self._roi:
-            return tick, self._bid.arr.item(pos)
+            return tick, self._bid.arr_mv[pos]
         return tick, self.qty_at(BID, tick)
 
     def best_ask(self) -> tuple[int, float] | None:
@@ -618,7 +627,7 @@ class DepthBook:
             return None
         pos = self._ask_origin - tick
         if 1 <= pos <= self._roi:
-            return tick, self._ask.arr.item(pos)
+            return tick, self._ask.arr_mv[pos]
         return tick, self.qty_at(ASK, tick)
 
     def is_crossed(self) -> bool:
