@@ -78,7 +78,7 @@ _BAD_QTY_BITS = np.uint64(0x7FF0000000000000)
 _KEY_MASK = KIND_MASK | SIDE_MASK
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
 _LOG_FOLD = 32768  # far-level log capacity in rows: folded into the far arrays when full
-_SMALL = 24  # apply_side writes messages of up to this many rows row by row (measured crossover)
+_SMALL = 32  # apply_side writes messages of up to this many rows row by row (measured crossover)
 _INF = math.inf
 _EMPTY_T = np.empty(0, dtype=np.int64)
 _EMPTY_Q = np.empty(0, dtype=np.float64)
