@@ -4,11 +4,16 @@ Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *re
 (ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus the *far levels* outside it as
 two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
 BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
-5,000 on a 61,800 market), so far levels are written on the hot path too: the message is appended
-to a per-side log (its positions, which the book computed, and a copy of the sizes: the book never
-keeps references to caller arrays) and merged
-into the far arrays with a few vector operations (stable sort, last write wins, zeros dropped) when
-something reads them, when the best price needs them, or every 2,048 logged messages.
+5,000 on a 61,800 market), so far levels are written on the hot path too: a message's rows go to a
+preallocated per-side log (positions the book computes straight into it, and copied sizes: the book
+never keeps references to caller arrays) and are merged into the far arrays with a few vector
+operations (stable sort, last write wins, zeros dropped) when something reads them, when the best
+price needs them, or when the log is full.
+
+Two write paths, same rules. A numpy call costs ~1 us whatever its size, so ``apply_side`` takes a
+message of at most ``_SMALL`` rows a side (half of Binance's have <= 16) row by row in Python: checks
+on lists, stores through memoryviews of the arrays, only its far rows logged. Bigger messages and
+``apply`` batches go through vector operations (ROI rows by ``put``, the whole message logged).
 
 The ROI is placed around the first prices seen and moved (*recentred*) around the mid when the mid
 drifts more than a quarter of the ROI from its centre: the ticks stay, only the array/far split
@@ -24,7 +29,8 @@ message).
 Input rules (apply the whole batch or nothing):
 
 * ``qty`` must be finite and >= 0 (NaN, inf or negative -> ``ValueError``); 0 deletes the level;
-  ``-0.0`` counts as 0.
+  ``-0.0`` counts as 0 (the row-by-row path may store it: every read treats it as no level and
+  returns +0.0).
 * Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected);
   ``apply_side`` takes int64/float64 arrays as they are and converts other integer/number arrays.
 * ``apply`` rows: depth rows (``DEPTH_EVENT``, ``DEPTH_SNAPSHOT_EVENT``) need exactly one side flag
