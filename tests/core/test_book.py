@@ -226,6 +226,30 @@ def test_small_and_big_messages_share_the_far_log_in_order() -> None:
     assert book.best_bid() == (1000, 1.0)
 
 
+def test_far_log_folds_when_full_on_both_paths() -> None:
+    book = make(64)
+    put(book, BID, {1000: 1.0})
+    ref = {1000: 1.0}
+    width = _SMALL + 9  # vector path; the log holds whole messages
+    logged = 0
+    rng = np.random.default_rng(7)
+    while logged < 2 * _LOG_FOLD + 100:
+        n = width if rng.random() < 0.5 else 3
+        ticks = rng.integers(0, 400, n).astype(np.int64)  # far below a ROI around 1000, repeats
+        qty = rng.integers(0, 3, n).astype(np.float64)
+        book.apply_side(BID, ticks, qty)
+        for t, q in zip(ticks.tolist(), qty.tolist(), strict=True):
+            if q:
+                ref[t] = q
+            else:
+                ref.pop(t, None)
+        logged += n
+        assert len(book._bid.log) <= _LOG_FOLD
+    assert len(book._bid.log) < logged  # folded along the way
+    assert as_dict(book, BID) == ref
+    assert book.best_bid() == (1000, 1.0)
+
+
 def test_small_unsorted_message_with_far_rows() -> None:
     book = make(64)
     put(book, ASK, {1000: 1.0, 1001: 2.0})
