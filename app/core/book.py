@@ -4,11 +4,16 @@ Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *re
 (ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus the *far levels* outside it as
 two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
 BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
-5,000 on a 61,800 market), so far levels are written on the hot path too: the message is appended
-to a per-side log (its positions, which the book computed, and a copy of the sizes: the book never
-keeps references to caller arrays) and merged
-into the far arrays with a few vector operations (stable sort, last write wins, zeros dropped) when
-something reads them, when the best price needs them, or every 2,048 logged messages.
+5,000 on a 61,800 market), so far levels are written on the hot path too: a message's rows go to a
+preallocated per-side log (positions the book computes straight into it, and copied sizes: the book
+never keeps references to caller arrays) and are merged into the far arrays with a few vector
+operations (stable sort, last write wins, zeros dropped) when something reads them, when the best
+price needs them, or when the log is full.
+
+Two write paths, same rules. A numpy call costs ~1 us whatever its size, so ``apply_side`` takes a
+message of at most ``_SMALL`` rows a side (half of Binance's have <= 16) row by row in Python: checks
+on lists, stores through memoryviews of the arrays, only its far rows logged. Bigger messages and
+``apply`` batches go through vector operations (ROI rows by ``put``, the whole message logged).
 
 The ROI is placed around the first prices seen and moved (*recentred*) around the mid when the mid
 drifts more than a quarter of the ROI from its centre: the ticks stay, only the array/far split
@@ -24,7 +29,8 @@ message).
 Input rules (apply the whole batch or nothing):
 
 * ``qty`` must be finite and >= 0 (NaN, inf or negative -> ``ValueError``); 0 deletes the level;
-  ``-0.0`` counts as 0.
+  ``-0.0`` counts as 0 (the row-by-row path may store it: every read treats it as no level and
+  returns +0.0).
 * Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected);
   ``apply_side`` takes int64/float64 arrays as they are and converts other integer/number arrays.
 * ``apply`` rows: depth rows (``DEPTH_EVENT``, ``DEPTH_SNAPSHOT_EVENT``) need exactly one side flag
@@ -69,15 +75,18 @@ TICK_LIMIT = 2**62  # valid ticks satisfy -TICK_LIMIT < tick < TICK_LIMIT
 _ND = np.ndarray
 _I64 = np.dtype(np.int64)
 _F64 = np.dtype(np.float64)
-_U64 = np.uint64
+_U64 = np.dtype(np.uint64)  # a dtype object: ndarray.view() takes it without a conversion
 _UMAX = np.maximum.reduce
 _SMAX = np.maximum.reduce
 _SMIN = np.minimum.reduce
+_ADD_REDUCE = np.add.reduce
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
-_BAD_QTY_BITS = _U64(0x7FF0000000000000)
+_BAD_QTY_BITS = np.uint64(0x7FF0000000000000)
 _KEY_MASK = KIND_MASK | SIDE_MASK
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
-_LOG_FOLD = 2048  # fold the far-level log into the far arrays after this many messages
+_LOG_FOLD = 32768  # far-level log capacity in rows: folded into the far arrays when full
+_SMALL = 32  # apply_side writes messages of up to this many rows row by row (measured crossover)
+_INF = math.inf
 _EMPTY_T = np.empty(0, dtype=np.int64)
 _EMPTY_Q = np.empty(0, dtype=np.float64)
 _SCAN = 64  # first window searched below a deleted best level
@@ -96,14 +105,29 @@ class WalkResult:
 class _Side:
     """One side's storage: dense ROI array, far levels (sorted arrays), far-level log, best position."""
 
-    __slots__ = ("arr", "far_t", "far_q", "log", "best")
+    __slots__ = ("arr", "far_t", "far_q", "log_pos", "log_qty", "log_n", "best", "arr_mv", "pos_mv", "qty_mv")
 
     def __init__(self, roi: int) -> None:
         self.arr = np.zeros(roi + 1, dtype=np.float64)  # cell 0 is trash
         self.far_t = _EMPTY_T  # far levels outside the ROI: ticks ascending, unique
         self.far_q = _EMPTY_Q  # their sizes, all > 0
-        self.log: list[tuple[np.ndarray, np.ndarray]] = []  # messages with far levels, not yet folded
+        # Rows of messages with far levels, not yet folded, in arrival order: positions (computed
+        # straight into the buffer) and copied sizes. A buffer, not a list of arrays: concatenating
+        # thousands of small arrays at each fold cost more than the writes themselves.
+        self.log_pos = np.empty(_LOG_FOLD, dtype=np.int64)
+        self.log_qty = np.empty(_LOG_FOLD, dtype=np.float64)
+        self.log_n = 0
         self.best = _NONE
+        # Memoryviews of the same buffers: a Python-level store through one costs a few tens of ns,
+        # a numpy scalar store several times that (the small-message path writes row by row).
+        self.arr_mv = memoryview(self.arr)
+        self.pos_mv = memoryview(self.log_pos)
+        self.qty_mv = memoryview(self.log_qty)
+
+    @property
+    def log(self) -> np.ndarray:
+        """Positions of the logged rows not yet folded (diagnostics, tests)."""
+        return self.log_pos[: self.log_n]
 
 
 class DepthBook:
@@ -134,6 +158,9 @@ class DepthBook:
         self._bid_origin = base - 1  # bid position = tick - origin, in 1..roi
         self._ask_origin = base + self._roi  # ask position = origin - tick, in 1..roi
         self._centre = base + self._roi // 2
+        # Row-by-row positions are Python ints stored into int64 log cells: fine while |origin| is
+        # far from 2**63 (always, for ticks within TICK_LIMIT of a sane ROI); else numpy path only.
+        self._rows_ok = abs(base) < 2**61
 
     def _pos(self, side: int, tick: int) -> int:
         return tick - self._bid_origin if side == BID else self._ask_origin - tick
@@ -171,9 +198,25 @@ class DepthBook:
             if not ticks.shape[0]:
                 self.version += 1
                 return
+        if ticks.shape[0] <= _SMALL and self._rows_ok and self._anchored:
+            # A small message (half of Binance's have <= 16 levels a side) goes row by row in Python:
+            # checks on lists and memoryview stores beat ~1 us per numpy call.
+            tl = ticks.tolist()
+            ql = qty.tolist()
+            # The sum is NaN/inf when a size is (or when huge sizes overflow: the exact check then
+            # decides); with no NaN, min() finds a negative. -0.0 passes: stored, it reads as 0.
+            if not (sum(ql) < _INF and min(ql) >= 0.0):
+                ql = _checked_qty(qty).tolist()
+            lo = min(tl)
+            hi = max(tl)
+            if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
+                _check_ticks(ticks)
+            self._write_rows(side, st, ticks, qty, tl, ql, lo, hi)
+            self.version += 1
+            return
         if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
             qty = _checked_qty(qty)
-        if ticks.shape[0] <= 24:  # _tick_range, inlined on the hot path
+        if ticks.shape[0] <= 40:  # _tick_range, inlined on the hot path
             listed = ticks.tolist()
             lo = min(listed)
             hi = max(listed)
@@ -189,41 +232,52 @@ class DepthBook:
         """Apply validated sizes to one side; ``lo``/``hi`` are the min/max tick."""
         if not self._anchored and not self._anchor(side, ticks, qty):
             return
-        base = self._base
-        top = self._top
         arr = st.arr
         if side == BID:
-            pos = ticks - self._bid_origin
-            if hi > top:  # a bid above the ROI: exact slow path
+            if hi > self._top:  # a bid above the ROI: exact slow path
                 self._apply_general(side, st, ticks, qty)
                 return
             hp = hi - self._bid_origin  # highest position touched
-            far = lo < base
+            far = lo < self._base
         else:
-            pos = self._ask_origin - ticks
-            if lo < base:  # an ask below the ROI
+            if lo < self._base:  # an ask below the ROI
                 self._apply_general(side, st, ticks, qty)
                 return
             hp = self._ask_origin - lo
-            far = hi > top
+            far = hi > self._top
         bp = st.best
         if far:
-            # Far levels on the worse side only (the common case): ROI cells get their sizes, the
-            # far ones land in the trash cell (clip) and the message is logged for the far arrays.
+            # Far levels on the worse side only (the common case): the positions are computed into
+            # the log, ROI cells get their sizes, the far ones land in the trash cell (clip), and the
+            # fold later keeps the logged far rows.
+            n = ticks.shape[0]
+            a = st.log_n
+            b = a + n
+            if b > _LOG_FOLD:
+                self._fold(side, st)
+                a, b = 0, n
+            if b <= _LOG_FOLD:
+                pos = st.log_pos[a:b]
+                if side == BID:
+                    np.subtract(ticks, self._bid_origin, out=pos)
+                else:
+                    np.subtract(self._ask_origin, ticks, out=pos)
+                st.log_qty[a:b] = qty
+                st.log_n = b
+            else:  # one message bigger than the log: merged on its own
+                pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
+                self._merge_far(side, st, pos, qty.copy())
             arr.put(pos, qty, mode="clip")
-            st.log.append((pos, qty.copy()))  # pos is ours: no copy of the caller's ticks
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
                 self._fold(side, st)
                 self._settle_best(side, st)
                 return
-            if len(st.log) >= _LOG_FOLD:
-                self._fold(side, st)
             if hp < 1:
                 return
         else:
-            arr[pos] = qty
+            arr[ticks - self._bid_origin if side == BID else self._ask_origin - ticks] = qty
         if hp > bp:
-            if arr[hp] > 0:
+            if arr.item(hp) > 0.0:  # item(): a Python float, cheaper than a numpy scalar
                 bp = hp
             else:  # the top of the update is a delete: look between the old best and it
                 start = bp + 1 if bp >= 1 else 1
@@ -231,7 +285,85 @@ class DepthBook:
                     nz = arr[start:hp].nonzero()[0]
                     if nz.shape[0]:
                         bp = start + int(nz[-1])
-        if 1 <= bp <= self._roi and arr[bp] == 0:
+        if 1 <= bp <= self._roi and arr.item(bp) == 0.0:
+            bp = self._below(side, st, bp)
+        if bp != st.best:
+            st.best = bp
+            self._best_changed(side, bp)
+
+    def _write_rows(
+        self,
+        side: int,
+        st: _Side,
+        ticks: np.ndarray,
+        qty: np.ndarray,
+        tl: list[int],
+        ql: list[float],
+        lo: int,
+        hi: int,
+    ) -> None:
+        """``_write`` for a small validated message, row by row (same rules, same log)."""
+        roi = self._roi
+        if side == BID:
+            if hi > self._top:  # a bid above the ROI: exact slow path
+                self._apply_general(side, st, ticks, np.asarray(ql, dtype=np.float64))
+                return
+            origin = self._bid_origin
+            hp = hi - origin
+        else:
+            if lo < self._base:  # an ask below the ROI
+                self._apply_general(side, st, ticks, np.asarray(ql, dtype=np.float64))
+                return
+            origin = self._ask_origin
+            hp = origin - lo
+        a = st.log_n
+        if a + len(tl) > _LOG_FOLD:
+            self._fold(side, st)
+            a = 0
+        start = a
+        arr_mv = st.arr_mv
+        pos_mv = st.pos_mv
+        qty_mv = st.qty_mv
+        # Rows in order: the last write of a repeated tick wins, in the ROI and in the log alike.
+        # Far rows are on the worse side (checked above) and go to the log for the fold.
+        if side == BID:
+            for t, q in zip(tl, ql, strict=True):
+                p = t - origin
+                if p > 0:
+                    arr_mv[p] = q
+                else:
+                    pos_mv[a] = p
+                    qty_mv[a] = q
+                    a += 1
+        else:
+            for t, q in zip(tl, ql, strict=True):
+                p = origin - t
+                if p > 0:
+                    arr_mv[p] = q
+                else:
+                    pos_mv[a] = p
+                    qty_mv[a] = q
+                    a += 1
+        st.log_n = a
+        arr = st.arr
+        bp = st.best
+        if a > start:
+            if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
+                self._fold(side, st)
+                self._settle_best(side, st)
+                return
+            if hp < 1:
+                return
+        if hp > bp:
+            if arr_mv[hp] > 0.0:
+                bp = hp
+            else:  # the top of the update is a delete: look between the old best and it
+                begin = bp + 1 if bp >= 1 else 1
+                if begin < hp:
+                    nz = arr[begin:hp].nonzero()[0]
+                    if nz.shape[0]:
+                        bp = begin + int(nz[-1])
+        if 1 <= bp <= roi and arr_mv[bp] == 0.0:
             bp = self._below(side, st, bp)
         if bp != st.best:
             st.best = bp
@@ -243,7 +375,7 @@ class DepthBook:
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
         inside = (pos >= 1) & (pos <= roi)
         st.arr[pos[inside]] = qty[inside]
-        st.log.append((pos[~inside], qty[~inside]))
+        self._log_rows(side, st, pos[~inside], qty[~inside])
         bp = st.best
         if 1 <= bp <= roi and not ((pos > roi) & (qty > 0)).any():
             # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing, and
@@ -340,15 +472,28 @@ class DepthBook:
 
     def _fold(self, side: int, st: _Side) -> None:
         """Merge the logged far levels into the sorted far arrays, in order (last wins), vectorised."""
-        if not st.log:
+        n = st.log_n
+        if not n:
             return
-        if len(st.log) == 1:
-            pos, qty = st.log[0]
-        else:
-            pos = np.concatenate([p for p, _ in st.log])
-            qty = np.concatenate([q for _, q in st.log])
-        st.log.clear()
-        # The log holds positions under the current origin (a recentre folds before it moves).
+        st.log_n = 0
+        self._merge_far(side, st, st.log_pos[:n], st.log_qty[:n])
+
+    def _log_rows(self, side: int, st: _Side, pos: np.ndarray, qty: np.ndarray) -> None:
+        """Append rows (positions, sizes; copied) to the far-level log, folding it when full."""
+        n = pos.shape[0]
+        if st.log_n + n > _LOG_FOLD:
+            self._fold(side, st)
+            if n > _LOG_FOLD:
+                self._merge_far(side, st, pos, qty)
+                return
+        a = st.log_n
+        st.log_pos[a : a + n] = pos
+        st.log_qty[a : a + n] = qty
+        st.log_n = a + n
+
+    def _merge_far(self, side: int, st: _Side, pos: np.ndarray, qty: np.ndarray) -> None:
+        """Merge rows (positions, sizes; in arrival order) into the far arrays; ROI rows are skipped."""
+        # Positions are under the current origin (a recentre folds before it moves).
         far = (pos < 1) | (pos > self._roi)
         pos = pos[far]
         if not pos.shape[0]:
@@ -460,7 +605,7 @@ class DepthBook:
             st.arr.fill(0.0)
             st.far_t = _EMPTY_T
             st.far_q = _EMPTY_Q
-            st.log.clear()
+            st.log_n = 0
             st.best = _NONE
             if s == BID:
                 self.best_bid_tick = NO_PRICE
@@ -479,7 +624,7 @@ class DepthBook:
             return None
         pos = tick - self._bid_origin
         if 1 <= pos <= self._roi:
-            return tick, float(self._bid.arr[pos])
+            return tick, self._bid.arr_mv[pos]
         return tick, self.qty_at(BID, tick)
 
     def best_ask(self) -> tuple[int, float] | None:
@@ -489,7 +634,7 @@ class DepthBook:
             return None
         pos = self._ask_origin - tick
         if 1 <= pos <= self._roi:
-            return tick, float(self._ask.arr[pos])
+            return tick, self._ask.arr_mv[pos]
         return tick, self.qty_at(ASK, tick)
 
     def is_crossed(self) -> bool:
@@ -506,7 +651,7 @@ class DepthBook:
         tick = int(tick)
         pos = self._pos(side, tick)
         if 1 <= pos <= self._roi:
-            return float(st.arr[pos])
+            return float(st.arr[pos]) + 0.0  # + 0.0: a stored -0.0 reads as 0.0
         far_t, far_q = self._far(side, st)
         i = int(np.searchsorted(far_t, tick))
         return float(far_q[i]) if i < far_t.shape[0] and far_t[i] == tick else 0.0
@@ -592,7 +737,8 @@ class DepthBook:
                     j = np.searchsorted(far_t, top_tick, side="right")
                     dense[far_t[i:j] - lo] = far_q[i:j]
             # Descending ticks, then `group` ticks per row.
-            out.append(dense[::-1].reshape(rows, group).sum(axis=1))
+            # initial=0.0: a stored -0.0 sums to +0.0 (0.0 + -0.0), at no extra pass.
+            out.append(_ADD_REDUCE(dense[::-1].reshape(rows, group), axis=1, initial=0.0))
         return row_ticks, out[0], out[1]
 
     def cumulative_depth(self, side: int, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -670,8 +816,9 @@ def _count(value: int, name: str) -> int:
 
 def _tick_range(ticks: np.ndarray) -> tuple[int, int]:
     """(min, max) tick as Python ints: exact range checks, no int64 wrap-around. Short arrays (the
-    median venue diff has ~17 levels a side) are quicker through a list than through two reductions."""
-    if ticks.shape[0] <= 24:
+    median venue diff has ~17 levels a side; up to ~40 measured) are quicker through a list than
+    through two reductions."""
+    if ticks.shape[0] <= 40:
         listed = ticks.tolist()
         return min(listed), max(listed)
     return int(_SMIN(ticks)), int(_SMAX(ticks))

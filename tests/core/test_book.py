@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from app.core.book import _LOG_FOLD, TICK_LIMIT, DepthBook, WalkResult
+from app.core.book import _LOG_FOLD, _SMALL, TICK_LIMIT, DepthBook, WalkResult
 from app.core.events import (
     ASK,
     BID,
@@ -186,6 +186,96 @@ def test_negative_zero_deletes() -> None:
     book.apply_side(BID, np.array([100], dtype=np.int64), np.array([-0.0]))
     assert as_dict(book, BID) == {99: 1.0}
     assert book.best_bid() == (99, 1.0)
+
+
+def test_negative_zero_reads_as_plus_zero_on_both_write_paths() -> None:
+    for n in (1, _SMALL + 1):  # row by row, then vectorised
+        book = make()
+        ticks = np.arange(100 - n + 1, 101, dtype=np.int64)
+        book.apply_side(BID, ticks, np.ones(n))
+        book.apply_side(BID, ticks, np.full(n, -0.0))
+        assert book.best_bid() is None and book.levels(BID)[0].shape[0] == 0
+        assert math.copysign(1.0, book.qty_at(BID, 100)) == 1.0
+        _, bids, _ = book.ladder(100, 3)
+        assert np.all(np.signbit(bids) == 0) and not bids.any()
+
+
+def test_small_and_big_messages_share_the_far_log_in_order() -> None:
+    # Far rows logged by the row-by-row path (only the far rows) and by the vector path (whole
+    # messages) interleave: the last write of each far tick must win across both.
+    book = make(64)
+    put(book, BID, {1000: 1.0})
+    big = np.arange(900, 900 + _SMALL + 1, dtype=np.int64)  # far below a ROI around 1000
+    ref = {1000: 1.0}
+    for i in range(40):
+        if i % 2:
+            book.apply_side(BID, np.array([5, 990, 950], dtype=np.int64), np.array([float(i), 1.0, 0.0]))
+            ref[5] = float(i)
+            ref[990] = 1.0
+            ref.pop(950, None)
+        else:
+            qty = np.full(big.shape[0], float(i % 3))
+            book.apply_side(BID, np.concatenate([[5], big]), np.concatenate([[2.0 + i], qty]))
+            ref[5] = 2.0 + i
+            for t in big.tolist():
+                if i % 3:
+                    ref[t] = float(i % 3)
+                else:
+                    ref.pop(t, None)
+    assert as_dict(book, BID) == ref
+    assert book.best_bid() == (1000, 1.0)
+
+
+def test_far_log_folds_when_full_on_both_paths() -> None:
+    book = make(64)
+    put(book, BID, {1000: 1.0})
+    ref = {1000: 1.0}
+    width = _SMALL + 9  # vector path; the log holds whole messages
+    logged = 0
+    rng = np.random.default_rng(7)
+    while logged < 2 * _LOG_FOLD + 100:
+        n = width if rng.random() < 0.5 else 3
+        ticks = rng.integers(0, 400, n).astype(np.int64)  # far below a ROI around 1000, repeats
+        qty = rng.integers(0, 3, n).astype(np.float64)
+        book.apply_side(BID, ticks, qty)
+        for t, q in zip(ticks.tolist(), qty.tolist(), strict=True):
+            if q:
+                ref[t] = q
+            else:
+                ref.pop(t, None)
+        logged += n
+        assert len(book._bid.log) <= _LOG_FOLD
+    assert len(book._bid.log) < logged  # folded along the way
+    assert as_dict(book, BID) == ref
+    assert book.best_bid() == (1000, 1.0)
+
+
+def test_small_unsorted_message_with_far_rows() -> None:
+    book = make(64)
+    put(book, ASK, {1000: 1.0, 1001: 2.0})
+    # Asks above the ROI (far, worse side) mixed with ROI rows, unsorted, one tick repeated.
+    book.apply_side(
+        ASK, np.array([5000, 1000, 4000, 999, 5000], dtype=np.int64), np.array([1.0, 0.0, 2.0, 3.0, 4.0])
+    )
+    assert as_dict(book, ASK) == {999: 3.0, 1001: 2.0, 4000: 2.0, 5000: 4.0}
+    assert book.best_ask() == (999, 3.0)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, -math.inf])
+def test_small_message_rejects_bad_qty_unchanged(bad: float) -> None:
+    book = make()
+    put(book, BID, {100: 1.0})
+    v = book.version
+    with pytest.raises(ValueError):
+        book.apply_side(BID, np.array([99, 100, 5], dtype=np.int64), np.array([1.0, bad, 2.0]))
+    assert as_dict(book, BID) == {100: 1.0} and book.version == v
+
+
+def test_small_message_huge_finite_sizes_are_accepted() -> None:
+    book = make()
+    # Their sum overflows to inf: the exact check must still accept them.
+    book.apply_side(BID, np.array([99, 100], dtype=np.int64), np.array([1.7e308, 1.7e308]))
+    assert as_dict(book, BID) == {99: 1.7e308, 100: 1.7e308}
 
 
 def test_version_counts_batches() -> None:
