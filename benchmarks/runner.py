@@ -26,7 +26,8 @@ import benchmarks
 from benchmarks import BenchResult
 
 GUI_MODULE = "bench_gui"
-_COLUMNS = (("name", 34), ("value", 16), ("unit", 10), ("peer", 34), ("ratio", 8))
+# Rows stream in as modules finish, so widths are fixed: the name column fits the longest row names.
+_COLUMNS = (("name", 46), ("value", 16), ("unit", 10), ("peer", 34), ("ratio", 8))
 
 
 def discover(include_gui: bool = False) -> list[str]:
