@@ -189,7 +189,8 @@ class BinanceVenue:
                                    "`GET_PROPERTY` at line 1 column 28"}, separators=(",", ":")))
 
     # -- publishing ---------------------------------------------------------------------------
-    def _send(self, stream: str, data: str) -> None:
+    def publish(self, stream: str, data: str) -> None:
+        """Push one stream payload to its subscribers (combined-stream ones get the envelope)."""
         subs = self.subs.get(stream)
         if not subs:
             return
@@ -249,7 +250,7 @@ class BinanceVenue:
             if interval == 0 or not self.coalesce:
                 pu = self._last_u.get(stream, ev.first_id - 1)
                 self._last_u[stream] = ev.last_id
-                self._send(stream, self._depth_data(sym, ev.exch_ns, ev.first_id, ev.last_id, pu,
+                self.publish(stream, self._depth_data(sym, ev.exch_ns, ev.first_id, ev.last_id, pu,
                                                     ev.bids, ev.asks))
                 continue
             pend = self._pending.get(stream)
@@ -273,7 +274,7 @@ class BinanceVenue:
                 ms = ev.exch_ns // 1_000_000
                 b = f.px(top.bid_tick) if top.bid_tick is not None else "0"
                 a = f.px(top.ask_tick) if top.ask_tick is not None else "0"
-                self._send(stream, f'{{"e":"bookTicker","u":{ev.last_id},"s":"{sym}","b":"{b}",'
+                self.publish(stream, f'{{"e":"bookTicker","u":{ev.last_id},"s":"{sym}","b":"{b}",'
                                    f'"B":"{f.qty(top.bid_lots)}","a":"{a}","A":"{f.qty(top.ask_lots)}",'
                                    f'"T":{ms},"E":{ms + 1}}}')
 
@@ -297,7 +298,7 @@ class BinanceVenue:
             pend.first = 0
             pend.bids = {}
             pend.asks = {}
-            self._send(stream, data)
+            self.publish(stream, data)
         if partial and self.model is not None:
             self._flush_partial(now_ns)
 
@@ -328,7 +329,7 @@ class BinanceVenue:
             u, (bt, bl), (at, al) = self.model.snapshot(sym, levels)
             pu = self._partial_last_u.get(key, u)
             self._partial_last_u[key] = u
-            self._send(stream, self._depth_data(sym, now_ns, pu + 1 if pu < u else u, u, pu,
+            self.publish(stream, self._depth_data(sym, now_ns, pu + 1 if pu < u else u, u, pu,
                                                 zip(bt.tolist(), bl.tolist(), strict=True),
                                                 zip(at.tolist(), al.tolist(), strict=True)))
 
@@ -344,14 +345,14 @@ class BinanceVenue:
         stream = f"{low}@trade"
         if stream in self.subs:
             for k, (tick, lots) in enumerate(ev.fills):
-                self._send(stream, f'{{"e":"trade","E":{ms},"T":{ms},"s":"{sym}","t":{ev.first_trade_id + k},'
+                self.publish(stream, f'{{"e":"trade","E":{ms},"T":{ms},"s":"{sym}","t":{ev.first_trade_id + k},'
                                    f'"p":"{f.px(tick)}","q":"{f.qty(lots)}","X":"MARKET","m":{m}}}')
         stream = f"{low}@aggTrade"
         if stream in self.subs:
             for k, (tick, lots) in enumerate(ev.fills):
                 self._agg_id[sym] += 1
                 tid = ev.first_trade_id + k
-                self._send(stream, f'{{"e":"aggTrade","E":{ms + 1},"a":{self._agg_id[sym]},"s":"{sym}",'
+                self.publish(stream, f'{{"e":"aggTrade","E":{ms + 1},"a":{self._agg_id[sym]},"s":"{sym}",'
                                    f'"p":"{f.px(tick)}","q":"{f.qty(lots)}","f":{tid},"l":{tid},"T":{ms},'
                                    f'"m":{m}}}')
 
@@ -369,9 +370,9 @@ class BinanceVenue:
         every3 = self._mark_count[ev.symbol] % 3 == 0
         if s1 in self.subs or (every3 and s3 in self.subs):
             data = self.mark_data(ev)
-            self._send(s1, data)
+            self.publish(s1, data)
             if every3:
-                self._send(s3, data)
+                self.publish(s3, data)
 
     def _on_liquidation(self, ev: Liquidation) -> None:
         stream = f"{ev.symbol.lower()}@forceOrder"
@@ -381,7 +382,7 @@ class BinanceVenue:
         ms = ev.exch_ns // 1_000_000
         side = "SELL" if ev.side == ASK else "BUY"
         px, q = f.px(ev.tick), f.qty(ev.lots)
-        self._send(stream, f'{{"e":"forceOrder","E":{ms},"o":{{"s":"{ev.symbol}","S":"{side}","o":"LIMIT",'
+        self.publish(stream, f'{{"e":"forceOrder","E":{ms},"o":{{"s":"{ev.symbol}","S":"{side}","o":"LIMIT",'
                            f'"f":"IOC","q":"{q}","p":"{px}","ap":"{px}","X":"FILLED","l":"{q}","z":"{q}",'
                            f'"T":{ms}}}}}')
 

@@ -312,7 +312,8 @@ class BybitVenue:
             self._next_ticker_ns = now_ns + TICKER_INTERVAL_MS * 1_000_000
             self._flush_tickers(now_ns)
 
-    def _send(self, topic: str, text: str) -> None:
+    def publish(self, topic: str, text: str) -> None:
+        """Push one topic message to its subscribers."""
         for conn in self.subs.get(topic, ()):
             conn.push(text)
 
@@ -339,7 +340,7 @@ class BybitVenue:
             items.append(f'{{"T":{ms},"s":"{sym}","S":"{side}","v":"{f.qty(lots)}","p":"{f.px(tick)}",'
                          f'"L":"{direction}","i":"{uid}","BT":false,"RPI":false,"seq":{ev.first_trade_id + k}}}')
         self._last_price[sym] = last if last is not None else ev.fills[-1][0]
-        self._send(topic, f'{{"topic":"{topic}","type":"snapshot","ts":{ms},"data":[{",".join(items)}]}}')
+        self.publish(topic, f'{{"topic":"{topic}","type":"snapshot","ts":{ms},"data":[{",".join(items)}]}}')
 
     def _on_liquidation(self, ev: Liquidation) -> None:
         topic = f"allLiquidation.{ev.symbol}"
@@ -348,7 +349,7 @@ class BybitVenue:
         f = self.fmt[ev.symbol]
         ms = ev.exch_ns // 1_000_000
         side = "Buy" if ev.side == ASK else "Sell"  # Buy = a long was liquidated
-        self._send(topic, f'{{"topic":"{topic}","type":"snapshot","ts":{ms},"data":[{{"T":{ms},'
+        self.publish(topic, f'{{"topic":"{topic}","type":"snapshot","ts":{ms},"data":[{{"T":{ms},'
                           f'"s":"{ev.symbol}","S":"{side}","v":"{f.qty(ev.lots)}","p":"{f.px(ev.tick)}"}}]}}')
 
     # -- tickers ------------------------------------------------------------------------------
@@ -415,7 +416,7 @@ class BybitVenue:
     def _flush_tickers(self, now_ns: int) -> None:
         for sym, changed in self._ticker_changed.items():
             if changed and self.subs.get(f"tickers.{sym}"):
-                self._send(f"tickers.{sym}", self._ticker_message(sym, "delta", changed, now_ns))
+                self.publish(f"tickers.{sym}", self._ticker_message(sym, "delta", changed, now_ns))
         self._ticker_changed = {}
 
     # -- REST ---------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
-from feeds.simulator.binance import DEPTH_INTERVALS_MS, envelope
+from feeds.simulator.binance import DEPTH_INTERVALS_MS
 from feeds.simulator.market import SymbolSpec
 
 if TYPE_CHECKING:
@@ -234,27 +234,13 @@ class CaptureSource:
                     book.apply(msg["b"], msg["a"])
                     book.u = msg["u"]
             for suffix in DEPTH_INTERVALS_MS:
-                self._send_binance(venue, f"{sym_low}@{suffix}", data)
+                venue.publish(f"{sym_low}@{suffix}", data)
             return
         if kind.startswith("markPrice"):
-            self._send_binance(venue, f"{sym_low}@markPrice", data)
-            self._send_binance(venue, f"{sym_low}@markPrice@1s", data)
+            venue.publish(f"{sym_low}@markPrice", data)
+            venue.publish(f"{sym_low}@markPrice@1s", data)
             return
-        self._send_binance(venue, stream, data)
-
-    @staticmethod
-    def _send_binance(venue: Any, stream: str, data: str) -> None:
-        subs = venue.subs.get(stream)
-        if not subs:
-            return
-        wrapped = None
-        for conn in subs:
-            if conn.combined:
-                if wrapped is None:
-                    wrapped = envelope(stream, data)
-                conn.push(wrapped)
-            else:
-                conn.push(data)
+        venue.publish(stream, data)
 
     def _binance_snapshot(self, raw: str) -> None:
         symbol = self._last_depth_symbol or (self.specs[0].symbol if self.specs else "")
@@ -299,14 +285,14 @@ class CaptureSource:
                 book.apply(data["b"], data["a"])
             book.u, book.seq = data["u"], data.get("seq", 0)
             if head == "orderbook.1":
-                self._send_bybit(venue, topic, raw)
+                venue.publish(topic, raw)
                 return
             for depth in BOOK_DEPTHS:
                 client_topic = f"orderbook.{depth}.{symbol}"
                 if venue.subs.get(client_topic):
                     text = raw if client_topic == topic else raw.replace(f'"topic":"{topic}"',
                                                                          f'"topic":"{client_topic}"', 1)
-                    self._send_bybit(venue, client_topic, text)
+                    venue.publish(client_topic, text)
             return
         if head == "tickers":
             msg = json.loads(raw)
@@ -314,12 +300,7 @@ class CaptureSource:
             if msg.get("type") == "snapshot":
                 state.clear()
             state.update(msg.get("data", {}))
-        self._send_bybit(venue, topic, raw)
-
-    @staticmethod
-    def _send_bybit(venue: Any, topic: str, text: str) -> None:
-        for conn in venue.subs.get(topic, ()):
-            conn.push(text)
+        venue.publish(topic, raw)
 
     def _bybit_attach(self, conn: ClientConn, topic: str, now_ns: int) -> None:
         """A late Bybit subscriber gets a snapshot rebuilt from the replayed state."""
