@@ -134,6 +134,7 @@ class CaptureSource:
     def _prescan(self) -> list[SymbolSpec]:
         """Symbols and tick/lot sizes from the first records' snapshots."""
         specs: dict[str, SymbolSpec] = {}
+        bybit_levels: dict[str, tuple[list, list]] = {}
         last_symbol = ""
         for _, raw in self._head:
             if raw.startswith('{"stream":"'):
@@ -148,9 +149,14 @@ class CaptureSource:
                 if sym and isinstance(line.get("data"), dict) and "bids" in line["data"]:
                     specs[sym] = _infer_spec(sym, line["data"]["bids"], line["data"]["asks"])
             elif '"topic":"orderbook.' in raw[:40] and '"type":"snapshot"' in raw[:80]:
+                # every snapshot in the head counts: an orderbook.1 stream shows one level a side per
+                # message, too few price steps for the gcd to find the tick
                 msg = json.loads(raw)
                 sym = msg["data"]["s"]
-                specs[sym] = _infer_spec(sym, msg["data"]["b"], msg["data"]["a"])
+                bids, asks = bybit_levels.setdefault(sym, ([], []))
+                bids += msg["data"]["b"]
+                asks += msg["data"]["a"]
+                specs[sym] = _infer_spec(sym, bids, asks)
             elif raw.startswith('{"topic":"'):
                 topic = raw[10:raw.index('"', 10)]
                 sym = topic.rsplit(".", 1)[-1]
