@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -146,6 +147,63 @@ class DetectorSet:
                     depth = batch[kinds == DEPTH_EVENT]
                     if len(depth):
                         self._depth(depth, ts, book, out)
+        self._advance(ts, book, out)
+        return out
+
+    def on_run(self, rows: np.ndarray, ends: Sequence[int], book: Any) -> list[tuple[int, list[Detection]]]:
+        """``on_batch`` on each message of a run of messages that leave the book as it is (quotes, trades),
+        for the cost of the few that do something.
+
+        Message ``k`` is ``rows[ends[k - 1]:ends[k]]`` (``ends`` ascending, the last one ``len(rows)``); ``book``
+        is the book they all saw. Returns ``(k, detections)`` for the messages that gave some, in order.
+        A quote message (one or two BBO rows) only moves the clock unless it crosses a drain or evaluation
+        time; a one-row trade is a fill; any other message goes through ``on_batch`` itself.
+        """
+        m = len(ends)
+        if m == 0:
+            return []
+        ends_a = np.asarray(ends, dtype=np.int64)
+        starts = np.empty(m, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = ends_a[:-1]
+        first = rows[starts]
+        sizes = (ends_a - starts).tolist()
+        evs = first["ev"].tolist()
+        tss = first["exch_ts"].tolist()
+        ticks = first["ival"].tolist()
+        qtys = first["qty"].tolist()
+        found: list[tuple[int, list[Detection]]] = []
+        now, nd, ne = self._now, self._next_drain, self._next_eval
+        bbo = DEPTH_BBO_EVENT
+        for k, ev in enumerate(evs):
+            kind = ev & KIND_MASK
+            t = tss[k]
+            n = sizes[k]
+            if kind == bbo and n <= 2:
+                if t <= now or (t < nd and t < ne):
+                    if t > now:
+                        now = t
+                    continue
+                out: list[Detection] = []
+                self._now = now
+                self._advance(t, book, out)
+            elif kind == TRADE_EVENT and n == 1:
+                out = []
+                self._now = now
+                self._fill(t, 1 if ev & BUY_EVENT else -1, ticks[k], qtys[k], out)
+                self._advance(t, book, out)
+            else:
+                self._now = now
+                s = starts[k]
+                out = self.on_batch(rows[s:s + n], book)
+            now, nd, ne = self._now, self._next_drain, self._next_eval
+            if out:
+                found.append((k, out))
+        self._now = now
+        return found
+
+    def _advance(self, ts: int, book: Any, out: list[Detection]) -> None:
+        """After a message: move the clock to ``ts`` and do what falls due (sweep, windows, evaluation)."""
         if ts > self._now:
             self._now = ts
         now = self._now
@@ -162,7 +220,6 @@ class DetectorSet:
         if now >= self._next_eval:
             self._next_eval = now + self.eval_ns
             self._evaluate(now, book, out)
-        return out
 
     def close_all(self, exch_ts: int) -> list[Detection]:
         """End of stream: process what is queued and close every open detection."""
