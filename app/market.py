@@ -58,7 +58,8 @@ _KIND_BIT = [0] * 256
 for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
                          MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)):
     _KIND_BIT[_k] = 1 << _i
-_OTHER_BIT = 1 << 8  # every other kind (BBO, liquidation …): ring only
+_KIND_BIT[DEPTH_BBO_EVENT] = 1 << 9  # quotes: ring (and the detectors' clock) only
+_OTHER_BIT = 1 << 8  # every other kind (liquidation …): ring only, liquidations kept
 for _k in range(256):
     _KIND_BIT[_k] = _KIND_BIT[_k] or _OTHER_BIT
 _SNAPSHOT_BIT = _KIND_BIT[DEPTH_SNAPSHOT_EVENT]
@@ -237,14 +238,16 @@ class MarketState:
                 self._to_ring(batch, n)
             return self._apply_one(batch, update_id, n)
 
-    def apply_many(self, items: Sequence[tuple[np.ndarray, int | None]]) -> list[Emit]:
+    def apply_many(self, items: Sequence[tuple[np.ndarray, Any]]) -> list[Emit]:
         """Apply a run of messages (a replay at full speed) under one lock: what ``apply`` on each would
         do, in order, with the same results (tops, book, detections, profile, footprint), and their
         emits in order. The ring takes the run's rows in one append: nothing reads the ring between
         the messages of a run (frames take the lock), and the profile/footprint flush rule is checked
         for the run as a whole before the append, so no unaggregated trade is ever overwritten.
-        Consecutive messages that leave the book alone (quotes and trades without an update id) are
-        applied together by :meth:`_apply_run`.
+
+        An item is ``(batch, update_id)``, or ``(rows, ends)`` with ``ends`` an int array: several messages
+        without update ids, message k being ``rows[ends[k-1]:ends[k]]``. Consecutive messages that leave
+        the book alone (quotes and trades without an update id) are applied together by :meth:`_apply_run`.
         """
         out: list[Emit] = []
         with self._lock:
@@ -261,11 +264,12 @@ class MarketState:
                 else:  # odd rows: one by one, so the ring judges (and refuses) each as apply would
                     for p in parts:
                         self._to_ring(p, len(p))
-            if rows is not None and len(items) > 1:
+            if rows is not None:
                 self._apply_items(items, lengths, rows, out)
                 return out
             apply_one = self._apply_one
-            for (batch, update_id), n in zip(items, lengths, strict=True):
+            for batch, update_id in _messages(items):
+                n = len(batch)
                 if n == 0 and update_id is None:
                     continue
                 emit = apply_one(batch, update_id, n)
@@ -273,39 +277,63 @@ class MarketState:
                     out.append(emit)
         return out
 
-    def _apply_items(self, items: Sequence[tuple[np.ndarray, int | None]], lengths: list[int], rows: np.ndarray,
+    def _apply_items(self, items: Sequence[tuple[np.ndarray, Any]], lengths: list[int], rows: np.ndarray,
                      out: list[Emit]) -> None:
         """The messages of ``apply_many`` (their rows joined in ``rows``, already in the ring): book
         messages one by one, each stretch of quote/trade messages in one :meth:`_apply_run`."""
-        if 0 in lengths:  # an empty message without an update id is no message at all
-            kept = [i for i, n in enumerate(lengths) if n or items[i][1] is not None]
-            items = [items[i] for i in kept]
-            lengths = [lengths[i] for i in kept]
-        lens = np.array(lengths, dtype=np.int64)
-        ends = np.cumsum(lens)
+        ends_l: list[int] = []  # per message: end row in `rows`, its item (-1: part of a run item), no id
+        item_l: list[int] = []
+        plain_l: list[bool] = []
+        off = 0
+        for i, ((_, uid), n) in enumerate(zip(items, lengths, strict=True)):
+            if uid is None:
+                if n:  # an empty message without an update id is no message at all
+                    ends_l.append(off + n)
+                    item_l.append(i)
+                    plain_l.append(True)
+            elif isinstance(uid, np.ndarray):
+                k = len(uid)
+                ends_l += (uid + off).tolist()
+                item_l += [-1] * k
+                plain_l += [True] * k
+            else:
+                ends_l.append(off + n)
+                item_l.append(i)
+                plain_l.append(False)
+            off += n
+        ends = np.array(ends_l, dtype=np.int64)
+        lens = np.diff(ends, prepend=0)
         kinds = rows["ev"] & _KIND_MASK_U8
-        plain = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum((kinds == DEPTH_BBO_EVENT) | (kinds == TRADE_EVENT), out=plain[1:])
+        quote_or_trade = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum((kinds == DEPTH_BBO_EVENT) | (kinds == TRADE_EVENT), out=quote_or_trade[1:])
         # a message of quote and trade rows only, no update id: it cannot touch the book or give a top
-        runnable = (plain[ends] - plain[ends - lens] == lens) & (lens > 0)
-        runnable &= np.array([uid is None for _, uid in items], dtype=bool)
-        flags = np.zeros(len(items) + 2, dtype=np.int8)
+        runnable = (quote_or_trade[ends] - quote_or_trade[ends - lens] == lens) & (lens > 0)
+        runnable &= np.array(plain_l, dtype=bool)
+        flags = np.zeros(len(ends) + 2, dtype=np.int8)
         flags[1:-1] = runnable
         edges = np.flatnonzero(np.diff(flags)).tolist()  # starts and stops of the stretches, alternating
-        apply_one = self._apply_one
         i = 0
         for a, b in zip(edges[0::2], edges[1::2], strict=True):
-            for k in range(i, a):
-                batch, update_id = items[k]
-                emit = apply_one(batch, update_id, lengths[k])
-                if emit is not None:
-                    out.append(emit)
-            r0 = int(ends[a - 1]) if a else 0
-            self._apply_run(rows[r0:int(ends[b - 1])], ends[a:b] - r0, out)
+            self._apply_each(items, item_l, ends_l, rows, i, a, out)
+            r0 = ends_l[a - 1] if a else 0
+            self._apply_run(rows[r0:ends_l[b - 1]], ends[a:b] - r0, out)
             i = b
-        for k in range(i, len(items)):
-            batch, update_id = items[k]
-            emit = apply_one(batch, update_id, lengths[k])
+        self._apply_each(items, item_l, ends_l, rows, i, len(ends_l), out)
+
+    def _apply_each(self, items: Sequence[tuple[np.ndarray, Any]], item_l: list[int], ends_l: list[int],
+                    rows: np.ndarray, a: int, b: int, out: list[Emit]) -> None:
+        """Messages ``a .. b-1`` of ``_apply_items`` one by one."""
+        apply_one = self._apply_one
+        for k in range(a, b):
+            i = item_l[k]
+            if i >= 0:
+                batch, update_id = items[i]
+            else:
+                batch, update_id = rows[ends_l[k - 1] if k else 0:ends_l[k]], None
+            n = len(batch)
+            if n == 0 and update_id is None:
+                continue
+            emit = apply_one(batch, update_id, n)
             if emit is not None:
                 out.append(emit)
 
@@ -834,6 +862,20 @@ class MarketState:
         if a < b:
             out[a - lo_tick:b - lo_tick] = now_asc[a - lo_tick:b - lo_tick] - snap_qty[a - snap_lo:b - snap_lo]
         return out
+
+
+def _messages(items: Sequence[tuple[np.ndarray, Any]]) -> list[tuple[np.ndarray, int | None]]:
+    """``apply_many``'s items as one ``(batch, update_id)`` per message (run items cut at their ends)."""
+    out: list[tuple[np.ndarray, int | None]] = []
+    for batch, uid in items:
+        if isinstance(uid, np.ndarray):
+            start = 0
+            for end in uid.tolist():
+                out.append((batch[start:end], None))
+                start = end
+        else:
+            out.append((batch, uid))
+    return out
 
 
 def _group_desc(values_desc: np.ndarray, group: int) -> np.ndarray:

@@ -748,6 +748,10 @@ class BinanceUsdmProcessor:
         # pass 2: deliver in arrival order (anything unusual takes the one-message path, which reports it);
         # list() of a 2-D array makes every message's row view in C, cheaper than slicing one by one
         self.messages += m
+        on_message_run = getattr(self.sink, "on_message_run", None)
+        if on_message_run is not None and (quotes or trades):
+            self._deliver_runs(plan, syms, envs, local_ns, raws, quotes, trades, depth, d_info, on_message_run)
+            return
         on_batch = self.sink.on_batch
         q_next = iter(zip(list(quotes[0].reshape(-1, 2)), quotes[1], strict=True)).__next__ if quotes else None
         t_next = iter(zip(list(trades[0].reshape(-1, 1)), trades[1], strict=True)).__next__ if trades else None
@@ -773,6 +777,58 @@ class BinanceUsdmProcessor:
                     continue
                 nd += 1
             self._on_payload(env.data, ts, raw)
+
+    def _deliver_runs(self, plan: list[int], syms: list[str], envs: Any, local_ns: Sequence[int],
+                      raws: Sequence[bytes] | Sequence[str], quotes: tuple | None, trades: tuple | None,
+                      depth: tuple | None, d_info: list[tuple], on_message_run: Callable) -> None:
+        """Pass 2 for a sink that takes message runs: each stretch of one symbol's usable bookTicker and
+        trade messages goes out as one ``on_message_run(symbol, rows, ends)`` (message k is
+        ``rows[ends[k-1]:ends[k]]``, the rows ``on_batch`` would get one by one); the rest as usual."""
+        parts = [x[0].view(np.int64).reshape(-1, 8) for x in (quotes, trades) if x is not None]
+        rows_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        q_ok = quotes[1] if quotes else []
+        t_ok = trades[1] if trades else []
+        t_base = len(quotes[0]) if quotes else 0  # trade rows follow the quote rows in rows_all
+        idx: list[int] = []  # rows_all rows of the pending run, in arrival order
+        ends: list[int] = []
+        run_sym = ""
+        qi = ti = nd = 0
+        for kind, sym, env, ts, raw in zip(plan, syms, envs, local_ns, raws, strict=True):
+            if kind == 1:
+                qi += 1
+                if q_ok[qi - 1]:
+                    if sym != run_sym and ends:
+                        on_message_run(run_sym, rows_all[idx].view(EVENT_DTYPE).reshape(-1), np.array(ends))
+                        idx, ends = [], []
+                    run_sym = sym
+                    idx += (2 * qi - 2, 2 * qi - 1)
+                    ends.append(len(idx))
+                    continue
+            elif kind == 2:
+                ti += 1
+                if t_ok[ti - 1]:
+                    if sym != run_sym and ends:
+                        on_message_run(run_sym, rows_all[idx].view(EVENT_DTYPE).reshape(-1), np.array(ends))
+                        idx, ends = [], []
+                    run_sym = sym
+                    idx.append(t_base + ti - 1)
+                    ends.append(len(idx))
+                    continue
+            if ends:  # anything else is delivered after the run before it
+                on_message_run(run_sym, rows_all[idx].view(EVENT_DTYPE).reshape(-1), np.array(ends))
+                idx, ends = [], []
+            if kind == 3:
+                if depth is not None and depth[1][nd]:
+                    d = env.data
+                    info = d_info[nd]
+                    rows = depth[0][depth[2][nd] : depth[2][nd + 1]]
+                    nd += 1
+                    self._on_diff(sym, DepthDiff(d.U, d.u, d.pu, info[3], info[4], rows), raw)
+                    continue
+                nd += 1
+            self._on_payload(env.data, ts, raw)
+        if ends:
+            on_message_run(run_sym, rows_all[idx].view(EVENT_DTYPE).reshape(-1), np.array(ends))
 
     def on_rest(self, path: str, body: str | bytes, local_ns: int) -> None:
         """A REST response for ``path`` (``/fapi/v1/depth?symbol=..`` or ``/fapi/v1/openInterest?..``)."""
@@ -911,6 +967,10 @@ class _RunBuffer:
 
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         self.items.append((symbol, batch, update_id))
+
+    def on_message_run(self, symbol: str, rows: np.ndarray, ends: np.ndarray) -> None:
+        """Several messages without update ids in one item: ``(symbol, rows, ends)``, ``ends`` an array."""
+        self.items.append((symbol, rows, ends))
 
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
         self.flush()

@@ -243,3 +243,62 @@ def test_heatmap_sampled_once_per_new_column_gives_the_same_history(with_book: b
     assert snaps == [(t, lo, q.tobytes()) for t, lo, q in many._snapshots]
     assert (one.messages, one.events, one.version, one.last_trade_tick, one.last_exch_ts, one._next_snapshot_ts) == (
         many.messages, many.events, many.version, many.last_trade_tick, many.last_exch_ts, many._next_snapshot_ts)
+
+
+class _Calls:
+    """A sink with ``on_batches`` (as the engine's): every message it gets, run items cut at their ends."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.run_items = 0
+
+    def on_batches(self, items: list[tuple[str, np.ndarray, Any]]) -> None:
+        for sym, rows, uid in items:
+            if isinstance(uid, np.ndarray):
+                self.run_items += 1
+                start = 0
+                for end in uid.tolist():
+                    self.on_batch(sym, rows[start:end], None)
+                    start = end
+            else:
+                self.on_batch(sym, rows, uid)
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        self.calls.append(("batch", symbol, batch.dtype.str, batch.tobytes(), update_id))
+
+    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
+        self.calls.append(("status", symbol, state, reason))
+
+    def on_instrument(self, instrument: Instrument) -> None:
+        self.calls.append(("instrument", instrument))
+
+    def on_raw(self, local_ns: int, raw: str) -> None:
+        return None
+
+
+def test_processor_message_runs_are_the_messages_one_by_one(btc_capture: Path) -> None:
+    """``on_lines`` into a sink with ``on_batches`` hands quote/trade stretches as ``(symbol, rows, ends)``:
+    cut at their ends they are exactly the batches ``on_line`` delivers, with everything else in order;
+    garbage and off-grid frames inside a stretch are reported where they stand."""
+    import gzip
+
+    from feeds.binance_usdm import BinanceUsdmProcessor
+
+    inst = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001)
+    with gzip.open(btc_capture, "rb") as f:
+        lines = [(int(ts), raw) for ts, raw in (line.rstrip(b"\n").split(b" ", 1) for line in f)][:20_000]
+    quote = next(i for i, (_, r) in enumerate(lines) if b"bookTicker" in r[:40])
+    off_grid = lines[quote][1].replace(b'"b":"', b'"b":"0.03', 1)
+    for k, raw in enumerate((off_grid, b"not json", lines[quote + 5][1].replace(b"BTCUSDT", b"XYZUSDT"))):
+        lines.insert(quote + 3 + 4 * k, (lines[quote][0], raw))
+    one = _Calls()
+    proc = BinanceUsdmProcessor([inst], one)
+    for ts, raw in lines:
+        proc.on_line(raw, ts)
+    many = _Calls()
+    bulk = BinanceUsdmProcessor([inst], many)
+    for i in range(0, len(lines), 512):
+        bulk.on_lines([raw for _, raw in lines[i:i + 512]], [ts for ts, _ in lines[i:i + 512]])
+    assert many.run_items > 1000 and len(one.calls) > 19_000
+    assert many.calls == one.calls
+    assert (bulk.messages, bulk.malformed) == (proc.messages, proc.malformed) and proc.malformed >= 2
