@@ -159,27 +159,17 @@ class DetectorSet:
         A quote message (one or two BBO rows) only moves the clock unless it crosses a drain or evaluation
         time; a one-row trade is a fill; any other message goes through ``on_batch`` itself.
         """
-        m = len(ends)
-        if m == 0:
+        ends_l = np.asarray(ends, dtype=np.int64).tolist()
+        if not ends_l:
             return []
-        ends_a = np.asarray(ends, dtype=np.int64)
-        starts = np.empty(m, dtype=np.int64)
-        starts[0] = 0
-        starts[1:] = ends_a[:-1]
-        first = rows[starts]
-        sizes = (ends_a - starts).tolist()
-        evs = first["ev"].tolist()
-        tss = first["exch_ts"].tolist()
-        ticks = first["ival"].tolist()
-        qtys = first["qty"].tolist()
+        starts_l = [0, *ends_l[:-1]]
+        firsts = rows[starts_l].tolist()  # each message's first row as a tuple: one call for the run
         found: list[tuple[int, list[Detection]]] = []
         now, nd, ne = self._now, self._next_drain, self._next_eval
-        bbo = DEPTH_BBO_EVENT
-        for k, ev in enumerate(evs):
+        for k, (ev, t, _, _, qty, _, tick, _) in enumerate(firsts):
             kind = ev & KIND_MASK
-            t = tss[k]
-            n = sizes[k]
-            if kind == bbo and n <= 2:
+            n = ends_l[k] - starts_l[k]
+            if kind == DEPTH_BBO_EVENT and n <= 2:
                 if t <= now or (t < nd and t < ne):
                     if t > now:
                         now = t
@@ -189,13 +179,17 @@ class DetectorSet:
                 self._advance(t, book, out)
             elif kind == TRADE_EVENT and n == 1:
                 out = []
+                self._fill(t, 1 if ev & BUY_EVENT else -1, tick, qty, out)
+                if now <= t < nd and t < ne:  # nothing falls due, and the fill is not late (no sweep flush)
+                    now = t
+                    if out:
+                        found.append((k, out))
+                    continue
                 self._now = now
-                self._fill(t, 1 if ev & BUY_EVENT else -1, ticks[k], qtys[k], out)
                 self._advance(t, book, out)
             else:
                 self._now = now
-                s = starts[k]
-                out = self.on_batch(rows[s:s + n], book)
+                out = self.on_batch(rows[starts_l[k]:ends_l[k]], book)
             now, nd, ne = self._now, self._next_drain, self._next_eval
             if out:
                 found.append((k, out))
