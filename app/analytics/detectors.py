@@ -1,7 +1,9 @@
 """``DetectorSet``: runs every enabled detector on each applied batch of one instrument.
 
 The engine calls :meth:`DetectorSet.on_batch` once per batch, *after* the batch was applied to the
-book. Per batch the set does as little as it can (a quote batch costs a couple of scalar reads):
+book, or :meth:`DetectorSet.on_run` once for a stretch of quote/trade messages (a replay at full speed:
+the same detections after the same messages). Per batch the set does as little as it can (a quote
+batch costs a couple of scalar reads):
 
 * fills are appended to a small buffer and fed one by one to the sweep grouping (scalar work);
 * depth rows are diffed against a dense mirror of the sizes near mid (one vector op) and queued as a
