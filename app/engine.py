@@ -123,7 +123,8 @@ class _FeedSink:
 
     def on_batches(self, items: Sequence[tuple[str, np.ndarray, int | None]]) -> None:
         """Many messages in arrival order (a replay at full speed): each run of one symbol's messages is
-        applied with :meth:`MarketState.apply_many` (same results as one by one), emits in order."""
+        applied with :meth:`MarketState.apply_many` (same results as one by one), emits in order. An item
+        ``(symbol, rows, ends)`` with ``ends`` an array is several messages without update ids."""
         if self.detached:
             return
         n = len(items)
@@ -135,7 +136,7 @@ class _FeedSink:
                 j += 1
             market = self.markets.get(symbol)
             if market is None:
-                self._engine._orphan_batches += j - i
+                self._engine._orphan_batches += sum(len(u) if isinstance(u, np.ndarray) else 1 for *_, u in items[i:j])
             else:
                 emit = self._engine._emit
                 for out in market.apply_many([(batch, uid) for _, batch, uid in items[i:j]]):

@@ -29,6 +29,7 @@ from app.core.chartframe import ChartFrame
 from app.core.detection import Detection
 from app.core.events import (
     BUY_EVENT,
+    DEPTH_BBO_EVENT,
     DEPTH_CLEAR_EVENT,
     DEPTH_EVENT,
     DEPTH_SNAPSHOT_EVENT,
@@ -57,7 +58,8 @@ _KIND_BIT = [0] * 256
 for _i, _k in enumerate((DEPTH_EVENT, DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, TRADE_EVENT, GAP_EVENT,
                          MARK_PRICE_EVENT, FUNDING_EVENT, OPEN_INTEREST_EVENT)):
     _KIND_BIT[_k] = 1 << _i
-_OTHER_BIT = 1 << 8  # every other kind (BBO, liquidation …): ring only
+_KIND_BIT[DEPTH_BBO_EVENT] = 1 << 9  # quotes: ring (and the detectors' clock) only
+_OTHER_BIT = 1 << 8  # every other kind (liquidation …): ring only, liquidations kept
 for _k in range(256):
     _KIND_BIT[_k] = _KIND_BIT[_k] or _OTHER_BIT
 _SNAPSHOT_BIT = _KIND_BIT[DEPTH_SNAPSHOT_EVENT]
@@ -236,16 +238,22 @@ class MarketState:
                 self._to_ring(batch, n)
             return self._apply_one(batch, update_id, n)
 
-    def apply_many(self, items: Sequence[tuple[np.ndarray, int | None]]) -> list[Emit]:
+    def apply_many(self, items: Sequence[tuple[np.ndarray, Any]]) -> list[Emit]:
         """Apply a run of messages (a replay at full speed) under one lock: what ``apply`` on each would
         do, in order, with the same results (tops, book, detections, profile, footprint), and their
         emits in order. The ring takes the run's rows in one append: nothing reads the ring between
         the messages of a run (frames take the lock), and the profile/footprint flush rule is checked
         for the run as a whole before the append, so no unaggregated trade is ever overwritten.
+
+        An item is ``(batch, update_id)``, or ``(rows, ends)`` with ``ends`` an int array: several messages
+        without update ids, message k being ``rows[ends[k-1]:ends[k]]``. Consecutive messages that leave
+        the book alone (quotes and trades without an update id) are applied together by :meth:`_apply_run`.
         """
         out: list[Emit] = []
         with self._lock:
-            parts = [batch for batch, _ in items if len(batch)]
+            lengths = [len(batch) for batch, _ in items]
+            parts = [batch for (batch, _), n in zip(items, lengths, strict=True) if n]
+            rows = None
             if parts:
                 dtype = self.ring.dtype
                 if all((p.dtype is dtype or p.dtype == dtype) and p.ndim == 1 and p.flags.c_contiguous
@@ -256,14 +264,197 @@ class MarketState:
                 else:  # odd rows: one by one, so the ring judges (and refuses) each as apply would
                     for p in parts:
                         self._to_ring(p, len(p))
+            if rows is not None:
+                self._apply_items(items, lengths, rows, out)
+                return out
             apply_one = self._apply_one
-            for batch, update_id in items:
+            for batch, update_id in _messages(items):
                 n = len(batch)
                 if n == 0 and update_id is None:
                     continue
                 emit = apply_one(batch, update_id, n)
                 if emit is not None:
                     out.append(emit)
+        return out
+
+    def _apply_items(self, items: Sequence[tuple[np.ndarray, Any]], lengths: list[int], rows: np.ndarray,
+                     out: list[Emit]) -> None:
+        """The messages of ``apply_many`` (their rows joined in ``rows``, already in the ring): book
+        messages one by one, each stretch of quote/trade messages in one :meth:`_apply_run`."""
+        ends_l: list[int] = []  # per message: end row in `rows`, its item (-1: part of a run item), no id
+        item_l: list[int] = []
+        plain_l: list[bool] = []
+        off = 0
+        for i, ((_, uid), n) in enumerate(zip(items, lengths, strict=True)):
+            if uid is None:
+                if n:  # an empty message without an update id is no message at all
+                    ends_l.append(off + n)
+                    item_l.append(i)
+                    plain_l.append(True)
+            elif isinstance(uid, np.ndarray):
+                k = len(uid)
+                ends_l += (uid + off).tolist()
+                item_l += [-1] * k
+                plain_l += [True] * k
+            else:
+                ends_l.append(off + n)
+                item_l.append(i)
+                plain_l.append(False)
+            off += n
+        ends = np.array(ends_l, dtype=np.int64)
+        lens = np.diff(ends, prepend=0)
+        kinds = rows["ev"] & _KIND_MASK_U8
+        quote_or_trade = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum((kinds == DEPTH_BBO_EVENT) | (kinds == TRADE_EVENT), out=quote_or_trade[1:])
+        # a message of quote and trade rows only, no update id: it cannot touch the book or give a top
+        runnable = (quote_or_trade[ends] - quote_or_trade[ends - lens] == lens) & (lens > 0)
+        runnable &= np.array(plain_l, dtype=bool)
+        flags = np.zeros(len(ends) + 2, dtype=np.int8)
+        flags[1:-1] = runnable
+        edges = np.flatnonzero(np.diff(flags)).tolist()  # starts and stops of the stretches, alternating
+        i = 0
+        for a, b in zip(edges[0::2], edges[1::2], strict=True):
+            self._apply_each(items, item_l, ends_l, rows, i, a, out)
+            r0 = ends_l[a - 1] if a else 0
+            self._apply_run(rows[r0:ends_l[b - 1]], ends[a:b] - r0, out)
+            i = b
+        self._apply_each(items, item_l, ends_l, rows, i, len(ends_l), out)
+
+    def _apply_each(self, items: Sequence[tuple[np.ndarray, Any]], item_l: list[int], ends_l: list[int],
+                    rows: np.ndarray, a: int, b: int, out: list[Emit]) -> None:
+        """Messages ``a .. b-1`` of ``_apply_items`` one by one."""
+        apply_one = self._apply_one
+        for k in range(a, b):
+            i = item_l[k]
+            if i >= 0:
+                batch, update_id = items[i]
+            else:
+                batch, update_id = rows[ends_l[k - 1] if k else 0:ends_l[k]], None
+            n = len(batch)
+            if n == 0 and update_id is None:
+                continue
+            emit = apply_one(batch, update_id, n)
+            if emit is not None:
+                out.append(emit)
+
+    def _apply_run(self, rows: np.ndarray, ends: np.ndarray, out: list[Emit]) -> None:
+        """Messages of quote and trade rows only, no update ids (message ``k`` is ``rows[ends[k-1]:ends[k]]``;
+        lock held, rows in the ring): exactly what ``_apply_one`` on each does, in one step.
+
+        The book does not change across them, so the heatmap is sampled only where a message enters a
+        new column, the detectors take the run at once (``on_run``), and only the messages that give
+        detections, may hit a price alert or take a size snapshot are visited one by one.
+        """
+        m = len(ends)
+        last = rows[ends - 1]  # each message's last row: its clocks
+        exch = last["exch_ts"]
+        local = last["local_ts"]
+        self.messages += m
+        self.events += len(rows)
+        self.version += m
+        self._rate_count += m
+        self._sample_run(exch)
+        kinds = rows["ev"] & _KIND_MASK_U8
+        trade_rows = np.flatnonzero(kinds == TRADE_EVENT)
+        found = self._detect_run(rows, ends) if self._detect is not None else {}
+        alerter = self.alerts
+        price_hits = self._price_hits(alerter, rows, trade_rows, ends) if alerter is not None else set()
+        snaps = self._snapshot_messages(local)
+        visit = sorted({*found, *price_hits, *snaps}) if found or price_hits or snaps else ()
+        if visit:
+            exch_l, local_l = exch.tolist(), local.tolist()
+            no_book = self.book.best_bid_tick == NO_PRICE and self.book.best_ask_tick == NO_PRICE
+            for k in visit:
+                if no_book:  # the centre falls back on the last trade: as it was after message k
+                    self._set_last_trade(rows, trade_rows[trade_rows < ends[k]])
+                detections = found.get(k, ())
+                if detections:
+                    self._track(detections)
+                alerts: Sequence[Any] = ()
+                if alerter is not None and (detections or k in price_hits):
+                    batch = rows[int(ends[k - 1]) if k else 0:int(ends[k])]
+                    alerts = self._run_alerts(alerter, batch, detections, k in price_hits)
+                if k in snaps:
+                    self._take_snapshot(local_l[k])
+                if detections or alerts:
+                    out.append(Emit(None, None, detections, exch_l[k], local_l[k], alerts))
+        if len(trade_rows):
+            self._set_last_trade(rows, trade_rows)
+        self.last_exch_ts = int(exch[-1])
+        self.last_local_ts = int(local[-1])
+
+    def _set_last_trade(self, rows: np.ndarray, trade_rows: np.ndarray) -> None:
+        """The last-trade fields from the last of ``trade_rows`` (unchanged when there is none)."""
+        if len(trade_rows):
+            ev, _, _, _, qty, _, tick, _ = rows.item(int(trade_rows[-1]))
+            self.last_trade_tick = tick
+            self.last_trade_side = 1 if ev & BUY_EVENT else -1
+            self.last_trade_qty = qty
+
+    def _sample_run(self, exch: np.ndarray) -> None:
+        """``heatmap.sample`` before each message of a run, called only where it does something: where a
+        message's time passes every column seen so far (the book is the same for all of them)."""
+        hm, book, synced = self.heatmap, self.book, self.synced
+        if hm.open_col is not None and int(exch.max()) < (hm.open_col + 1) * hm.column_ns:
+            return  # every message inside the open column (the common case)
+        k0 = 0
+        if hm.open_col is None:
+            hm.sample(book, int(exch[0]), synced)
+            k0 = 1
+        cols = exch[k0:] // hm.column_ns
+        if not len(cols) or int(cols.max()) <= hm.open_col:  # type: ignore[operator]
+            return
+        before = np.empty_like(cols)  # the newest column seen before each message
+        before[0] = hm.open_col
+        np.maximum(np.maximum.accumulate(cols)[:-1], hm.open_col, out=before[1:])
+        for k in np.flatnonzero(cols > before).tolist():
+            hm.sample(book, int(exch[k0 + k]), synced)
+
+    def _detect_run(self, rows: np.ndarray, ends: np.ndarray) -> dict[int, Sequence[Detection]]:
+        """The detectors' findings per message of a run (``{k: detections}``); a detector bug is logged."""
+        on_run = getattr(self.detectors, "on_run", None)
+        try:
+            if on_run is not None:
+                return dict(on_run(rows, ends, self.book))
+            found: dict[int, Sequence[Detection]] = {}
+            start = 0
+            for k, end in enumerate(ends.tolist()):
+                detections = self._detect(rows[start:end], self.book)  # type: ignore[misc]
+                start = end
+                if detections:
+                    found[k] = detections
+            return found
+        except Exception:  # noqa: BLE001 - as in _run_detectors
+            self.analytics_errors += 1
+            if self.analytics_errors <= 3:
+                log.exception("%s: detectors failed on a run of messages", self.instrument.key)
+            return {}
+
+    @staticmethod
+    def _price_hits(alerter: Any, rows: np.ndarray, trade_rows: np.ndarray, ends: np.ndarray) -> set[int]:
+        """Messages of a run with a trade that could set off a price alert (others cannot: no check needed)."""
+        rules = alerter.price_rules
+        if not rules or not len(trade_rows):
+            return set()
+        ticks = rows["ival"][trade_rows]
+        hit = np.zeros(len(ticks), dtype=bool)
+        for r in rules:
+            hit |= ticks >= r.price_tick if r.direction == "up" else ticks <= r.price_tick
+        return set(np.searchsorted(ends, trade_rows[hit], side="right").tolist())
+
+    def _snapshot_messages(self, local: np.ndarray) -> list[int]:
+        """The messages of a run after which ``_apply_one`` would take a size snapshot."""
+        out: list[int] = []
+        due = self._next_snapshot_ts
+        k = 0
+        while k < len(local):
+            ge = local[k:] >= due
+            if not ge.any():
+                break
+            k += int(ge.argmax())
+            out.append(k)
+            due = int(local[k]) + SNAPSHOT_INTERVAL_NS
+            k += 1
         return out
 
     def _to_ring(self, rows: np.ndarray, n: int) -> None:
@@ -673,6 +864,20 @@ class MarketState:
         if a < b:
             out[a - lo_tick:b - lo_tick] = now_asc[a - lo_tick:b - lo_tick] - snap_qty[a - snap_lo:b - snap_lo]
         return out
+
+
+def _messages(items: Sequence[tuple[np.ndarray, Any]]) -> list[tuple[np.ndarray, int | None]]:
+    """``apply_many``'s items as one ``(batch, update_id)`` per message (run items cut at their ends)."""
+    out: list[tuple[np.ndarray, int | None]] = []
+    for batch, uid in items:
+        if isinstance(uid, np.ndarray):
+            start = 0
+            for end in uid.tolist():
+                out.append((batch[start:end], None))
+                start = end
+        else:
+            out.append((batch, uid))
+    return out
 
 
 def _group_desc(values_desc: np.ndarray, group: int) -> np.ndarray:

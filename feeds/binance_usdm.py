@@ -748,6 +748,10 @@ class BinanceUsdmProcessor:
         # pass 2: deliver in arrival order (anything unusual takes the one-message path, which reports it);
         # list() of a 2-D array makes every message's row view in C, cheaper than slicing one by one
         self.messages += m
+        on_message_run = getattr(self.sink, "on_message_run", None)
+        if on_message_run is not None and (quotes or trades) and len(instruments) == 1:
+            self._deliver_runs(plan, syms, envs, local_ns, raws, quotes, trades, depth, d_info, on_message_run)
+            return
         on_batch = self.sink.on_batch
         q_next = iter(zip(list(quotes[0].reshape(-1, 2)), quotes[1], strict=True)).__next__ if quotes else None
         t_next = iter(zip(list(trades[0].reshape(-1, 1)), trades[1], strict=True)).__next__ if trades else None
@@ -773,6 +777,54 @@ class BinanceUsdmProcessor:
                     continue
                 nd += 1
             self._on_payload(env.data, ts, raw)
+
+    def _deliver_runs(self, plan: list[int], syms: list[str], envs: Any, local_ns: Sequence[int],
+                      raws: Sequence[bytes] | Sequence[str], quotes: tuple | None, trades: tuple | None,
+                      depth: tuple | None, d_info: list[tuple], on_message_run: Callable) -> None:
+        """Pass 2 for a sink that takes message runs (one symbol): each stretch of usable bookTicker and
+        trade messages goes out as one ``on_message_run(symbol, rows, ends)`` (message k is
+        ``rows[ends[k-1]:ends[k]]``, the rows ``on_batch`` would get one by one); the rest as usual."""
+        kind = np.array(plan, dtype=np.int8)
+        is_q, is_t = kind == 1, kind == 2
+        good = np.zeros(len(plan), dtype=bool)  # a usable quote or trade: part of a run
+        if quotes:
+            good[is_q] = quotes[1]
+        if trades:
+            good[is_t] = trades[1]
+        # rows of every usable message in arrival order, gathered in one go: quote j is rows 2j, 2j+1 of
+        # rows_all, trade j is row t_base + j (rows_all: the quote rows, then the trade rows)
+        parts = [x[0].view(np.int64).reshape(-1, 8) for x in (quotes, trades) if x is not None]
+        rows_all = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        t_base = len(quotes[0]) if quotes else 0
+        first = np.where(is_q, 2 * (np.cumsum(is_q) - 1), t_base + np.cumsum(is_t) - 1)[good]
+        size = np.where(is_q, 2, 1)[good]
+        ends = np.cumsum(size)
+        rows = rows_all[np.repeat(first - (ends - size), size) + np.arange(int(ends[-1]) if len(ends) else 0)]
+        rows = rows.view(EVENT_DTYPE).reshape(-1)
+        flags = np.zeros(len(plan) + 2, dtype=np.int8)
+        flags[1:-1] = good
+        edges = np.flatnonzero(np.diff(flags)).tolist()  # starts and stops of the runs, alternating
+        d_index = (np.cumsum(kind == 3) - 1).tolist()  # each message's place among the depth diffs
+        g_before = 0  # usable messages before the current run
+        i = 0
+        for a, b in (*zip(edges[0::2], edges[1::2], strict=True), (len(plan), len(plan))):
+            for k in range(i, a):  # the messages between two runs, one by one
+                env = envs[k]
+                if plan[k] == 3:
+                    nd = d_index[k]
+                    if depth is not None and depth[1][nd]:
+                        d = env.data
+                        info = d_info[nd]
+                        diff = DepthDiff(d.U, d.u, d.pu, info[3], info[4], depth[0][depth[2][nd] : depth[2][nd + 1]])
+                        self._on_diff(syms[k], diff, raws[k])
+                        continue
+                self._on_payload(env.data, local_ns[k], raws[k])
+            if b > a:
+                g_after = g_before + b - a
+                r0 = int(ends[g_before - 1]) if g_before else 0
+                on_message_run(syms[a], rows[r0:int(ends[g_after - 1])], ends[g_before:g_after] - r0)
+                g_before = g_after
+            i = b
 
     def on_rest(self, path: str, body: str | bytes, local_ns: int) -> None:
         """A REST response for ``path`` (``/fapi/v1/depth?symbol=..`` or ``/fapi/v1/openInterest?..``)."""
@@ -911,6 +963,10 @@ class _RunBuffer:
 
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         self.items.append((symbol, batch, update_id))
+
+    def on_message_run(self, symbol: str, rows: np.ndarray, ends: np.ndarray) -> None:
+        """Several messages without update ids in one item: ``(symbol, rows, ends)``, ``ends`` an array."""
+        self.items.append((symbol, rows, ends))
 
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
         self.flush()

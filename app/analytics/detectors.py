@@ -1,7 +1,9 @@
 """``DetectorSet``: runs every enabled detector on each applied batch of one instrument.
 
 The engine calls :meth:`DetectorSet.on_batch` once per batch, *after* the batch was applied to the
-book. Per batch the set does as little as it can (a quote batch costs a couple of scalar reads):
+book, or :meth:`DetectorSet.on_run` once for a stretch of quote/trade messages (a replay at full speed:
+the same detections after the same messages). Per batch the set does as little as it can (a quote
+batch costs a couple of scalar reads):
 
 * fills are appended to a small buffer and fed one by one to the sweep grouping (scalar work);
 * depth rows are diffed against a dense mirror of the sizes near mid (one vector op) and queued as a
@@ -16,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -146,6 +149,57 @@ class DetectorSet:
                     depth = batch[kinds == DEPTH_EVENT]
                     if len(depth):
                         self._depth(depth, ts, book, out)
+        self._advance(ts, book, out)
+        return out
+
+    def on_run(self, rows: np.ndarray, ends: Sequence[int], book: Any) -> list[tuple[int, list[Detection]]]:
+        """``on_batch`` on each message of a run of messages that leave the book as it is (quotes, trades),
+        for the cost of the few that do something.
+
+        Message ``k`` is ``rows[ends[k - 1]:ends[k]]`` (``ends`` ascending, the last one ``len(rows)``); ``book``
+        is the book they all saw. Returns ``(k, detections)`` for the messages that gave some, in order.
+        A quote message (one or two BBO rows) only moves the clock unless it crosses a drain or evaluation
+        time; a one-row trade is a fill; any other message goes through ``on_batch`` itself.
+        """
+        ends_l = np.asarray(ends, dtype=np.int64).tolist()
+        if not ends_l:
+            return []
+        starts_l = [0, *ends_l[:-1]]
+        firsts = rows[starts_l].tolist()  # each message's first row as a tuple: one call for the run
+        found: list[tuple[int, list[Detection]]] = []
+        now, nd, ne = self._now, self._next_drain, self._next_eval
+        for k, (ev, t, _, _, qty, _, tick, _) in enumerate(firsts):
+            kind = ev & KIND_MASK
+            n = ends_l[k] - starts_l[k]
+            if kind == DEPTH_BBO_EVENT and n <= 2:
+                if t <= now or (t < nd and t < ne):
+                    if t > now:
+                        now = t
+                    continue
+                out: list[Detection] = []
+                self._now = now
+                self._advance(t, book, out)
+            elif kind == TRADE_EVENT and n == 1:
+                out = []
+                self._fill(t, 1 if ev & BUY_EVENT else -1, tick, qty, out)
+                if now <= t < nd and t < ne:  # nothing falls due, and the fill is not late (no sweep flush)
+                    now = t
+                    if out:
+                        found.append((k, out))
+                    continue
+                self._now = now
+                self._advance(t, book, out)
+            else:
+                self._now = now
+                out = self.on_batch(rows[starts_l[k]:ends_l[k]], book)
+            now, nd, ne = self._now, self._next_drain, self._next_eval
+            if out:
+                found.append((k, out))
+        self._now = now
+        return found
+
+    def _advance(self, ts: int, book: Any, out: list[Detection]) -> None:
+        """After a message: move the clock to ``ts`` and do what falls due (sweep, windows, evaluation)."""
         if ts > self._now:
             self._now = ts
         now = self._now
@@ -162,7 +216,6 @@ class DetectorSet:
         if now >= self._next_eval:
             self._next_eval = now + self.eval_ns
             self._evaluate(now, book, out)
-        return out
 
     def close_all(self, exch_ts: int) -> list[Detection]:
         """End of stream: process what is queued and close every open detection."""
