@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -186,3 +186,21 @@ def rest_line(path: str, body: str) -> str:
 # still has to send: after a burst that is many seconds (websockets waits 10 s by default) while
 # Engine.stop gives its feeds 5 s. One second, then the connection is dropped.
 CLOSE_TIMEOUT_S = 1.0
+
+# Frames of a backlog handled as one run through the processor's bulk path: long enough to amortise it,
+# short enough that one run holds the market's lock for a few ms at most.
+RUN_MAX = 256
+
+
+def message_queued(ws: Any) -> bool:
+    """True when ``ws`` (a websockets asyncio connection) already holds a whole received message, so the
+    next receive returns it without waiting (and without yielding to the event loop); False when unsure.
+
+    A feed uses this to gather a backlog (a burst) into runs, and to handle a lone message at once.
+    It reads websockets' receive queue (``recv_messages.frames``); tests pin that it still exists.
+    """
+    try:
+        frames = ws.recv_messages.frames.queue
+    except AttributeError:
+        return False
+    return any(frame.fin for frame in frames)
