@@ -11,7 +11,15 @@ from PySide6.QtCore import QObject, Signal
 
 import app.bridge as bridge_module
 from app.analytics.alerts import Alert
-from app.bridge import CATCH_UP_HOLD_S, CATCH_UP_HZ, Bridge, LevelAlerts, RuleMatcher, TransitWatch
+from app.bridge import (
+    CATCH_UP_HOLD_S,
+    CATCH_UP_HZ,
+    EXIT_WINDOW_S,
+    Bridge,
+    LevelAlerts,
+    RuleMatcher,
+    TransitWatch,
+)
 from app.core.detection import Detection
 from app.settings import Settings
 from widgets.alerts import RuleSpec
@@ -275,5 +283,9 @@ def test_desk_paints_slower_while_the_engine_catches_up(desk, monkeypatch):
     assert "catching up" in window.statusBar().currentMessage()
     show(10, 150)  # better, not yet caught up
     assert bridge.catching_up
-    show(11, 10)
+    show(11, 10)  # one frame on time (its newest message from a quiet stream) is not caught up yet...
+    assert bridge.catching_up
+    later = real_monotonic() + CATCH_UP_HOLD_S + EXIT_WINDOW_S + 0.2
+    monkeypatch.setattr(bridge_module.time, "monotonic", lambda: later)
+    show(12, 10)  # ...on time for a whole exit window is
     assert not bridge.catching_up and bridge.frame_clock.interval() == full
