@@ -38,11 +38,14 @@ from feeds.base import CONNECTING, DISCONNECTED, LIVE, RESYNCING, STOPPED, SYNCI
 from feeds.common import (
     CLOSE_TIMEOUT_S,
     MS,
+    RUN_MAX,
     FeedError,
+    RunSink,
     SyncBatch,
     decode_levels,
     gap_batch,
     levels_to_rows,
+    message_queued,
     parse_rest_line,
     rest_line,
     rows,
@@ -540,6 +543,54 @@ class BybitLinearFeed:
         sink.on_raw(time.time_ns(), rest_line(path, body))
         return parse_instruments_info(body, symbol)
 
+    async def _pump(self, ws: Any, sink: FeedSink) -> None:
+        """Frames into the processor until the connection ends: a lone frame at once, a backlog (frames
+        already received, a burst) as runs whose batches the engine applies together (``on_batches``).
+
+        A run is gathered only while the next frame is already queued, so the receive never waits and
+        nothing else on the loop runs in between: the order of everything is the one frame by frame.
+        Whatever was recorded (``on_raw``) is processed, even when the connection ends or is cancelled.
+        """
+        proc = self._proc
+        assert proc is not None
+        raws: list[str] = []
+        stamps: list[int] = []
+        try:
+            async for raw in ws:
+                local_ns = time.time_ns()
+                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+                sink.on_raw(local_ns, text)
+                raws.append(text)
+                stamps.append(local_ns)
+                if len(raws) < RUN_MAX and message_queued(ws):
+                    continue
+                run, times, raws, stamps = raws, stamps, [], []  # handed over: never processed twice
+                self._process(run, times)
+                for sym in proc.resubscribes_wanted():
+                    proc.syncs[sym].needs_resubscribe = False
+                    book_topic = [f"orderbook.{self.depth}.{sym}"]
+                    await self._send(ws, "unsubscribe", book_topic)
+                    await self._send(ws, "subscribe", book_topic)
+        finally:
+            if raws:
+                self._process(raws, stamps)
+
+    def _process(self, raws: list[str], stamps: list[int]) -> None:
+        proc = self._proc
+        assert proc is not None
+        sink = proc.sink
+        if len(raws) == 1 or not hasattr(sink, "on_batches"):
+            for raw, local_ns in zip(raws, stamps, strict=True):
+                proc.on_line(raw, local_ns)
+            return
+        proc.sink = run = RunSink(sink)
+        try:
+            for raw, local_ns in zip(raws, stamps, strict=True):
+                proc.on_line(raw, local_ns)
+        finally:
+            proc.sink = sink
+            run.flush()
+
     async def _send(self, ws: Any, op: str, topics: list[str]) -> None:
         step = self.topics_per_request
         for k in range(0, len(topics), step):
@@ -574,19 +625,11 @@ class BybitLinearFeed:
                     pinger = asyncio.create_task(self._pinger(ws))
                     opened = time.monotonic()
                     try:
-                        async for raw in ws:
-                            local_ns = time.time_ns()
-                            sink.on_raw(local_ns, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
-                            proc.on_line(raw, local_ns)
-                            for sym in proc.resubscribes_wanted():
-                                proc.syncs[sym].needs_resubscribe = False
-                                book_topic = [f"orderbook.{self.depth}.{sym}"]
-                                await self._send(ws, "unsubscribe", book_topic)
-                                await self._send(ws, "subscribe", book_topic)
-                            if attempts > 1 and time.monotonic() - opened > 5.0:
-                                backoff.reset()
+                        await self._pump(ws, sink)
                     finally:
                         pinger.cancel()
+                        if attempts > 1 and time.monotonic() - opened > 5.0:
+                            backoff.reset()  # the connection held: next drop starts from base delay
                 reason = "connection closed by the server"
             except TimeoutError:
                 reason = "connect timed out"

@@ -204,3 +204,36 @@ def message_queued(ws: Any) -> bool:
     except AttributeError:
         return False
     return any(frame.fin for frame in frames)
+
+
+class RunSink:
+    """Stands in for a sink while a run of frames is processed: ``on_batch`` calls are collected and
+    handed to the sink's ``on_batches`` (the engine applies them as one run); any other call flushes
+    first, so the sink sees everything in the order frame by frame would give."""
+
+    __slots__ = ("sink", "items")
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.items: list[tuple[str, np.ndarray, int | None]] = []
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        self.items.append((symbol, batch, update_id))
+
+    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
+        self.flush()
+        self.sink.on_status(symbol, state, reason)
+
+    def on_instrument(self, instrument: Instrument) -> None:
+        self.flush()
+        self.sink.on_instrument(instrument)
+
+    def on_raw(self, local_ns: int, raw: str) -> None:
+        self.flush()
+        self.sink.on_raw(local_ns, raw)
+
+    def flush(self) -> None:
+        """Hand what was collected to the sink."""
+        if self.items:
+            items, self.items = self.items, []
+            self.sink.on_batches(items)
