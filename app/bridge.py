@@ -33,8 +33,8 @@ SLOW_HZ = 1.0
 # (a burst). The desk then paints less often, so the engine thread gets the GIL the painting took.
 CATCH_UP_ENTER_MS = 200.0
 CATCH_UP_EXIT_MS = 80.0
-CATCH_UP_HZ = 4.0
-CATCH_UP_CHART_S = 0.5  # while catching up the chart docks redraw at most this often
+CATCH_UP_HZ = 6.0
+CATCH_UP_CHART_S = 1.0  # while catching up the chart docks redraw at most this often
 CATCH_UP_HOLD_S = 0.3  # late for this long, not one hiccup (a stalled machine, a snapshot's buffered diffs)
 # A frame's newest message may come from a quieter connection that is not behind (trades while the depth
 # stream queues up): judge by the latest of the recent frames, over a short window to go in and a longer

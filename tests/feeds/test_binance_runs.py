@@ -31,8 +31,8 @@ def lines(btc_capture: Path) -> list[tuple[int, str]]:
 
 
 class Recorder:
-    """Every sink call in order; batches as bytes. With ``on_batches`` (like the engine) the bulk path
-    hands runs, which are flattened: the order of batches must be the same either way."""
+    """Every sink call in order; batches as bytes (no ``on_batches``: the bulk path makes the per-message
+    calls, compared here; the engine's run path is compared in test_engine_results_equal_frame_by_frame)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
@@ -40,10 +40,6 @@ class Recorder:
 
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         self.calls.append(("batch", symbol, batch.tobytes(), update_id))
-
-    def on_batches(self, items) -> None:  # noqa: ANN001
-        for symbol, batch, update_id in items:
-            self.on_batch(symbol, batch, update_id)
 
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
         self.calls.append(("status", symbol, state, reason))
