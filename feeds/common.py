@@ -203,7 +203,9 @@ def message_queued(ws: Any) -> bool:
         frames = ws.recv_messages.frames.queue
     except AttributeError:
         return False
-    return any(frame.fin for frame in frames)
+    if not frames:
+        return False
+    return frames[0].fin or any(frame.fin for frame in frames)  # a fragmented message is rare
 
 
 class RunSink:

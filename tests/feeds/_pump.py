@@ -23,6 +23,12 @@ class FakeWS:
     def __iter__(self):  # noqa: ANN204 - the receive queue message_queued looks at: the chunk's rest
         return iter([SimpleNamespace(fin=True)] * self._left_in_chunk)
 
+    def __len__(self) -> int:
+        return self._left_in_chunk
+
+    def __getitem__(self, i: int) -> SimpleNamespace:
+        return list(self)[i]
+
     async def __aiter__(self):  # noqa: ANN204
         for chunk in self.chunks:
             if self.on_wait is not None:

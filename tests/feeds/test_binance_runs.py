@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import itertools
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -174,3 +175,17 @@ def test_message_queued_reads_the_websockets_receive_queue() -> None:
 
     asyncio.run(main())
     assert not message_queued(object())  # not a websockets connection: never claims a queued message
+
+
+def test_message_queued_needs_a_whole_message() -> None:
+    """A message's first fragments alone would make the receive wait: not queued until its last one."""
+    from collections import deque
+
+    def ws(*fins: bool) -> SimpleNamespace:
+        frames = deque(SimpleNamespace(fin=f) for f in fins)
+        return SimpleNamespace(recv_messages=SimpleNamespace(frames=SimpleNamespace(queue=frames)))
+
+    assert not message_queued(ws())
+    assert message_queued(ws(True)) and message_queued(ws(True, False))
+    assert not message_queued(ws(False)) and not message_queued(ws(False, False))
+    assert message_queued(ws(False, True))
