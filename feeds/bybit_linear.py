@@ -549,7 +549,7 @@ class BybitLinearFeed:
 
         A run is gathered only while the next frame is already queued, so the receive never waits and
         nothing else on the loop runs in between: the order of everything is the one frame by frame.
-        Whatever was recorded (``on_raw``) is processed, even when the connection ends or is cancelled.
+        Whatever was received is recorded and processed, even when the connection ends or is cancelled.
         """
         proc = self._proc
         assert proc is not None
@@ -557,15 +557,12 @@ class BybitLinearFeed:
         stamps: list[int] = []
         try:
             async for raw in ws:
-                local_ns = time.time_ns()
-                text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-                sink.on_raw(local_ns, text)
-                raws.append(text)
-                stamps.append(local_ns)
+                stamps.append(time.time_ns())
+                raws.append(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
                 if len(raws) < RUN_MAX and message_queued(ws):
                     continue
                 run, times, raws, stamps = raws, stamps, [], []  # handed over: never processed twice
-                self._process(run, times)
+                self._process(sink, run, times)
                 for sym in proc.resubscribes_wanted():
                     proc.syncs[sym].needs_resubscribe = False
                     book_topic = [f"orderbook.{self.depth}.{sym}"]
@@ -573,23 +570,25 @@ class BybitLinearFeed:
                     await self._send(ws, "subscribe", book_topic)
         finally:
             if raws:
-                self._process(raws, stamps)
+                self._process(sink, raws, stamps)
 
-    def _process(self, raws: list[str], stamps: list[int]) -> None:
+    def _process(self, sink: FeedSink, raws: list[str], stamps: list[int]) -> None:
+        """Each frame recorded (``on_raw``) then processed, as one by one; for a sink that takes runs
+        (``on_batches``: the engine) the run's batches are handed over together at its end."""
         proc = self._proc
         assert proc is not None
-        sink = proc.sink
-        if len(raws) == 1 or not hasattr(sink, "on_batches"):
-            for raw, local_ns in zip(raws, stamps, strict=True):
-                proc.on_line(raw, local_ns)
-            return
-        proc.sink = run = RunSink(sink)
+        batches = proc.sink
+        run = RunSink(batches) if len(raws) > 1 and hasattr(batches, "on_batches") else None
+        if run is not None:
+            proc.sink = run
         try:
             for raw, local_ns in zip(raws, stamps, strict=True):
+                sink.on_raw(local_ns, raw)
                 proc.on_line(raw, local_ns)
         finally:
-            proc.sink = sink
-            run.flush()
+            if run is not None:
+                proc.sink = batches
+                run.flush()
 
     async def _send(self, ws: Any, op: str, topics: list[str]) -> None:
         step = self.topics_per_request

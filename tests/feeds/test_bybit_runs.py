@@ -12,6 +12,7 @@ import pytest
 
 from app.core.instrument import Instrument
 from app.engine import Engine, _FeedSink
+from feeds.base import FeedSink
 from feeds.bybit_linear import BybitLinearFeed, BybitLinearProcessor, parse_instruments_info
 from feeds.common import RUN_MAX
 from tests.feeds._pump import FakeWS, chunked
@@ -89,9 +90,9 @@ def pump_feed(sink: CountingSink, inst: Instrument) -> tuple[BybitLinearFeed, li
     runs: list[int] = []
     process = feed._process
 
-    def spy(raws: list[str], stamps: list[int]) -> None:
+    def spy(to: FeedSink, raws: list[str], stamps: list[int]) -> None:
         runs.append(len(raws))
-        process(raws, stamps)
+        process(to, raws, stamps)
 
     feed._process = spy  # type: ignore[method-assign]
     return feed, runs, sink.applied
