@@ -31,10 +31,16 @@ FRAME_HZ = 60.0
 SLOW_HZ = 1.0
 # Catch-up: when the data being applied arrives this much later than usual, the engine is behind its feed
 # (a burst). The desk then paints less often, so the engine thread gets the GIL the painting took.
-CATCH_UP_ENTER_MS = 250.0
+CATCH_UP_ENTER_MS = 200.0
 CATCH_UP_EXIT_MS = 80.0
-CATCH_UP_HZ = 15.0
-CATCH_UP_HOLD_S = 0.5  # late for this long, not one hiccup (a stalled machine, a snapshot's buffered diffs)
+CATCH_UP_HZ = 6.0
+CATCH_UP_CHART_S = 1.0  # while catching up the chart docks redraw at most this often
+CATCH_UP_HOLD_S = 0.3  # late for this long, not one hiccup (a stalled machine, a snapshot's buffered diffs)
+# A frame's newest message may come from a quieter connection that is not behind (trades while the depth
+# stream queues up): judge by the latest of the recent frames, over a short window to go in and a longer
+# one to come out, so the clock does not flap between the two rates.
+ENTER_WINDOW_S = 0.3
+EXIT_WINDOW_S = 1.0
 TRANSIT_WINDOW_S = 30  # the usual delay is the smallest seen over this many seconds
 LADDER_MARGIN_ROWS = 4  # rows fetched beyond the visible ones (cumulative depth, quick scroll)
 WATCH_MAX_ROWS = 20_000  # ±0.5 % of a high-priced, fine-tick contract can be thousands of ticks
@@ -201,6 +207,7 @@ class TransitWatch:
         self._second: int | None = None
         self._current = float("inf")
         self.behind_ms = 0.0
+        self._recent: deque[tuple[float, float]] = deque()  # (now_s, behind ms) of the last EXIT_WINDOW_S
 
     def note(self, exch_ts: int, local_ts: int, now_s: float) -> float:
         """One applied message's exchange and receive times (ns); returns how far behind it was, ms."""
@@ -216,7 +223,15 @@ class TransitWatch:
             self._current = transit
         floor = min(self._current, min(self._minima, default=transit))
         self.behind_ms = max(0.0, transit - floor)
+        recent = self._recent
+        recent.append((now_s, self.behind_ms))
+        while recent and recent[0][0] < now_s - EXIT_WINDOW_S:
+            recent.popleft()
         return self.behind_ms
+
+    def worst_ms(self, window_s: float, now_s: float) -> float:
+        """The most behind any message noted in the last ``window_s`` seconds was (0 when none)."""
+        return max((b for t, b in self._recent if t >= now_s - window_s), default=0.0)
 
 
 class FramePrefetcher(PullThread):
@@ -339,6 +354,7 @@ class Bridge(QObject):
         self.catching_up = False
         self.catch_ups = 0  # times the desk went into catch-up
         self._late_since: float | None = None
+        self._charts_at = 0.0  # when the chart docks last got a frame
         self.frame_clock.timeout.connect(self._on_frame_clock)
         self.slow_clock = QTimer(self)
         self.slow_clock.setInterval(int(1000 / SLOW_HZ))
@@ -485,7 +501,8 @@ class Bridge(QObject):
     def _show(self, view_key: tuple[Any, ...], frame: Frame) -> None:
         if self.transit is not None:
             now = time.monotonic()
-            self._pace(self.transit.note(frame.exch_ts, frame.local_ts, now), now)
+            self.transit.note(frame.exch_ts, frame.local_ts, now)
+            self._pace(now)
         self._last_key = view_key
         self.window.show_frame(frame)
         self.frames_shown += 1
@@ -501,6 +518,10 @@ class Bridge(QObject):
         puller = self.chart_puller
         if charts is None or puller is None or self.active is None or not charts.visible():
             return
+        now = time.monotonic()
+        if self.catching_up and now - self._charts_at < CATCH_UP_CHART_S:
+            return  # shed: the GIL the chart redraws take goes to the engine until it caught up
+        self._charts_at = now
         puller.request(self.active, charts.wanted_leaders())
         if not puller.running:
             puller.pull_once()  # tests and engines without the thread: pull in line
@@ -517,11 +538,12 @@ class Bridge(QObject):
         if self.window is not None:
             self.window.add_alert(record, sound=rule.sound)
 
-    def _pace(self, behind_ms: float, now: float | None = None) -> None:
-        """Paint at CATCH_UP_HZ while the engine is behind its feed, at the full rate again once it caught up."""
-        now = time.monotonic() if now is None else now
+    def _pace(self, now: float) -> None:
+        """Paint at CATCH_UP_HZ (charts at 1/CATCH_UP_CHART_S) while the engine is behind its feed, at the
+        full rate again once it caught up."""
+        assert self.transit is not None
         if not self.catching_up:
-            if behind_ms <= CATCH_UP_ENTER_MS:
+            if self.transit.worst_ms(ENTER_WINDOW_S, now) <= CATCH_UP_ENTER_MS:
                 self._late_since = None
             elif self._late_since is None:
                 self._late_since = now
@@ -529,7 +551,7 @@ class Bridge(QObject):
                 self.catching_up = True
                 self.catch_ups += 1
                 self.frame_clock.setInterval(max(self._frame_ms, int(1000.0 / CATCH_UP_HZ)))
-        elif behind_ms < CATCH_UP_EXIT_MS:
+        elif self.transit.worst_ms(EXIT_WINDOW_S, now) < CATCH_UP_EXIT_MS:
             self._late_since = None
             self.catching_up = False
             self.frame_clock.setInterval(self._frame_ms)
@@ -567,8 +589,8 @@ class Bridge(QObject):
                             leader_series(series, self.active, charts.wanted_leaders()))
         if self.catching_up and self.transit is not None and hasattr(self.window, "statusBar"):
             self.window.statusBar().showMessage(
-                f"catching up: data arriving {self.transit.behind_ms:,.0f} ms late, painting at {CATCH_UP_HZ:.0f} Hz",
-                1500)
+                f"catching up: data arriving {self.transit.worst_ms(EXIT_WINDOW_S, time.monotonic()):,.0f} ms late,"
+                f" painting at {CATCH_UP_HZ:.0f} Hz, charts at {1 / CATCH_UP_CHART_S:.0f} Hz", 1500)
 
     # ----------------------------------------------------------------- engine thread -> signals
     def _listen_status(self, venue: str, symbol: str, state: str, reason: str) -> None:

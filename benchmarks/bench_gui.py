@@ -151,6 +151,20 @@ class _SchedStat:
         return int(cpu), int(runq)
 
 
+def _thread_cpu_s() -> dict[str, float]:
+    """On-CPU seconds of each of this process's threads by name (Linux schedstat; {} elsewhere)."""
+    import threading
+
+    out: dict[str, float] = {}
+    for t in threading.enumerate():
+        try:
+            cpu = int(Path(f"/proc/self/task/{t.native_id}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[t.name] = cpu / 1e9
+    return out
+
+
 def _process_age_s() -> float:
     """Seconds since this process started (imports included); NaN where /proc does not say."""
     try:
@@ -562,6 +576,7 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         return [wire.per_second.get(s, 0) for s in range(first, last)]
 
     stop_error = ""
+    burst_cpu: dict[str, float] = {}
     catch_ups_steady = 0
     steady_causes: dict[str, float] = {}
     burst_causes: dict[str, float] = {}
@@ -599,8 +614,11 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         received_before = wire.frames
         catch_ups_steady = bridge.catch_ups  # since start-up: none is expected at the steady rate
         load.set_rate(BURST_RATE * scale)
+        cpu_before = _thread_cpu_s()
         spin(burst_s)
         burst_received = wire.frames - received_before
+        cpu_after = _thread_cpu_s()
+        burst_cpu = {name: round((cpu_after[name] - cpu_before.get(name, 0.0)) / burst_s, 2) for name in cpu_after}
         load.set_rate(STEADY_RATE * scale)
         t_end = time.monotonic()
         burst_achieved = burst_received / (t_end - t_burst)
@@ -698,7 +716,12 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         BenchResult("gui.burst_block_ms_max", round(block_ms, 1), "ms",
                     extra={**extra, "burst_rate": BURST_RATE, "burst_achieved_rate": round(burst_achieved),
                            "burst_delivered_per_s": burst_seconds, "burst_s": burst_s,
-                           "burst_block": burst_causes, "catch_ups": bridge.catch_ups - catch_ups_steady,
+                           "burst_block": burst_causes, "burst_cpu_share": burst_cpu,
+                           # what the engine applies per second of its own CPU: a figure less at the mercy
+                           # of the machine's other load than the achieved rate and the recovery time
+                           "burst_msgs_per_engine_cpu_s": round(burst_achieved / burst_cpu["depthdesk-engine"])
+                           if burst_cpu.get("depthdesk-engine") else None,
+                           "catch_ups": bridge.catch_ups - catch_ups_steady,
                            "catch_ups_before_burst": catch_ups_steady,
                            "catch_up_on": bridge.transit is not None,
                            "burst_lag_ms_max": round(burst_lag_max, 1),

@@ -38,11 +38,14 @@ from feeds.base import CONNECTING, DISCONNECTED, LIVE, RESYNCING, STOPPED, SYNCI
 from feeds.common import (
     CLOSE_TIMEOUT_S,
     MS,
+    RUN_MAX,
     FeedError,
+    RunSink,
     SyncBatch,
     decode_levels,
     gap_batch,
     levels_to_rows,
+    message_queued,
     parse_rest_line,
     rest_line,
     rows,
@@ -540,6 +543,53 @@ class BybitLinearFeed:
         sink.on_raw(time.time_ns(), rest_line(path, body))
         return parse_instruments_info(body, symbol)
 
+    async def _pump(self, ws: Any, sink: FeedSink) -> None:
+        """Frames into the processor until the connection ends: a lone frame at once, a backlog (frames
+        already received, a burst) as runs whose batches the engine applies together (``on_batches``).
+
+        A run is gathered only while the next frame is already queued, so the receive never waits and
+        nothing else on the loop runs in between: the order of everything is the one frame by frame.
+        Whatever was received is recorded and processed, even when the connection ends or is cancelled.
+        """
+        proc = self._proc
+        assert proc is not None
+        raws: list[str] = []
+        stamps: list[int] = []
+        try:
+            async for raw in ws:
+                stamps.append(time.time_ns())
+                raws.append(raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
+                if len(raws) < RUN_MAX and message_queued(ws):
+                    continue
+                run, times, raws, stamps = raws, stamps, [], []  # handed over: never processed twice
+                self._process(sink, run, times)
+                for sym in proc.resubscribes_wanted():
+                    proc.syncs[sym].needs_resubscribe = False
+                    book_topic = [f"orderbook.{self.depth}.{sym}"]
+                    await self._send(ws, "unsubscribe", book_topic)
+                    await self._send(ws, "subscribe", book_topic)
+        finally:
+            if raws:
+                self._process(sink, raws, stamps)
+
+    def _process(self, sink: FeedSink, raws: list[str], stamps: list[int]) -> None:
+        """Each frame recorded (``on_raw``) then processed, as one by one; for a sink that takes runs
+        (``on_batches``: the engine) the run's batches are handed over together at its end."""
+        proc = self._proc
+        assert proc is not None
+        batches = proc.sink
+        run = RunSink(batches) if len(raws) > 1 and hasattr(batches, "on_batches") else None
+        if run is not None:
+            proc.sink = run
+        try:
+            for raw, local_ns in zip(raws, stamps, strict=True):
+                sink.on_raw(local_ns, raw)
+                proc.on_line(raw, local_ns)
+        finally:
+            if run is not None:
+                proc.sink = batches
+                run.flush()
+
     async def _send(self, ws: Any, op: str, topics: list[str]) -> None:
         step = self.topics_per_request
         for k in range(0, len(topics), step):
@@ -574,19 +624,11 @@ class BybitLinearFeed:
                     pinger = asyncio.create_task(self._pinger(ws))
                     opened = time.monotonic()
                     try:
-                        async for raw in ws:
-                            local_ns = time.time_ns()
-                            sink.on_raw(local_ns, raw if isinstance(raw, str) else raw.decode("utf-8", "replace"))
-                            proc.on_line(raw, local_ns)
-                            for sym in proc.resubscribes_wanted():
-                                proc.syncs[sym].needs_resubscribe = False
-                                book_topic = [f"orderbook.{self.depth}.{sym}"]
-                                await self._send(ws, "unsubscribe", book_topic)
-                                await self._send(ws, "subscribe", book_topic)
-                            if attempts > 1 and time.monotonic() - opened > 5.0:
-                                backoff.reset()
+                        await self._pump(ws, sink)
                     finally:
                         pinger.cancel()
+                        if attempts > 1 and time.monotonic() - opened > 5.0:
+                            backoff.reset()  # the connection held: next drop starts from base delay
                 reason = "connection closed by the server"
             except TimeoutError:
                 reason = "connect timed out"

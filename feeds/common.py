@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -186,3 +186,56 @@ def rest_line(path: str, body: str) -> str:
 # still has to send: after a burst that is many seconds (websockets waits 10 s by default) while
 # Engine.stop gives its feeds 5 s. One second, then the connection is dropped.
 CLOSE_TIMEOUT_S = 1.0
+
+# Frames of a backlog handled as one run through the processor's bulk path: long enough to amortise it,
+# short enough that one run holds the market's lock for a few ms at most.
+RUN_MAX = 256
+
+
+def message_queued(ws: Any) -> bool:
+    """True when ``ws`` (a websockets asyncio connection) already holds a whole received message, so the
+    next receive returns it without waiting (and without yielding to the event loop); False when unsure.
+
+    A feed uses this to gather a backlog (a burst) into runs, and to handle a lone message at once.
+    It reads websockets' receive queue (``recv_messages.frames``); tests pin that it still exists.
+    """
+    try:
+        frames = ws.recv_messages.frames.queue
+    except AttributeError:
+        return False
+    if not frames:
+        return False
+    return frames[0].fin or any(frame.fin for frame in frames)  # a fragmented message is rare
+
+
+class RunSink:
+    """Stands in for a sink while a run of frames is processed: ``on_batch`` calls are collected and
+    handed to the sink's ``on_batches`` (the engine applies them as one run); any other call flushes
+    first, so the sink sees everything in the order frame by frame would give."""
+
+    __slots__ = ("sink", "items")
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.items: list[tuple[str, np.ndarray, int | None]] = []
+
+    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
+        self.items.append((symbol, batch, update_id))
+
+    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
+        self.flush()
+        self.sink.on_status(symbol, state, reason)
+
+    def on_instrument(self, instrument: Instrument) -> None:
+        self.flush()
+        self.sink.on_instrument(instrument)
+
+    def on_raw(self, local_ns: int, raw: str) -> None:
+        self.flush()
+        self.sink.on_raw(local_ns, raw)
+
+    def flush(self) -> None:
+        """Hand what was collected to the sink."""
+        if self.items:
+            items, self.items = self.items, []
+            self.sink.on_batches(items)

@@ -11,7 +11,16 @@ from PySide6.QtCore import QObject, Signal
 
 import app.bridge as bridge_module
 from app.analytics.alerts import Alert
-from app.bridge import CATCH_UP_HOLD_S, CATCH_UP_HZ, Bridge, LevelAlerts, RuleMatcher, TransitWatch
+from app.bridge import (
+    CATCH_UP_CHART_S,
+    CATCH_UP_HOLD_S,
+    CATCH_UP_HZ,
+    EXIT_WINDOW_S,
+    Bridge,
+    LevelAlerts,
+    RuleMatcher,
+    TransitWatch,
+)
 from app.core.detection import Detection
 from app.settings import Settings
 from widgets.alerts import RuleSpec
@@ -249,6 +258,73 @@ def test_transit_watch_sees_a_backlog_not_a_clock_offset():
     assert watch.note(0, T0, now_s=102.6) == pytest.approx(400.0)  # no exchange time: unchanged
 
 
+def test_catch_up_is_judged_on_the_worst_recent_frame(desk, monkeypatch):
+    """The depth stream queues up while a quieter stream (trades) stays on time: frames whose newest
+    message is a trade must neither keep the desk from shedding nor end the shedding."""
+    engine, window, bridge = desk
+    clock = [100.0]
+    monkeypatch.setattr(bridge_module.time, "monotonic", lambda: clock[0])
+    ms = 1_000_000
+    version = 0
+
+    def show(late_ms: float) -> None:
+        nonlocal version
+        version += 1
+        frame = make_frame(BIDS, ASKS, version=version)
+        engine.frames[KEY] = dataclasses.replace(frame, local_ts=frame.exch_ts + int((2 + late_ms) * ms))
+        bridge._on_frame_clock()
+        clock[0] += 1 / 60
+
+    for _ in range(30):
+        show(0)
+    assert not bridge.catching_up
+    for i in range(int(CATCH_UP_HOLD_S * 60) + 5):  # late and on-time frames alternate
+        show(600 if i % 2 else 0)
+    assert bridge.catching_up and bridge.catch_ups == 1
+    for i in range(int(EXIT_WINDOW_S * 60) - 10):  # on time but for one late frame: still behind
+        show(600 if i == 5 else 0)
+    assert bridge.catching_up
+    for _ in range(int(EXIT_WINDOW_S * 60) + 2):  # on time for a whole exit window: caught up
+        show(0)
+    assert not bridge.catching_up and bridge.catch_ups == 1
+
+
+def test_charts_are_shed_while_catching_up(desk, monkeypatch):
+    engine, window, bridge = desk
+    clock = [100.0]
+    monkeypatch.setattr(bridge_module.time, "monotonic", lambda: clock[0])
+    shown: list[object] = []
+    monkeypatch.setattr(window.charts, "show_chart_frame", shown.append)
+    monkeypatch.setattr(window.charts, "visible", lambda: True)
+
+    class Puller:  # a new chart frame on every tick
+        running = False
+
+        def request(self, key, leaders=()):
+            pass
+
+        def pull_once(self):
+            pass
+
+        def latest(self, key):
+            return object()
+
+    bridge.chart_puller = Puller()
+
+    def one_second() -> int:
+        before = len(shown)
+        for _ in range(60):
+            bridge._show_charts()
+            clock[0] += 1 / 60
+        return len(shown) - before
+
+    assert one_second() == 60  # at the full rate every frame reaches the charts
+    bridge.catching_up = True
+    assert one_second() == pytest.approx(1 / CATCH_UP_CHART_S, abs=1)
+    bridge.catching_up = False
+    assert one_second() == 60
+
+
 def test_desk_paints_slower_while_the_engine_catches_up(desk, monkeypatch):
     engine, window, bridge = desk
     real_monotonic = time.monotonic
@@ -275,5 +351,9 @@ def test_desk_paints_slower_while_the_engine_catches_up(desk, monkeypatch):
     assert "catching up" in window.statusBar().currentMessage()
     show(10, 150)  # better, not yet caught up
     assert bridge.catching_up
-    show(11, 10)
+    show(11, 10)  # one frame on time (its newest message from a quiet stream) is not caught up yet...
+    assert bridge.catching_up
+    later = real_monotonic() + CATCH_UP_HOLD_S + EXIT_WINDOW_S + 0.2
+    monkeypatch.setattr(bridge_module.time, "monotonic", lambda: later)
+    show(12, 10)  # ...on time for a whole exit window is
     assert not bridge.catching_up and bridge.frame_clock.interval() == full
