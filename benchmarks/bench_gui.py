@@ -13,6 +13,12 @@ Lag is the engine's (now - receive time of the last applied message) and, in ``e
 (now - exchange time), which also sees a backlog still queued in the socket; recovery uses the latter.
 Rows: ``gui.fps_median``, ``gui.frame_ms_p99``, ``gui.lag_ms_p99``, ``gui.burst_block_ms_max``,
 ``gui.burst_recovery_s``; ``DEPTHDESK_BENCH_STALLS=1`` prints what the threads did while the GUI was late.
+
+Layout (``extra["layout"]`` of every row): ``all-charts`` by default, every chart dock in view at once
+(:meth:`~widgets.charts.ChartDocks.open_all`: none behind a tab) beside the ladder, tape, alerts and
+watchlist; ``DEPTHDESK_BENCH_LAYOUT=desk`` (or ``--desk-layout``) measures the desk's default layout instead,
+where footprint, CVD, funding and correlation share one tabbed dock. ``DEPTHDESK_BENCH_SHOT=file.png`` saves
+a grab of the window after the run.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ LONG_GAP_S = 0.05  # heartbeat gaps longer than this are explained (on CPU / wai
 RECOVER_MAX_S = 40.0  # after the burst, wait this long at most for the lag to recover (else value = the wait)
 DRAIN_MAX_S = 60.0  # after the run the market is frozen and the desk reads what is still queued, then counts
 WINDOW = (1600, 1000)
+LAYOUTS = ("all-charts", "desk")  # every chart in view / the desk's default (tabbed) layout
 
 
 class PacedFeed:
@@ -396,8 +403,11 @@ class _WireCounter:
         self._early.clear()
 
 
-def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
+def run(quick: bool = False, source: str = "auto", layout: str | None = None) -> list[BenchResult]:
     """Run the steady and burst phases; returns the five ``gui.*`` rows.
+
+    ``layout``: ``all-charts`` (every chart dock in view; the default) or ``desk`` (the default desk layout);
+    None reads ``DEPTHDESK_BENCH_LAYOUT``.
 
     ``source``: ``process`` (the simulator in a subprocess, the desk connects to it as to a venue;
     ``auto`` means this), ``simulator`` (the embedded demo exchange, sharing the desk's process and
@@ -405,8 +415,8 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     """
     import gc
 
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QGraphicsView
 
     from app.main import build_desk
 
@@ -441,7 +451,12 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         load = _PacedLoad(PacedFeed(STEADY_RATE))
         engine.add_feed(load.feed, label=key)
         source = "paced-feed"
+    layout = layout or os.environ.get("DEPTHDESK_BENCH_LAYOUT", "all-charts")
+    if layout not in LAYOUTS:
+        raise ValueError(f"GUI bench layout must be one of {LAYOUTS}, got {layout!r}")
     window.resize(*WINDOW)
+    if layout == "all-charts":
+        window.charts.open_all()
     window.show()
     engine.start()
     bridge.open_symbol(key)
@@ -461,12 +476,18 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
             gc_pauses.append((time.monotonic(), int(info["generation"]),
                               (time.perf_counter() - gc_started[0]) * 1e3))
 
+    # the charts' scenes: a plot's redraw is queued as a posted call on its scene (not a dirty widget yet)
+    chart_scenes = [v.scene() for v in window.findChildren(QGraphicsView)]
+
     def timed_frame() -> None:
         t0 = time.perf_counter()
         before = bridge.frames_shown
         bridge._on_frame_clock()
         if bridge.frames_shown != before:
-            # paint now, inside the timed region (the queued update then only blits the cache)
+            # paint now, inside the timed region (the queued update then only blits the cache); the charts'
+            # queued scene updates are run first, so the charts this frame changed are painted in it too
+            for scene in chart_scenes:
+                QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
             window.ladder.repaint()
             if window.tape.list._dirty and not window.tape.list._later.isActive():
                 window.tape.list.repaint()  # the tape repaints at most 25 times a second
@@ -649,6 +670,11 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         except RuntimeError as exc:  # reported in the rows: a finding, not a reason to print nothing
             stop_error = str(exc)
         stop_s = time.perf_counter() - stop_t0
+        # what was really on screen: a dock behind a tab has an empty visible region
+        charts_in_view = sorted(n for n, d in window.charts.docks.items() if not d.visibleRegion().isEmpty())
+        shot = os.environ.get("DEPTHDESK_BENCH_SHOT")
+        if shot:
+            window.grab().save(shot)
         window.close()
         app.processEvents()
         if isinstance(load, _ProcessLoad):
@@ -680,7 +706,8 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     else:
         lost = load.received() - applied
     burst_gc = [(g, ms) for t, g, ms in gc_pauses if t_burst <= t < t_end]
-    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "steady_rate": STEADY_RATE,
+    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "layout": layout,
+             "charts_in_view": charts_in_view, "steady_rate": STEADY_RATE,
              "sim_rate_scale": round(scale, 2),
              "steady_msgs_per_s": round(steady_msgs_per_s)}
     rows = [
@@ -735,5 +762,5 @@ if __name__ == "__main__":
     import sys
 
     src = next((a[2:] for a in sys.argv if a in ("--paced", "--simulator", "--process")), "auto")
-    for row in run(quick="--quick" in sys.argv, source=src):
+    for row in run(quick="--quick" in sys.argv, source=src, layout="desk" if "--desk-layout" in sys.argv else None):
         print(json.dumps(row.as_json()))

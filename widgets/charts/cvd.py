@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from app.core.chartframe import ChartFrame
 from app.core.heatmap import HeatmapSnapshot
@@ -69,6 +69,8 @@ class CvdPriceWidget(QWidget):
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
         self.info = QLabel("")
+        # the figures take what room is left (clipped when narrow): their text must not widen the window
+        self.info.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.res_box = QComboBox()
         for r in RESOLUTIONS_S:
             self.res_box.addItem(f"{r} s" if r < 60 else f"{r // 60} min", r)

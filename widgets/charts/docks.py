@@ -80,6 +80,34 @@ class ChartDocks:
         self._late.setSingleShot(True)
         self._late.timeout.connect(self._on_late)
 
+    def open_all(self) -> None:
+        """Every chart in view at once (the GUI benchmark's layout): nothing hidden behind a tab.
+
+        The heatmap, profile and footprint keep the left column, CVD/price goes beside the footprint,
+        correlation under the time & sales, funding beside the alerts (the bottom row grows for it).
+        """
+        w, d = self.window, self.docks
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        for name in ("footprint", "cvd", "funding", "correlation"):
+            w.removeDockWidget(d[name])  # out of the tab group: a split of a tabbed dock would add a tab
+        w.addDockWidget(left, d["footprint"])
+        w.splitDockWidget(d["heatmap"], d["footprint"], Qt.Orientation.Vertical)
+        w.splitDockWidget(d["footprint"], d["cvd"], Qt.Orientation.Horizontal)
+        tape, alerts, watch = w.findChild(QDockWidget, "dock_tape"), w.findChild(QDockWidget, "dock_alerts"), \
+            w.findChild(QDockWidget, "dock_watchlist")
+        w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["correlation"])
+        w.splitDockWidget(tape, d["correlation"], Qt.Orientation.Vertical)
+        w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["funding"])
+        w.splitDockWidget(alerts, d["funding"], Qt.Orientation.Horizontal)
+        for dock in (*d.values(), tape, alerts, watch):
+            dock.show()
+        w.resizeDocks([d["heatmap"], d["profile"]], [470, 110], Qt.Orientation.Horizontal)
+        w.resizeDocks([d["footprint"], d["cvd"]], [300, 280], Qt.Orientation.Horizontal)
+        w.resizeDocks([d["heatmap"], d["footprint"]], [360, 300], Qt.Orientation.Vertical)
+        w.resizeDocks([tape, d["correlation"]], [330, 330], Qt.Orientation.Vertical)
+        w.resizeDocks([watch, alerts, d["funding"]], [380, 560, 660], Qt.Orientation.Horizontal)
+        w.resizeDocks([alerts], [270], Qt.Orientation.Vertical)
+
     def visible(self) -> bool:
         """Whether any chart dock is open (frames are pulled for the charts only then)."""
         return any(d.isVisible() for d in self.docks.values())
