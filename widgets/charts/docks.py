@@ -76,6 +76,7 @@ class ChartDocks:
         self.frames_shown = 0
         self._shown_at: dict[str, float] = dict.fromkeys(self.widgets, 0.0)
         self._pending: ChartFrame | None = None
+        self._prepared: QWidget | None = None  # a chart whose series are computed but not drawn yet
         self._late = QTimer(window)
         self._late.setSingleShot(True)
         self._late.timeout.connect(self._on_late)
@@ -119,22 +120,36 @@ class ChartDocks:
 
     def show_chart_frame(self, frame: ChartFrame) -> None:
         """Hand a chart frame to the visible charts, each at most as often as MIN_INTERVAL_S allows (a chart
-        skipped now gets the newest frame a moment later); each redraws only what changed."""
+        skipped now gets the newest frame a moment later); each redraws only what changed.
+
+        One chart's work per frame: the heatmap when its interval is up, else one slow chart, else the
+        drawing half of a chart that computed its series the frame before; the rest wait a frame.
+        """
         now = time.monotonic()
         wait = None
-        slow_done = False
+        busy = False
         for name, w in self.widgets.items():
             if not self.docks[name].isVisible():
                 continue
             due = self._shown_at[name] + MIN_INTERVAL_S[name] - now
-            if due <= 0 and slow_done and name != "heatmap":
-                due = SLICE_S  # another slow chart already redrew in this frame: the next one
+            if due <= 0 and busy:
+                due = SLICE_S  # a chart already redrew in this frame: the next frame
             if due > 0:
                 wait = due if wait is None else min(wait, due)
                 continue
             self._shown_at[name] = now
-            slow_done = slow_done or name != "heatmap"
-            w.set_chart_frame(frame)  # type: ignore[attr-defined]
+            busy = True
+            prepare = getattr(w, "prepare_chart_frame", None)
+            if prepare is None:
+                w.set_chart_frame(frame)  # type: ignore[attr-defined]
+            elif prepare(frame):  # computed now, drawn in a later frame
+                self._prepared = w
+        if self._prepared is not None:
+            if not busy:
+                self._prepared.draw_prepared()  # type: ignore[attr-defined]
+                self._prepared = None
+            else:
+                wait = SLICE_S if wait is None else min(wait, SLICE_S)
         self.frames_shown += 1
         self._pending = frame if wait is not None else None
         if wait is not None and not self._late.isActive():

@@ -37,6 +37,7 @@ from widgets.charts.common import (
     pen,
     percentile_levels,
     quantise,
+    settle,
     style_widget,
 )
 from widgets.theme import DARK, Palette
@@ -342,6 +343,7 @@ class HeatmapWidget(QWidget):
         if key != self._drawn_key:
             self._drawn_key = key
             self._draw(snap, x0, x1, y0, y1, w_px, h_px)
+            settle(self.vb)
             self.redraws += 1
         if self.frame is not None and self.frame.detections_version != self._det_key:
             self._det_key = self.frame.detections_version
