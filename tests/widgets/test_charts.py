@@ -378,6 +378,17 @@ def test_cvd_draws_a_changed_series_once_and_an_unchanged_frame_not_at_all(qtbot
     assert w.series is not drawn and paints[0] == 2
 
 
+def test_heatmap_redraws_at_the_pace_of_its_pixel_columns(qtbot) -> None:
+    h = heat_history()
+    w = HeatmapWidget(window_s=60.0)
+    framed(qtbot, w, 700, 400)
+    w.set_chart_frame(chart_frame(h))
+    k = math.ceil(600 / w.vb.width())  # 600 columns of 100 ms in view
+    assert w.pixel_s == pytest.approx(k * 0.1) and w.redraw_interval_s() == pytest.approx(max(0.1, k * 0.05))
+    w.set_window(1800.0)  # 30 min in ~600 px: 3 s a pixel column, redrawn every 0.5 s at most
+    assert w.pixel_s >= 2.0 and w.redraw_interval_s() == 0.5
+
+
 def _count_paints(view) -> list[int]:
     """A counter of the paint events a pyqtgraph view's viewport gets."""
     from PySide6.QtCore import QEvent, QObject

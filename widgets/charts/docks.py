@@ -24,7 +24,8 @@ from widgets.charts.profile import VolumeProfileWidget
 from widgets.theme import Palette
 
 # Shortest time between two redraws of a chart while frames arrive (s). The heatmap's columns are 100 ms,
-# so 10 redraws a second show every column as it closes; the others change with each trade
+# so 10 redraws a second show every column as it closes (zoomed out, where one pixel column holds several,
+# it asks for less: HeatmapWidget.redraw_interval_s); the others change with each trade
 # but are read at a glance, and plots redrawn 60 times a second would take the frame rate from the ladder.
 MIN_INTERVAL_S = {"heatmap": 0.1, "profile": 0.5, "footprint": 0.5, "cvd": 1.0, "funding": 1.0,
                   "correlation": 1.0}
@@ -118,6 +119,11 @@ class ChartDocks:
         for w in self.widgets.values():
             w.set_palette_theme(palette)  # type: ignore[attr-defined]
 
+    def interval_s(self, name: str) -> float:
+        """Shortest time between two redraws of a chart (the heatmap: at its pixels' pace, not faster)."""
+        rate = getattr(self.widgets[name], "redraw_interval_s", None)
+        return max(MIN_INTERVAL_S[name], rate()) if rate is not None else MIN_INTERVAL_S[name]
+
     def show_chart_frame(self, frame: ChartFrame) -> None:
         """Hand a chart frame to the visible charts, each at most as often as MIN_INTERVAL_S allows (a chart
         skipped now gets the newest frame a moment later); each redraws only what changed.
@@ -131,7 +137,7 @@ class ChartDocks:
         for name, w in self.widgets.items():
             if not self.docks[name].isVisible():
                 continue
-            due = self._shown_at[name] + MIN_INTERVAL_S[name] - now
+            due = self._shown_at[name] + self.interval_s(name) - now
             if due <= 0 and busy:
                 due = SLICE_S  # a chart already redrew in this frame: the next frame
             if due > 0:
