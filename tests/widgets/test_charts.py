@@ -540,6 +540,27 @@ def test_main_window_has_chart_docks_with_view_toggles(qtbot, config_dir) -> Non
     assert w.charts.heatmap._palette.name == "light"
 
 
+def test_open_all_shows_every_chart_at_once_beside_the_desk_panels(qtbot, config_dir) -> None:
+    from app.settings import Settings
+    from widgets.main_window import MainWindow
+
+    w = MainWindow(Settings())
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    assert len(w.tabifiedDockWidgets(w.docks["chart_footprint"])) == 3  # the default: four charts, one tab shown
+    w.charts.open_all()
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(50)
+    assert (w.width(), w.height()) == (1600, 1000)  # nothing's minimum size widened the window
+    for name, dock in w.docks.items():
+        assert not w.tabifiedDockWidgets(dock), name
+        assert not dock.visibleRegion().isEmpty() and dock.width() >= 100 and dock.height() >= 150, name
+    assert w.ladder.width() >= 400 and w.ladder.height() >= 500  # the ladder stays the centre of the desk
+    rects = {n: d.geometry() for n, d in w.docks.items()}
+    assert not any(a.intersects(b) for i, a in enumerate(rects.values()) for b in list(rects.values())[i + 1:])
+
+
 def test_bridge_hands_chart_frames_to_the_docks(qtbot, config_dir) -> None:
     from app.bridge import Bridge
     from app.settings import Settings
