@@ -133,10 +133,13 @@ class CvdPriceWidget(QWidget):
         self.res_box = QComboBox()
         for r in RESOLUTIONS_S:
             self.res_box.addItem(f"{r} s" if r < 60 else f"{r // 60} min", r)
-        bar.addWidget(self.info, 1)
         bar.addWidget(QLabel("Bucket"))
         bar.addWidget(self.res_box)
+        bar.addStretch(1)
         layout.addLayout(bar)
+        # under the selector, not beside it: beside, a narrow dock cut the figures mid-word against it
+        self.info.setContentsMargins(4, 0, 4, 2)
+        layout.addWidget(self.info)
         self.view = pg.GraphicsLayoutWidget()
         self.price_plot = self.view.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
         self.cvd_plot = self.view.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
