@@ -13,6 +13,12 @@ Lag is the engine's (now - receive time of the last applied message) and, in ``e
 (now - exchange time), which also sees a backlog still queued in the socket; recovery uses the latter.
 Rows: ``gui.fps_median``, ``gui.frame_ms_p99``, ``gui.lag_ms_p99``, ``gui.burst_block_ms_max``,
 ``gui.burst_recovery_s``; ``DEPTHDESK_BENCH_STALLS=1`` prints what the threads did while the GUI was late.
+
+Layout (``extra["layout"]`` of every row): ``all-charts`` by default, every chart dock in view at once
+(:meth:`~widgets.charts.ChartDocks.open_all`: none behind a tab) beside the ladder, tape, alerts and
+watchlist; ``DEPTHDESK_BENCH_LAYOUT=desk`` (or ``--desk-layout``) measures the desk's default layout instead,
+where footprint, CVD, funding and correlation share one tabbed dock. ``DEPTHDESK_BENCH_SHOT=file.png`` saves
+a grab of the window after the run.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ LONG_GAP_S = 0.05  # heartbeat gaps longer than this are explained (on CPU / wai
 RECOVER_MAX_S = 40.0  # after the burst, wait this long at most for the lag to recover (else value = the wait)
 DRAIN_MAX_S = 60.0  # after the run the market is frozen and the desk reads what is still queued, then counts
 WINDOW = (1600, 1000)
+LAYOUTS = ("all-charts", "desk")  # every chart in view / the desk's default (tabbed) layout
 
 
 class PacedFeed:
@@ -410,8 +417,11 @@ class _WireCounter:
         self._early.clear()
 
 
-def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
+def run(quick: bool = False, source: str = "auto", layout: str | None = None) -> list[BenchResult]:
     """Run the steady and burst phases; returns the five ``gui.*`` rows.
+
+    ``layout``: ``all-charts`` (every chart dock in view; the default) or ``desk`` (the default desk layout);
+    None reads ``DEPTHDESK_BENCH_LAYOUT``.
 
     ``source``: ``process`` (the simulator in a subprocess, the desk connects to it as to a venue;
     ``auto`` means this), ``simulator`` (the embedded demo exchange, sharing the desk's process and
@@ -419,8 +429,8 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     """
     import gc
 
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtCore import QCoreApplication, QEvent, QEventLoop, Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QGraphicsView
 
     from app.main import build_desk
 
@@ -455,12 +465,18 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         load = _PacedLoad(PacedFeed(STEADY_RATE))
         engine.add_feed(load.feed, label=key)
         source = "paced-feed"
+    layout = layout or os.environ.get("DEPTHDESK_BENCH_LAYOUT", "all-charts")
+    if layout not in LAYOUTS:
+        raise ValueError(f"GUI bench layout must be one of {LAYOUTS}, got {layout!r}")
     window.resize(*WINDOW)
+    if layout == "all-charts":
+        window.charts.open_all()
     window.show()
     engine.start()
     bridge.open_symbol(key)
 
     frame_ms: list[float] = []
+    frame_cpu_ms: list[float] = []
     lag_ms: list[tuple[float, float]] = []  # (monotonic, lag ms)
     e2e_ms: list[tuple[float, float]] = []  # (monotonic, now - exchange time of the last applied event, ms)
     shown_at: list[float] = []
@@ -475,16 +491,24 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
             gc_pauses.append((time.monotonic(), int(info["generation"]),
                               (time.perf_counter() - gc_started[0]) * 1e3))
 
+    # the charts' scenes: a plot's redraw is queued as a posted call on its scene (not a dirty widget yet)
+    chart_scenes = [v.scene() for v in window.findChildren(QGraphicsView)]
+
     def timed_frame() -> None:
         t0 = time.perf_counter()
+        c0 = time.thread_time()
         before = bridge.frames_shown
         bridge._on_frame_clock()
         if bridge.frames_shown != before:
-            # paint now, inside the timed region (the queued update then only blits the cache)
+            # paint now, inside the timed region (the queued update then only blits the cache); the charts'
+            # queued scene updates are run first, so the charts this frame changed are painted in it too
+            for scene in chart_scenes:
+                QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
             window.ladder.repaint()
             if window.tape.list._dirty and not window.tape.list._later.isActive():
                 window.tape.list.repaint()  # the tape repaints at most 25 times a second
             frame_ms.append((time.perf_counter() - t0) * 1e3)
+            frame_cpu_ms.append((time.thread_time() - c0) * 1e3)  # the frame's own work, without waits
             shown_at.append(time.monotonic())
         lag = engine.lag_ns(key)
         if lag:
@@ -598,19 +622,25 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
             load.set_rate(STEADY_RATE * scale)
             spin(0.5)
         frame_ms.clear()
+        frame_cpu_ms.clear()
         lag_ms.clear()
         shown_at.clear()
         t_steady = time.monotonic()
+        cpu_steady = sched.read()[0]
         received_before = wire.frames
         beats.clear()
         spin(steady_s)
         t_burst = time.monotonic()
+        # the GUI thread's own CPU time per second: what the desk costs, whatever else the machine runs
+        gui_cpu_ms_per_s = (sched.read()[0] - cpu_steady) / 1e6 / (t_burst - t_steady)
         steady_msgs_per_s = (wire.frames - received_before) / (t_burst - t_steady)
         steady_frames = list(frame_ms)
+        steady_frames_cpu = list(frame_cpu_ms)
         steady_lag = [v for t, v in lag_ms if t >= t_steady]
         steady_shown = [t for t in shown_at if t >= t_steady]
+        # whole seconds only: the spin's coarse timer may end the phase a few hundred ms early
         per_second = [sum(1 for t in steady_shown if t_steady + i <= t < t_steady + i + 1)
-                      for i in range(int(steady_s))]
+                      for i in range(int(t_burst - t_steady))]
         received_before = wire.frames
         catch_ups_steady = bridge.catch_ups  # since start-up: none is expected at the steady rate
         load.set_rate(BURST_RATE * scale)
@@ -667,6 +697,11 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
         except RuntimeError as exc:  # reported in the rows: a finding, not a reason to print nothing
             stop_error = str(exc)
         stop_s = time.perf_counter() - stop_t0
+        # what was really on screen: a dock behind a tab has an empty visible region
+        charts_in_view = sorted(n for n, d in window.charts.docks.items() if not d.visibleRegion().isEmpty())
+        shot = os.environ.get("DEPTHDESK_BENCH_SHOT")
+        if shot:
+            window.grab().save(shot)
         window.close()
         app.processEvents()
         if isinstance(load, _ProcessLoad):
@@ -698,17 +733,21 @@ def run(quick: bool = False, source: str = "auto") -> list[BenchResult]:
     else:
         lost = load.received() - applied
     burst_gc = [(g, ms) for t, g, ms in gc_pauses if t_burst <= t < t_end]
-    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "steady_rate": STEADY_RATE,
+    extra = {"source": source, "window": f"{WINDOW[0]}x{WINDOW[1]}", "layout": layout,
+             "charts_in_view": charts_in_view, "steady_rate": STEADY_RATE,
              "sim_rate_scale": round(scale, 2),
              "steady_msgs_per_s": round(steady_msgs_per_s)}
     rows = [
         BenchResult("gui.fps_median", float(np.median(per_second)) if per_second else 0.0, "fps",
-                    extra={**extra, "per_second": per_second, "startup_to_first_frame_s": round(first_paint[0], 3),
+                    extra={**extra, "per_second": per_second, "gui_cpu_ms_per_s": round(gui_cpu_ms_per_s, 1),
+                           "startup_to_first_frame_s": round(first_paint[0], 3),
                            "process_start_to_first_frame_s": round(first_paint[-1], 3) if len(first_paint) > 1
                            else None,
                            "load_avg_1m": round(os.getloadavg()[0], 2)}),
         BenchResult("gui.frame_ms_p99", round(_quantile(steady_frames, 0.99), 2), "ms",
                     extra={**extra, "frame_ms_median": round(_quantile(steady_frames, 0.5), 2),
+                           "frame_cpu_ms_p99": round(_quantile(steady_frames_cpu, 0.99), 2),
+                           "frame_cpu_ms_median": round(_quantile(steady_frames_cpu, 0.5), 2),
                            "frame_ms_max": round(max(steady_frames, default=float("nan")), 2)}),
         BenchResult("gui.lag_ms_p99", round(_quantile(steady_lag, 0.99), 2), "ms",
                     extra={**extra, "steady_block_ms_max": round(steady_block_ms, 1), "steady_block": steady_causes,
@@ -758,5 +797,5 @@ if __name__ == "__main__":
     import sys
 
     src = next((a[2:] for a in sys.argv if a in ("--paced", "--simulator", "--process")), "auto")
-    for row in run(quick="--quick" in sys.argv, source=src):
+    for row in run(quick="--quick" in sys.argv, source=src, layout="desk" if "--desk-layout" in sys.argv else None):
         print(json.dumps(row.as_json()))

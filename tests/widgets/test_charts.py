@@ -30,7 +30,7 @@ from widgets.charts import (
     VolumeProfileWidget,
 )
 from widgets.charts.common import GAP_COLOUR, quantise
-from widgets.charts.cvd import bucket_series
+from widgets.charts.cvd import CvdCarry, bucket_series
 from widgets.charts.footprint import regroup
 from widgets.charts.funding import countdown_text
 from widgets.charts.profile import visible_profile
@@ -323,6 +323,108 @@ def test_cvd_series_match_brute_force_and_indicators(qtbot) -> None:
     assert np.isnan(s["price"]).any()  # the gap stays a gap
 
 
+def test_cvd_carry_matches_the_whole_ring_sum_while_reading_only_the_view() -> None:
+    # a short ring (evictions), 20 s sessions (resets inside the view), a gap, trades every column
+    h = HeatmapHistory(columns=400, rows=16, group=1, session_ns=20 * S)
+    book = Book()
+    rng = np.random.default_rng(4)
+    carry = CvdCarry()
+    c0 = T0 // COL
+    checked = 0
+    for i in range(1_500):
+        c = c0 + i
+        h.sample(book, c * COL, live=not 700 < i <= 740)
+        n = int(rng.integers(0, 3))
+        if n:
+            h.add_trades(c * COL + rng.integers(0, COL, n), np.full(n, 10_001), rng.gamma(1.0, 5.0, n),
+                         rng.random(n) < 0.5)
+        if i % 37 == 0 and i > 60:  # a late trade into a closed column still in view
+            h.add_trades(np.array([(c - 40) * COL]), np.array([10_000]), np.array([3.0]), np.array([False]))
+        if i % 10 == 9 and h.last_closed is not None:
+            snap = chart_frame(h).heatmap
+            for bucket_cols, n_buckets in ((10, 25), (50, 6)):
+                t, _p, cvd = bucket_series(snap, bucket_cols, n_buckets, carry if bucket_cols == 10 else None)
+                if bucket_cols == 10:
+                    ref_t, _rp, ref = bucket_series(snap, 10, 25)  # the whole-ring sum
+                    np.testing.assert_array_equal(t, ref_t)
+                    np.testing.assert_allclose(cvd, ref, rtol=1e-12, atol=1e-9)
+                    checked += 1
+    assert checked > 100
+    assert carry.full == 1  # the whole ring was summed once; every later redraw read only its view
+    carry.series(chart_frame(h).heatmap, h.last_closed - 100, 20)  # another bucket size: from the whole ring
+    assert carry.full == 2
+
+
+def test_cvd_draws_a_changed_series_once_and_an_unchanged_frame_not_at_all(qtbot) -> None:
+    h = heat_history()
+    w = CvdPriceWidget()
+    framed(qtbot, w, 600, 400)
+    paints = _count_paints(w.view)
+    frame = chart_frame(h)
+    assert w.prepare_chart_frame(frame)  # new series: computed, not drawn yet
+    assert w.series and w.price_line.getData()[0] is None
+    w.draw_prepared()
+    qtbot.wait(50)
+    np.testing.assert_array_equal(w.price_line.getData()[1], w.series["price"])
+    assert paints[0] == 1  # ranges and transform settled before the paint: one paint, not two
+    drawn = w.series
+    assert not w.prepare_chart_frame(chart_frame(h))  # nothing closed since: nothing to do
+    w.draw_prepared()
+    qtbot.wait(50)
+    assert w.series is drawn and paints[0] == 1
+    h.sample(Book(), (h.open_col + 1) * COL)  # one more column closes
+    w.set_chart_frame(chart_frame(h))
+    qtbot.wait(50)
+    assert w.series is not drawn and paints[0] == 2
+
+
+def test_heatmap_redraws_at_the_pace_of_its_pixel_columns(qtbot) -> None:
+    h = heat_history()
+    w = HeatmapWidget(window_s=60.0)
+    framed(qtbot, w, 700, 400)
+    w.set_chart_frame(chart_frame(h))
+    k = math.ceil(600 / w.vb.width())  # 600 columns of 100 ms in view
+    assert w.pixel_s == pytest.approx(k * 0.1) and w.redraw_interval_s() == pytest.approx(max(0.1, k * 0.05))
+    w.set_window(1800.0)  # 30 min in ~600 px: 3 s a pixel column, redrawn every 0.5 s at most
+    assert w.pixel_s >= 2.0 and w.redraw_interval_s() == 0.5
+
+
+def _count_paints(view) -> list[int]:
+    """A counter of the paint events a pyqtgraph view's viewport gets."""
+    from PySide6.QtCore import QEvent, QObject
+
+    count = [0]
+
+    class Counter(QObject):
+        def eventFilter(self, _obj, event):  # noqa: N802 - Qt override
+            if event.type() == QEvent.Type.Paint:
+                count[0] += 1
+            return False
+
+    counter = Counter(view)
+    view.viewport().installEventFilter(counter)
+    return count
+
+
+def test_heatmap_paints_once_per_new_column_and_not_for_an_unchanged_frame(qtbot) -> None:
+    h = heat_history()
+    w = HeatmapWidget(window_s=60.0)
+    framed(qtbot, w)
+    for _ in range(2):  # the first draw lays the axes out, which resizes the plot once
+        w.set_chart_frame(chart_frame(h))
+        qtbot.wait(50)
+    paints = _count_paints(w.plot)
+    redraws = w.redraws
+    w.set_chart_frame(chart_frame(h))  # the same history: nothing to redraw or paint
+    qtbot.wait(50)
+    assert w.redraws == redraws and paints[0] == 0
+    for k in range(3):
+        h.sample(Book(), (h.open_col + 1) * COL)
+        w.set_chart_frame(chart_frame(h))
+        qtbot.wait(50)
+        assert w.redraws == redraws + k + 1 and paints[0] == k + 1  # one paint per change (not two)
+
+
 # -- funding ------------------------------------------------------------------------------------------
 
 
@@ -438,6 +540,27 @@ def test_main_window_has_chart_docks_with_view_toggles(qtbot, config_dir) -> Non
     assert w.charts.heatmap._palette.name == "light"
 
 
+def test_open_all_shows_every_chart_at_once_beside_the_desk_panels(qtbot, config_dir) -> None:
+    from app.settings import Settings
+    from widgets.main_window import MainWindow
+
+    w = MainWindow(Settings())
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    assert len(w.tabifiedDockWidgets(w.docks["chart_footprint"])) == 3  # the default: four charts, one tab shown
+    w.charts.open_all()
+    w.show()
+    qtbot.waitExposed(w)
+    qtbot.wait(50)
+    assert (w.width(), w.height()) == (1600, 1000)  # nothing's minimum size widened the window
+    for name, dock in w.docks.items():
+        assert not w.tabifiedDockWidgets(dock), name
+        assert not dock.visibleRegion().isEmpty() and dock.width() >= 100 and dock.height() >= 150, name
+    assert w.ladder.width() >= 400 and w.ladder.height() >= 500  # the ladder stays the centre of the desk
+    rects = {n: d.geometry() for n, d in w.docks.items()}
+    assert not any(a.intersects(b) for i, a in enumerate(rects.values()) for b in list(rects.values())[i + 1:])
+
+
 def test_bridge_hands_chart_frames_to_the_docks(qtbot, config_dir) -> None:
     from app.bridge import Bridge
     from app.settings import Settings
@@ -521,7 +644,7 @@ def test_chart_puller_pulls_on_new_versions_and_series_per_interval() -> None:
     assert not p.running
 
 
-def test_docks_redraw_rates_one_slow_chart_per_frame(qtbot, config_dir, monkeypatch) -> None:
+def test_docks_redraw_rates_one_chart_per_frame(qtbot, config_dir, monkeypatch) -> None:
     from app.settings import Settings
     from widgets.charts import docks as docks_mod
     from widgets.main_window import MainWindow
@@ -531,21 +654,27 @@ def test_docks_redraw_rates_one_slow_chart_per_frame(qtbot, config_dir, monkeypa
     w.resize(1600, 1000)
     w.show()
     qtbot.waitExposed(w)
-    got: dict[str, int] = {}
+    got: list[str] = []
     for name, widget in w.charts.widgets.items():
-        monkeypatch.setattr(widget, "set_chart_frame", lambda f, n=name: got.__setitem__(n, got.get(n, 0) + 1))
+        monkeypatch.setattr(widget, "set_chart_frame", lambda f, n=name: got.append(n))
+    # the CVD computes its series in one frame and draws them in another
+    monkeypatch.setattr(w.charts.cvd, "prepare_chart_frame", lambda f: got.append("cvd") or True)
+    monkeypatch.setattr(w.charts.cvd, "draw_prepared", lambda: got.append("cvd:draw"))
     clock = [1000.0]
     monkeypatch.setattr(docks_mod.time, "monotonic", lambda: clock[0])
     frame = ChartFrame(version=1, instrument=INST, state="live", exch_ts=T0)
     w.charts.show_chart_frame(frame)
-    assert got == {"heatmap": 1, "profile": 1}  # the heatmap, and one slow chart per frame
-    for _ in range(5):  # five more frames within the same instant: each hands out one more slow chart
+    assert got == ["heatmap"]  # the heatmap first, alone in its frame
+    for _ in range(8):  # more frames within the same instant: each does one chart's work, then nothing is left
+        before = len(got)
         w.charts.show_chart_frame(frame)
-    assert got["heatmap"] == 1 and all(got.get(n) == 1 for n in ("footprint", "cvd", "funding", "correlation"))
+        assert len(got) - before <= 1
+    assert got == ["heatmap", "profile", "footprint", "cvd", "funding", "correlation", "cvd:draw"]
     clock[0] += 0.11  # a column later: the heatmap again, the slow ones wait for their own interval
     w.charts.show_chart_frame(frame)
-    assert got["heatmap"] == 2 and got["profile"] == 1
+    w.charts.show_chart_frame(frame)
+    assert got[7:] == ["heatmap"]
     w.docks["chart_heatmap"].hide()
     clock[0] += 0.2
     w.charts.show_chart_frame(frame)
-    assert got["heatmap"] == 2  # a closed dock is not fed
+    assert got.count("heatmap") == 2  # a closed dock is not fed

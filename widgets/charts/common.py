@@ -108,6 +108,16 @@ def style_plot(item: pg.PlotItem, palette: Palette) -> None:
     item.setMenuEnabled(False)
 
 
+def settle(*boxes: pg.ViewBox) -> None:
+    """Apply the view boxes' pending auto-range and transform now, after new data or ranges.
+
+    pyqtgraph defers them to the start of the next paint, where changing the transform marks every item
+    dirty again: Qt then paints the whole plot a second time for one change.
+    """
+    for vb in boxes:
+        vb.prepareForPaint()
+
+
 def style_widget(widget: pg.GraphicsView | pg.PlotWidget | pg.GraphicsLayoutWidget, palette: Palette) -> None:
     """Background of a pyqtgraph widget."""
     widget.setBackground(palette.panel)

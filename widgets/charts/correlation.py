@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from app.core.chartframe import ChartFrame
 from app.core.indicators import LeaderWarning, aligned_returns, leader_warning, recent_move, rolling_corr_beta
-from widgets.charts.common import NS, pen, style_plot, style_widget
+from widgets.charts.common import NS, pen, settle, style_plot, style_widget
 from widgets.theme import DARK, Palette
 
 LEADERS = ("BTCUSDT", "ETHUSDT")
@@ -114,8 +114,8 @@ class CorrelationWidget(QWidget):
         self._palette = palette
         style_widget(self.view, palette)
         style_plot(self.plot, palette)
-        self.corr_line.setPen(pen(palette, "accent", 1.6))
-        self.beta_line.setPen(pen(palette, "large", 1.3))
+        self.corr_line.setPen(pen(palette, "accent", 1.0))  # 1 px: the raster engine's fast line path
+        self.beta_line.setPen(pen(palette, "large", 1.0))
         self.zero.setPen(pen(palette, "grid", 1.0))
         self._show_warning()
 
@@ -169,6 +169,7 @@ class CorrelationWidget(QWidget):
         fin = np.flatnonzero(np.isfinite(corr) | np.isfinite(beta))
         if fin.size:
             self.plot.setXRange(t[fin[0]], t[fin[-1]], padding=0.02)
+        settle(self.plot.vb)
         c = float(corr[-1]) if corr.size else float("nan")
         b = float(beta[-1]) if beta.size else float("nan")
         move = recent_move(lead[0], lead[1], self.move_window_s * NS)

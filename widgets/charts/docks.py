@@ -24,7 +24,8 @@ from widgets.charts.profile import VolumeProfileWidget
 from widgets.theme import Palette
 
 # Shortest time between two redraws of a chart while frames arrive (s). The heatmap's columns are 100 ms,
-# so 10 redraws a second show every column as it closes; the others change with each trade
+# so 10 redraws a second show every column as it closes (zoomed out, where one pixel column holds several,
+# it asks for less: HeatmapWidget.redraw_interval_s); the others change with each trade
 # but are read at a glance, and plots redrawn 60 times a second would take the frame rate from the ladder.
 MIN_INTERVAL_S = {"heatmap": 0.1, "profile": 0.5, "footprint": 0.5, "cvd": 1.0, "funding": 1.0,
                   "correlation": 1.0}
@@ -76,9 +77,38 @@ class ChartDocks:
         self.frames_shown = 0
         self._shown_at: dict[str, float] = dict.fromkeys(self.widgets, 0.0)
         self._pending: ChartFrame | None = None
+        self._prepared: QWidget | None = None  # a chart whose series are computed but not drawn yet
         self._late = QTimer(window)
         self._late.setSingleShot(True)
         self._late.timeout.connect(self._on_late)
+
+    def open_all(self) -> None:
+        """Every chart in view at once (the GUI benchmark's layout): nothing hidden behind a tab.
+
+        The heatmap, profile and footprint keep the left column, CVD/price goes beside the footprint,
+        correlation under the time & sales, funding beside the alerts (the bottom row grows for it).
+        """
+        w, d = self.window, self.docks
+        left = Qt.DockWidgetArea.LeftDockWidgetArea
+        for name in ("footprint", "cvd", "funding", "correlation"):
+            w.removeDockWidget(d[name])  # out of the tab group: a split of a tabbed dock would add a tab
+        w.addDockWidget(left, d["footprint"])
+        w.splitDockWidget(d["heatmap"], d["footprint"], Qt.Orientation.Vertical)
+        w.splitDockWidget(d["footprint"], d["cvd"], Qt.Orientation.Horizontal)
+        tape, alerts, watch = w.findChild(QDockWidget, "dock_tape"), w.findChild(QDockWidget, "dock_alerts"), \
+            w.findChild(QDockWidget, "dock_watchlist")
+        w.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d["correlation"])
+        w.splitDockWidget(tape, d["correlation"], Qt.Orientation.Vertical)
+        w.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d["funding"])
+        w.splitDockWidget(alerts, d["funding"], Qt.Orientation.Horizontal)
+        for dock in (*d.values(), tape, alerts, watch):
+            dock.show()
+        w.resizeDocks([d["heatmap"], d["profile"]], [470, 110], Qt.Orientation.Horizontal)
+        w.resizeDocks([d["footprint"], d["cvd"]], [300, 280], Qt.Orientation.Horizontal)
+        w.resizeDocks([d["heatmap"], d["footprint"]], [360, 300], Qt.Orientation.Vertical)
+        w.resizeDocks([tape, d["correlation"]], [330, 330], Qt.Orientation.Vertical)
+        w.resizeDocks([watch, alerts, d["funding"]], [380, 560, 660], Qt.Orientation.Horizontal)
+        w.resizeDocks([alerts], [270], Qt.Orientation.Vertical)
 
     def visible(self) -> bool:
         """Whether any chart dock is open (frames are pulled for the charts only then)."""
@@ -89,24 +119,43 @@ class ChartDocks:
         for w in self.widgets.values():
             w.set_palette_theme(palette)  # type: ignore[attr-defined]
 
+    def interval_s(self, name: str) -> float:
+        """Shortest time between two redraws of a chart (the heatmap: at its pixels' pace, not faster)."""
+        rate = getattr(self.widgets[name], "redraw_interval_s", None)
+        return max(MIN_INTERVAL_S[name], rate()) if rate is not None else MIN_INTERVAL_S[name]
+
     def show_chart_frame(self, frame: ChartFrame) -> None:
         """Hand a chart frame to the visible charts, each at most as often as MIN_INTERVAL_S allows (a chart
-        skipped now gets the newest frame a moment later); each redraws only what changed."""
+        skipped now gets the newest frame a moment later); each redraws only what changed.
+
+        One chart's work per frame: the heatmap when its interval is up, else one slow chart, else the
+        drawing half of a chart that computed its series the frame before; the rest wait a frame.
+        """
         now = time.monotonic()
         wait = None
-        slow_done = False
+        busy = False
         for name, w in self.widgets.items():
             if not self.docks[name].isVisible():
                 continue
-            due = self._shown_at[name] + MIN_INTERVAL_S[name] - now
-            if due <= 0 and slow_done and name != "heatmap":
-                due = SLICE_S  # another slow chart already redrew in this frame: the next one
+            due = self._shown_at[name] + self.interval_s(name) - now
+            if due <= 0 and busy:
+                due = SLICE_S  # a chart already redrew in this frame: the next frame
             if due > 0:
                 wait = due if wait is None else min(wait, due)
                 continue
             self._shown_at[name] = now
-            slow_done = slow_done or name != "heatmap"
-            w.set_chart_frame(frame)  # type: ignore[attr-defined]
+            busy = True
+            prepare = getattr(w, "prepare_chart_frame", None)
+            if prepare is None:
+                w.set_chart_frame(frame)  # type: ignore[attr-defined]
+            elif prepare(frame):  # computed now, drawn in a later frame
+                self._prepared = w
+        if self._prepared is not None:
+            if not busy:
+                self._prepared.draw_prepared()  # type: ignore[attr-defined]
+                self._prepared = None
+            else:
+                wait = SLICE_S if wait is None else min(wait, SLICE_S)
         self.frames_shown += 1
         self._pending = frame if wait is not None else None
         if wait is not None and not self._late.isActive():

@@ -21,7 +21,7 @@ from app.core.chartframe import ChartFrame
 from app.core.events import ASK, BID, BUY_EVENT
 from app.core.funding import FundingState
 from widgets import fmt
-from widgets.charts.common import NS, pen, style_plot, style_widget
+from widgets.charts.common import NS, pen, settle, style_plot, style_widget
 from widgets.theme import DARK, Palette
 
 OI_WINDOW_NS = 3600 * NS
@@ -105,9 +105,9 @@ class FundingWidget(QWidget):
             p.getAxis("left").enableAutoSIPrefix(False)
             p.getAxis("right").setWidth(10)
             p.getAxis("right").setStyle(showValues=False)
-        self.rate_line.setPen(pen(palette, "large", 1.5))
-        self.premium_line.setPen(pen(palette, "accent", 1.2))
-        self.oi_line.setPen(pen(palette, "absorption", 1.5))
+        self.rate_line.setPen(pen(palette, "large", 1.0))  # 1 px: the raster engine's fast line path
+        self.premium_line.setPen(pen(palette, "accent", 1.0))
+        self.oi_line.setPen(pen(palette, "absorption", 1.0))
         self._history_version = -1
         if self.frame is not None:
             self.set_chart_frame(self.frame)
@@ -135,6 +135,7 @@ class FundingWidget(QWidget):
                     prem = np.where(h["index_px"] > 0, (h["mark_px"] - h["index_px"]) / h["index_px"] * 100, np.nan)
                 self.premium_line.setData(t, prem, connect="finite")
                 self.oi_line.setData(t, h["open_interest"], connect="finite")
+                settle(self.rate_plot.vb, self.oi_plot.vb)  # auto-range now, not inside the paint
             self._update_figures()
 
     def tick(self, now_ns: int) -> None:

@@ -37,12 +37,14 @@ from widgets.charts.common import (
     pen,
     percentile_levels,
     quantise,
+    settle,
     style_widget,
 )
 from widgets.theme import DARK, Palette
 
 WINDOWS_S = (60, 300, 900, 1800, 3600, 7200)
 MAX_BUBBLES = 400
+MIN_REDRAW_S, MAX_REDRAW_S = 0.1, 0.5  # bounds of the redraw interval while following (one column: 0.1 s)
 
 
 class HeatImageItem(pg.GraphicsObject):
@@ -160,6 +162,7 @@ class HeatmapWidget(QWidget):
         self.bubble_data: tuple[np.ndarray, ...] | None = None
         self._det_key = -1
         self.redraws = 0
+        self.pixel_s = 0.0  # seconds of history per pixel column at the last draw
         # sweeps and big trades already show as bubbles; pulls/stacks as the book changing colour
         self.marker_kinds = {"iceberg", "absorption", "large_order", "liquidity_gap"}
 
@@ -321,6 +324,11 @@ class HeatmapWidget(QWidget):
         self._drawn_key = None
 
     # ----------------------------------------------------------------- drawing
+    def redraw_interval_s(self) -> float:
+        """How often following the market is worth a redraw: twice per pixel column of time (a pixel column
+        holds k closed columns; redrawing each 100 ms column repaints the same pixels), 0.1 .. 0.5 s."""
+        return min(MAX_REDRAW_S, max(MIN_REDRAW_S, self.pixel_s / 2))
+
     def redraw(self) -> None:
         """Recompute the image, lines and bubbles if the data or the view changed."""
         snap = self.snapshot
@@ -342,6 +350,7 @@ class HeatmapWidget(QWidget):
         if key != self._drawn_key:
             self._drawn_key = key
             self._draw(snap, x0, x1, y0, y1, w_px, h_px)
+            settle(self.vb)
             self.redraws += 1
         if self.frame is not None and self.frame.detections_version != self._det_key:
             self._det_key = self.frame.detections_version
@@ -393,6 +402,7 @@ class HeatmapWidget(QWidget):
             self.image.write(key, v.ids[sel], cols, final, v.ids.size)
         self.image.show_view(b0, b1 - b0 + 1, k, col_s, (r0 - 0.5) * row_h, n_rows * row_h)
         self._image_geom = (b0 * k * col_s, (r0 - 0.5) * row_h, k * col_s, step * row_h)
+        self.pixel_s = k * col_s
         xs = (v.ids + 1) * k * col_s  # a block's line point sits at its end: the book then
         self.bid_line.setData(xs, v.bid * tick, connect="finite")
         self.ask_line.setData(xs, v.ask * tick, connect="finite")

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 from app.core.chartframe import ChartFrame
 from app.core.instrument import Instrument
 from app.core.profile import ProfileRange
-from widgets.charts.common import brush, make_plot, pen, style_widget
+from widgets.charts.common import brush, make_plot, pen, settle, style_widget
 from widgets.theme import DARK, Palette
 
 MAX_ROWS = 150  # rows drawn at most: coarser rows beyond that keep bars a few pixels tall
@@ -161,6 +161,7 @@ class VolumeProfileWidget(QWidget):
     def _on_range(self, *_args: object) -> None:
         if self.mode == "visible":
             self._redraw()
+        settle(self.vb)  # the heatmap moved the linked prices: one paint for it, not two
 
     def redraw(self) -> None:
         """Draw now (what the throttle would do a moment later)."""
@@ -219,6 +220,7 @@ class VolumeProfileWidget(QWidget):
             self.bars[f"buy_{where}"].setOpts(x0=shown.sell[sel], y=ys[sel], height=h, width=shown.buy[sel])
         vmax = float(shown.volume.max())
         self.vb.setXRange(0, vmax * 1.12, padding=0)
+        settle(self.vb)
         for line, t in ((self.poc_line, self.poc), (self.vah_line, va_hi), (self.val_line, va_lo)):
             if t is None:
                 line.hide()
