@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from app.core.book import _LOG_FOLD, _SMALL, TICK_LIMIT, DepthBook, WalkResult
+from app.core.book import _LOG_FOLD, TICK_LIMIT, DepthBook, WalkResult
 from app.core.events import (
     ASK,
     BID,
@@ -27,6 +27,7 @@ from app.core.instrument import Instrument
 from tests.core.reference_book import ReferenceBook
 
 INST = Instrument("test", "BTCUSDT", 0.1, 0.001)
+_SMALL = 32  # a message size the old row-by-row path took; kept as a mix of small and big messages
 
 
 def make(roi: int = 64) -> DepthBook:
@@ -244,8 +245,8 @@ def test_far_log_folds_when_full_on_both_paths() -> None:
             else:
                 ref.pop(t, None)
         logged += n
-        assert len(book._bid.log) <= _LOG_FOLD
-    assert len(book._bid.log) < logged  # folded along the way
+        assert len(book.log) <= _LOG_FOLD
+    assert len(book.log) < logged  # folded along the way
     assert as_dict(book, BID) == ref
     assert book.best_bid() == (1000, 1.0)
 
@@ -388,7 +389,7 @@ def test_far_log_is_folded_and_bounded() -> None:
     n = _LOG_FOLD * 2 + 7
     for i in range(n):
         book.apply_side(BID, np.array([1000, 10 + i % 50], dtype=np.int64), np.array([1.0, float(i % 3)]))
-    assert 0 < len(book._bid.log) < _LOG_FOLD  # folded along the way, memory bounded
+    assert 0 < len(book.log) < _LOG_FOLD  # folded along the way, memory bounded
     ref = {1000: 1.0}
     for k in range(50):
         last = max(i for i in range(n) if i % 50 == k)
