@@ -1,47 +1,53 @@
 """The depth book: one instrument's resting size per price tick, bids and asks.
 
-Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *region of interest*
-(ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus the *far levels* outside it as
-two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
-BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
-5,000 on a 61,800 market), so far levels are written on the hot path too: a message's rows go to a
-preallocated per-side log (positions the book computes straight into it, and copied sizes: the book
-never keeps references to caller arrays) and are merged into the far arrays with a few vector
-operations (stable sort, last write wins, zeros dropped) when something reads them, when the best
-price needs them, or when the log is full.
+Layout (DESIGN.md §2). Both sides share one dense float64 array over a *region of interest* (ROI)
+of ``roi_ticks`` consecutive ticks: ``[bid trash | bids | asks | ask trash]``, each block ticks
+ascending. The *far levels* outside the ROI are two sorted arrays a side (ticks ascending, sizes).
+Venues send far levels all the time (in the Binance BTCUSDT capture 6,531 of 6,551 diffs touch a
+level more than 4,096 ticks from the mid, e.g. bids at 5,000 on a 61,800 market), so far levels are
+written on the hot path too: a message's rows go to a preallocated log shared by both sides (flat
+positions the book computes straight into it, and copied sizes: the book never keeps references to
+caller arrays) and are merged into the far arrays with a few vector operations (stable sort, last
+write wins, zeros dropped) when something reads them, when a best price needs them, or when the log
+is full. In flat positions a far bid is below the bid block and a far ask above the ask block, so one
+``put(..., "clip")`` sends both to their side's trash cell while it writes the ROI rows.
 
-Two write paths, same rules. A numpy call costs ~1 us whatever its size, so ``apply_side`` takes a
-message of at most ``_SMALL`` rows a side (half of Binance's have <= 16) row by row in Python: checks
-on lists, stores through memoryviews of the arrays, only its far rows logged. Bigger messages and
-``apply`` batches go through vector operations (ROI rows by ``put``, the whole message logged).
+``apply_diff`` takes a whole venue diff (bids and asks) with one fixed set of numpy calls, since a
+numpy call costs ~0.2-0.6 us whatever its size: sizes copied into the log and validated there by one
+``argmax`` over their bits, tick ranges by ``argmin``/``argmax``, positions by one subtraction a side,
+one ``put``. ``apply_side`` is ``apply_diff`` with one side empty. Off that path (an empty book, rows
+beyond the ROI on a side's better side, a best outside the ROI) each side is written on its own
+(``_write``), as are ``apply`` batches; same rules.
 
 The ROI is placed around the first prices seen and moved (*recentred*) around the mid when the mid
 drifts more than a quarter of the ROI from its centre: the ticks stay, only the array/far split
 changes (O(levels), rare). A book whose spread is wider than the ROI stays correct, only slower.
 
-Positions. Inside a side's array "higher position = better price" on both sides (bids are stored
-ascending by tick, asks descending), so one rule maintains both best prices: the best is the highest
-non-zero position. Cell 0 of each array is a trash cell that absorbs far levels clipped by ``put``.
-Best bid/ask are kept incrementally: a level better than the best becomes the best; when the best
-level is deleted the next one is found by a vectorised search just below it (never a full scan per
-message).
+Positions. Each side sees its block through a view in which "higher position = better price" (the
+bid view ascending by tick, the ask view descending), so one rule maintains both best prices: the
+best is the highest non-zero position. Cell 0 of each view is its trash cell. Best bid/ask are kept
+incrementally: a level better than the best becomes the best; when the best level is deleted the
+next one is found by a vectorised search in growing windows just below it (never a full scan per
+message). Rows beyond the ROI on the better side while the best is inside it are deletes of nothing
+(nothing rests beyond the best; venues send such stale deletes) and are dropped.
 
 Input rules (apply the whole batch or nothing):
 
 * ``qty`` must be finite and >= 0 (NaN, inf or negative -> ``ValueError``); 0 deletes the level;
-  ``-0.0`` counts as 0 (the row-by-row path may store it: every read treats it as no level and
-  returns +0.0).
+  ``-0.0`` counts as 0 (reads return +0.0).
 * Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected);
-  ``apply_side`` takes int64/float64 arrays as they are and converts other integer/number arrays.
+  ``apply_diff``/``apply_side`` take int64/float64 arrays as they are and convert other
+  integer/number arrays (and lists).
 * ``apply`` rows: depth rows (``DEPTH_EVENT``, ``DEPTH_SNAPSHOT_EVENT``) need exactly one side flag
   (``BUY_EVENT`` = bid, ``SELL_EVENT`` = ask); their ``ival`` is the price in ticks and, when
   ``px != 0``, must match it: ``|px / tick_size - ival| <= 1e-6`` (plus float rounding of huge tick
   counts), so a price off the grid or a wrong tick is rejected. ``DEPTH_CLEAR_EVENT`` clears its
   side, or both sides with no side flag (or both flags). Other kinds are ignored.
 * ``exch_ts`` must not decrease within a batch (an unsorted batch is rejected).
-* A tick repeated within one batch or one ``apply_side`` call: the last row wins.
+* A tick repeated within one batch or one side of an ``apply_diff``/``apply_side`` call: the last
+  row wins.
 * Any violation raises ``ValueError`` naming the problem and the first bad row, and leaves the book
-  unchanged: a batch is validated completely before the first write.
+  unchanged: a batch (or both sides of a diff) is validated completely before the first write.
 * A crossed book (best bid >= best ask) is *not* an error of the book: venues are transiently crossed
   in partial data; :meth:`DepthBook.is_crossed` tells.
 """
