@@ -316,7 +316,7 @@ class DepthBook:
         self.version += 1
 
     def _new_best(self, st: _Side, bp: int, hp: int) -> int:
-        """A side's best position after a write whose best row is at position ``hp`` (``bp`` >= 1)."""
+        """A side's best position after a write whose best row is at position ``hp`` (``bp`` in the ROI)."""
         mv = st.arr_mv
         if hp > bp:
             if mv[hp] > 0.0:

@@ -168,6 +168,29 @@ def test_the_log_folds_when_full_with_both_sides_interleaved() -> None:
     assert_same(book, ref)
 
 
+@pytest.mark.parametrize("edge", [TICK_LIMIT - 1, -TICK_LIMIT + 1])
+def test_ticks_near_the_limit(edge: int) -> None:
+    """A window near ±2**62 takes the per-side path (int64 positions could overflow): same book."""
+    book = DepthBook(INST, roi_ticks=16)
+    ref = ReferenceBook()
+    mid = edge - 40 if edge > 0 else edge + 40
+    steps = [
+        (
+            [(mid, 1.0), (mid - 1, 2.0), (edge if edge < 0 else mid - 30, 3.0)],
+            [(mid + 1, 1.0), (edge if edge > 0 else mid + 30, 2.0)],
+        ),
+        ([(mid, 0.0), (mid - 2, 4.0)], [(mid + 1, 0.0), (mid + 3, 5.0)]),
+    ]
+    for bids, asks in steps:
+        book.apply_diff(*arrays(bids), *arrays(asks))
+        to_ref(ref, bids, asks)
+        # Levels and best prices (assert_same's walk figures are floats of ~4.6e18-tick averages).
+        assert (book.best_bid_tick, book.best_ask_tick) == (ref.best_bid_tick, ref.best_ask_tick)
+        for side in (BID, ASK):
+            t, q = book.levels(side)
+            assert list(zip(t.tolist(), q.tolist(), strict=True)) == ref.levels(side)
+
+
 # ---------------------------------------------------------------------- bad input
 
 
