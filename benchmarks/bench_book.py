@@ -8,7 +8,8 @@ book is loaded with the snapshot. Timed: all diffs in order, one message at a ti
 then best bid and best ask read (as any consumer does after a message). Every peer is driven the
 fastest way its documentation shows:
 
-* ``DepthBook``: ``apply_side`` per side, then ``best_bid()`` / ``best_ask()``.
+* ``DepthBook``: ``apply_diff`` (both sides of the message in one call), then ``best_bid()`` /
+  ``best_ask()``; at the end the far rows still in its log are merged, inside the timing.
 * ``sortedcontainers.SortedDict`` (one per side, int tick keys): ``d[k] = q`` / ``d.pop(k, None)``,
   best via ``peekitem(-1)`` / ``peekitem(0)``.
 * ``order-book`` (bmoscon's C extension, the one cryptofeed uses; float price keys): ``bids[p] = q``,
@@ -16,8 +17,9 @@ fastest way its documentation shows:
   ``bids.index(0)`` / ``asks.index(0)`` (its README).
 
 All three must end with the same book (asserted). The races are repeated interleaved (ours, SortedDict,
-order-book, ours, ...) and each one's best time is kept. ``book.apply_batch`` times the engine's path,
-``apply`` on EVENT_DTYPE batches with every row validated, for information (no peer).
+order-book, ours, ...) and each one's best time is kept. For information (no peer): ``book.apply_side``
+(the same race through ``apply_side`` once per side; its book is checked too) and ``book.apply_batch``
+(the engine's path, ``apply`` on EVENT_DTYPE batches with every row validated).
 """
 
 from __future__ import annotations
@@ -100,11 +102,44 @@ def load_capture() -> Capture:
 # ---------------------------------------------------------------------- the three races
 
 
-def race_depthbook(cap: Capture) -> tuple[float, dict[int, float], dict[int, float]]:
-    """DepthBook: seconds for all diffs, and the final book as dicts."""
+def _loaded_book(cap: Capture) -> DepthBook:
+    """A DepthBook holding the capture's REST snapshot (untimed)."""
     book = DepthBook(INSTRUMENT)
-    for side, snap in ((BID, cap.snapshot_bids), (ASK, cap.snapshot_asks)):
-        book.apply_side(side, _ticks([p for p, _ in snap]), np.asarray([q for _, q in snap]))
+    snap = (cap.snapshot_bids, cap.snapshot_asks)
+    book.apply_diff(
+        *(a for levels in snap for a in (_ticks([p for p, _ in levels]), np.asarray([q for _, q in levels])))
+    )
+    return book
+
+
+def _final(book: DepthBook) -> tuple[dict[int, float], dict[int, float]]:
+    """The whole book (far levels included) as dicts, to compare racers."""
+    final = []
+    for side in (BID, ASK):
+        t, q = book.levels(side)
+        final.append(dict(zip(t.tolist(), q.tolist(), strict=True)))
+    return final[0], final[1]
+
+
+def race_depthbook(cap: Capture) -> tuple[float, dict[int, float], dict[int, float]]:
+    """DepthBook.apply_diff, one call per message: seconds for all diffs, and the final book."""
+    book = _loaded_book(cap)
+    apply_diff = book.apply_diff
+    best_bid = book.best_bid
+    best_ask = book.best_ask
+    t0 = time.perf_counter()
+    for bt, bq, at, aq in cap.arrays:
+        apply_diff(bt, bq, at, aq)
+        best_bid()
+        best_ask()
+    book.levels(BID, 1)  # merges the far rows still in the log: no work left outside the timing
+    elapsed = time.perf_counter() - t0
+    return elapsed, *_final(book)
+
+
+def race_depthbook_sides(cap: Capture) -> tuple[float, dict[int, float], dict[int, float]]:
+    """DepthBook.apply_side, one call per side of each message (for information)."""
+    book = _loaded_book(cap)
     apply_side = book.apply_side
     best_bid = book.best_bid
     best_ask = book.best_ask
@@ -114,12 +149,9 @@ def race_depthbook(cap: Capture) -> tuple[float, dict[int, float], dict[int, flo
         apply_side(ASK, at, aq)
         best_bid()
         best_ask()
+    book.levels(BID, 1)  # as in race_depthbook
     elapsed = time.perf_counter() - t0
-    final = []
-    for side in (BID, ASK):
-        t, q = book.levels(side)
-        final.append(dict(zip(t.tolist(), q.tolist(), strict=True)))
-    return elapsed, final[0], final[1]
+    return elapsed, *_final(book)
 
 
 def race_sorteddict(cap: Capture) -> tuple[float, dict[int, float], dict[int, float]]:
@@ -182,12 +214,9 @@ def race_order_book(cap: Capture) -> tuple[float, dict[int, float], dict[int, fl
 def _micro(quick: bool) -> list[BenchResult]:
     """walk / ladder / levels on the final real book."""
     cap = load_capture()
-    book = DepthBook(INSTRUMENT)
-    for side, snap in ((BID, cap.snapshot_bids), (ASK, cap.snapshot_asks)):
-        book.apply_side(side, _ticks([p for p, _ in snap]), np.asarray([q for _, q in snap]))
+    book = _loaded_book(cap)
     for bt, bq, at, aq in cap.arrays:
-        book.apply_side(BID, bt, bq)
-        book.apply_side(ASK, at, aq)
+        book.apply_diff(bt, bq, at, aq)
     n = 2_000 if quick else 20_000
     top = book.best_ask_tick + 30
     cases = [
@@ -211,9 +240,7 @@ def _micro(quick: bool) -> list[BenchResult]:
 
 def race_depthbook_batches(cap: Capture) -> float:
     """DepthBook.apply on EVENT_DTYPE batches (the engine's path: validation of every row included)."""
-    book = DepthBook(INSTRUMENT)
-    for side, snap in ((BID, cap.snapshot_bids), (ASK, cap.snapshot_asks)):
-        book.apply_side(side, _ticks([p for p, _ in snap]), np.asarray([q for _, q in snap]))
+    book = _loaded_book(cap)
     batches = []
     for i, (bt, bq, at, aq) in enumerate(cap.arrays):
         rows = [depth_rows(BID, bt, bq, TICK, i, i, i), depth_rows(ASK, at, aq, TICK, i, i, i)]
@@ -224,6 +251,7 @@ def race_depthbook_batches(cap: Capture) -> float:
         apply(batch)
         book.best_bid()
         book.best_ask()
+    book.levels(BID, 1)  # as in race_depthbook
     return time.perf_counter() - t0
 
 
@@ -235,6 +263,7 @@ def run(quick: bool = False) -> list[BenchResult]:
         "ours": race_depthbook,
         "sortedcontainers.SortedDict": race_sorteddict,
         "order-book": race_order_book,
+        "apply_side": race_depthbook_sides,
     }
     times: dict[str, list[float]] = {name: [] for name in races}
     finals: dict[str, tuple[dict[int, float], dict[int, float]]] = {}
@@ -267,6 +296,22 @@ def run(quick: bool = False) -> list[BenchResult]:
                 "book.apply", ours_rate, "levels/s", peer=peer, ratio=ours_rate / peer_rate, extra=extra
             )
         )
+    sides_s = min(times["apply_side"])
+    sd_s = min(times["sortedcontainers.SortedDict"])
+    results.append(
+        BenchResult(
+            "book.apply_side",
+            cap.levels / sides_s,
+            "levels/s",
+            peer="sortedcontainers.SortedDict",
+            ratio=sd_s / sides_s,
+            extra={
+                "case": "apply_side per side + best (information)",
+                "peer_value": cap.levels / sd_s,
+                "us_per_msg": 1e6 * sides_s / msgs,
+            },
+        )
+    )
     batch_s = min(race_depthbook_batches(cap) for _ in range(repeats))
     results.append(
         BenchResult(

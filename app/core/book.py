@@ -1,47 +1,53 @@
 """The depth book: one instrument's resting size per price tick, bids and asks.
 
-Layout (DESIGN.md §2). Each side keeps a dense float64 array of size over a *region of interest*
-(ROI) of ``roi_ticks`` consecutive ticks shared by both sides, plus the *far levels* outside it as
-two sorted arrays (ticks ascending, sizes). Venues send far levels all the time (in the Binance
-BTCUSDT capture 6,531 of 6,551 diffs touch a level more than 4,096 ticks from the mid, e.g. bids at
-5,000 on a 61,800 market), so far levels are written on the hot path too: a message's rows go to a
-preallocated per-side log (positions the book computes straight into it, and copied sizes: the book
-never keeps references to caller arrays) and are merged into the far arrays with a few vector
-operations (stable sort, last write wins, zeros dropped) when something reads them, when the best
-price needs them, or when the log is full.
+Layout (DESIGN.md §2). Both sides share one dense float64 array over a *region of interest* (ROI)
+of ``roi_ticks`` consecutive ticks: ``[bid trash | bids | asks | ask trash]``, each block ticks
+ascending. The *far levels* outside the ROI are two sorted arrays a side (ticks ascending, sizes).
+Venues send far levels all the time (in the Binance BTCUSDT capture 6,531 of 6,551 diffs touch a
+level more than 4,096 ticks from the mid, e.g. bids at 5,000 on a 61,800 market), so far levels are
+written on the hot path too: a message's rows go to a preallocated log shared by both sides (flat
+positions the book computes straight into it, and copied sizes: the book never keeps references to
+caller arrays) and are merged into the far arrays with a few vector operations (stable sort, last
+write wins, zeros dropped) when something reads them, when a best price needs them, or when the log
+is full. In flat positions a far bid is below the bid block and a far ask above the ask block, so one
+``put(..., "clip")`` sends both to their side's trash cell while it writes the ROI rows.
 
-Two write paths, same rules. A numpy call costs ~1 us whatever its size, so ``apply_side`` takes a
-message of at most ``_SMALL`` rows a side (half of Binance's have <= 16) row by row in Python: checks
-on lists, stores through memoryviews of the arrays, only its far rows logged. Bigger messages and
-``apply`` batches go through vector operations (ROI rows by ``put``, the whole message logged).
+``apply_diff`` takes a whole venue diff (bids and asks) with one fixed set of numpy calls, since a
+numpy call costs ~0.2-0.6 us whatever its size: sizes copied into the log and validated there by one
+``argmax`` over their bits, tick ranges by ``argmin``/``argmax``, positions by one subtraction a side,
+one ``put``. ``apply_side`` is ``apply_diff`` with one side empty. Off that path (an empty book, rows
+beyond the ROI on a side's better side, a best outside the ROI) each side is written on its own
+(``_write``), as are ``apply`` batches; same rules.
 
 The ROI is placed around the first prices seen and moved (*recentred*) around the mid when the mid
 drifts more than a quarter of the ROI from its centre: the ticks stay, only the array/far split
 changes (O(levels), rare). A book whose spread is wider than the ROI stays correct, only slower.
 
-Positions. Inside a side's array "higher position = better price" on both sides (bids are stored
-ascending by tick, asks descending), so one rule maintains both best prices: the best is the highest
-non-zero position. Cell 0 of each array is a trash cell that absorbs far levels clipped by ``put``.
-Best bid/ask are kept incrementally: a level better than the best becomes the best; when the best
-level is deleted the next one is found by a vectorised search just below it (never a full scan per
-message).
+Positions. Each side sees its block through a view in which "higher position = better price" (the
+bid view ascending by tick, the ask view descending), so one rule maintains both best prices: the
+best is the highest non-zero position. Cell 0 of each view is its trash cell. Best bid/ask are kept
+incrementally: a level better than the best becomes the best; when the best level is deleted the
+next one is found by a vectorised search in growing windows just below it (never a full scan per
+message). Rows beyond the ROI on the better side while the best is inside it are deletes of nothing
+(nothing rests beyond the best; venues send such stale deletes) and are dropped.
 
 Input rules (apply the whole batch or nothing):
 
 * ``qty`` must be finite and >= 0 (NaN, inf or negative -> ``ValueError``); 0 deletes the level;
-  ``-0.0`` counts as 0 (the row-by-row path may store it: every read treats it as no level and
-  returns +0.0).
+  ``-0.0`` counts as 0 (reads return +0.0).
 * Ticks are integers within ±2**62 (the ``NO_PRICE`` sentinel and beyond are rejected);
-  ``apply_side`` takes int64/float64 arrays as they are and converts other integer/number arrays.
+  ``apply_diff``/``apply_side`` take int64/float64 arrays as they are and convert other
+  integer/number arrays (and lists).
 * ``apply`` rows: depth rows (``DEPTH_EVENT``, ``DEPTH_SNAPSHOT_EVENT``) need exactly one side flag
   (``BUY_EVENT`` = bid, ``SELL_EVENT`` = ask); their ``ival`` is the price in ticks and, when
   ``px != 0``, must match it: ``|px / tick_size - ival| <= 1e-6`` (plus float rounding of huge tick
   counts), so a price off the grid or a wrong tick is rejected. ``DEPTH_CLEAR_EVENT`` clears its
   side, or both sides with no side flag (or both flags). Other kinds are ignored.
 * ``exch_ts`` must not decrease within a batch (an unsorted batch is rejected).
-* A tick repeated within one batch or one ``apply_side`` call: the last row wins.
+* A tick repeated within one batch or one side of an ``apply_diff``/``apply_side`` call: the last
+  row wins.
 * Any violation raises ``ValueError`` naming the problem and the first bad row, and leaves the book
-  unchanged: a batch is validated completely before the first write.
+  unchanged: a batch (or both sides of a diff) is validated completely before the first write.
 * A crossed book (best bid >= best ask) is *not* an error of the book: venues are transiently crossed
   in partial data; :meth:`DepthBook.is_crossed` tells.
 """
@@ -80,12 +86,12 @@ _UMAX = np.maximum.reduce
 _SMAX = np.maximum.reduce
 _SMIN = np.minimum.reduce
 _ADD_REDUCE = np.add.reduce
+_SUB = np.subtract
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
 _BAD_QTY_BITS = np.uint64(0x7FF0000000000000)
 _KEY_MASK = KIND_MASK | SIDE_MASK
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
 _LOG_FOLD = 32768  # far-level log capacity in rows: folded into the far arrays when full
-_SMALL = 32  # apply_side writes messages of up to this many rows row by row (measured crossover)
 _INF = math.inf
 _EMPTY_T = np.empty(0, dtype=np.int64)
 _EMPTY_Q = np.empty(0, dtype=np.float64)
@@ -103,31 +109,17 @@ class WalkResult:
 
 
 class _Side:
-    """One side's storage: dense ROI array, far levels (sorted arrays), far-level log, best position."""
+    """One side: a view of the shared ROI array (higher position = better), far levels, best position."""
 
-    __slots__ = ("arr", "far_t", "far_q", "log_pos", "log_qty", "log_n", "best", "arr_mv", "pos_mv", "qty_mv")
+    __slots__ = ("arr", "arr_mv", "far_t", "far_q", "best")
 
-    def __init__(self, roi: int) -> None:
-        self.arr = np.zeros(roi + 1, dtype=np.float64)  # cell 0 is trash
+    def __init__(self, arr: np.ndarray) -> None:
+        self.arr = arr  # a view of DepthBook._flat: cell 0 is this side's trash cell
+        # A Python-level read through a memoryview costs a few tens of ns, a numpy scalar read more.
+        self.arr_mv = memoryview(arr)
         self.far_t = _EMPTY_T  # far levels outside the ROI: ticks ascending, unique
         self.far_q = _EMPTY_Q  # their sizes, all > 0
-        # Rows of messages with far levels, not yet folded, in arrival order: positions (computed
-        # straight into the buffer) and copied sizes. A buffer, not a list of arrays: concatenating
-        # thousands of small arrays at each fold cost more than the writes themselves.
-        self.log_pos = np.empty(_LOG_FOLD, dtype=np.int64)
-        self.log_qty = np.empty(_LOG_FOLD, dtype=np.float64)
-        self.log_n = 0
         self.best = _NONE
-        # Memoryviews of the same buffers: a Python-level store through one costs a few tens of ns,
-        # a numpy scalar store several times that (the small-message path writes row by row).
-        self.arr_mv = memoryview(self.arr)
-        self.pos_mv = memoryview(self.log_pos)
-        self.qty_mv = memoryview(self.log_qty)
-
-    @property
-    def log(self) -> np.ndarray:
-        """Positions of the logged rows not yet folded (diagnostics, tests)."""
-        return self.log_pos[: self.log_n]
 
 
 class DepthBook:
@@ -138,9 +130,19 @@ class DepthBook:
             raise ValueError(f"roi_ticks must be an integer >= 16, got {roi_ticks!r}")
         self.instrument = instrument
         self._tick_size = float(instrument.tick_size)
-        self._roi = int(roi_ticks)
-        self._bid = _Side(self._roi)
-        self._ask = _Side(self._roi)
+        roi = self._roi = int(roi_ticks)
+        # One array for both sides, ticks ascending: [bid trash | bids | asks | ask trash] (module doc).
+        self._flat = np.zeros(2 * roi + 2, dtype=np.float64)
+        self._flat_mv = memoryview(self._flat)
+        self._bid = _Side(self._flat[: roi + 1])
+        self._ask = _Side(self._flat[2 * roi + 1 : roi : -1])  # reversed: higher position = lower tick
+        # Rows of messages with far levels, not yet folded, in arrival order: flat positions (computed
+        # straight into the buffer) and copied sizes. A buffer, not a list of arrays: concatenating
+        # thousands of small arrays at each fold cost more than the writes themselves.
+        self._log_pos = np.empty(_LOG_FOLD, dtype=np.int64)
+        self._log_qty = np.empty(_LOG_FOLD, dtype=np.float64)
+        self._log_bits = self._log_qty.view(_U64)  # the same sizes as bits: one argmax validates them
+        self._log_n = 0
         self._anchored = False
         self._set_base(0)
         self.best_bid_tick: int = NO_PRICE
@@ -149,18 +151,27 @@ class DepthBook:
         self.version: int = 0
         self.recentres: int = 0  # how many times the ROI moved (diagnostics, benchmarks)
 
+    @property
+    def log(self) -> np.ndarray:
+        """Flat positions of the logged rows not yet folded (diagnostics, tests)."""
+        return self._log_pos[: self._log_n]
+
     # ------------------------------------------------------------------ geometry
 
     def _set_base(self, base: int) -> None:
         """Place the ROI at ticks [base, base + roi)."""
         self._base = base
         self._top = base + self._roi - 1  # highest ROI tick
-        self._bid_origin = base - 1  # bid position = tick - origin, in 1..roi
+        self._bid_origin = base - 1  # bid position (= flat index) = tick - origin, in 1..roi
         self._ask_origin = base + self._roi  # ask position = origin - tick, in 1..roi
+        self._ask_flat = base - self._roi - 1  # flat index of an ask = tick - this, in roi+1..2*roi
+        # The same as numpy scalars: a ufunc converts a Python int operand on every call.
+        self._bid_origin_i64 = np.int64(self._bid_origin)
+        self._ask_flat_i64 = np.int64(self._ask_flat)
         self._centre = base + self._roi // 2
-        # Row-by-row positions are Python ints stored into int64 log cells: fine while |origin| is
-        # far from 2**63 (always, for ticks within TICK_LIMIT of a sane ROI); else numpy path only.
-        self._rows_ok = abs(base) < 2**61
+        # apply_diff's vector path: int64 position arithmetic is exact while |base| < 2**61 (always,
+        # for sane ticks); beyond that the per-side path runs. Not anchored: the per-side path places it.
+        self._hot = self._anchored and abs(base) < 2**61
 
     def _pos(self, side: int, tick: int) -> int:
         return tick - self._bid_origin if side == BID else self._ask_origin - tick
@@ -178,196 +189,222 @@ class DepthBook:
     # ------------------------------------------------------------------ writing
 
     def apply_side(self, side: int, ticks: np.ndarray, qty: np.ndarray) -> None:
-        """Set absolute sizes on one side (0 deletes); the fast path feeds use. Validated, atomic."""
+        """Set absolute sizes on one side (0 deletes): ``apply_diff`` with the other side empty."""
         if side == BID:
-            st = self._bid
+            self.apply_diff(ticks, qty, _EMPTY_T, _EMPTY_Q)
         elif side == ASK:
-            st = self._ask
+            self.apply_diff(_EMPTY_T, _EMPTY_Q, ticks, qty)
         else:
             raise ValueError(f"apply_side: side must be BID (+1) or ASK (-1), got {side!r}")
+
+    def apply_diff(
+        self, bid_ticks: np.ndarray, bid_qty: np.ndarray, ask_ticks: np.ndarray, ask_qty: np.ndarray
+    ) -> None:
+        """One venue diff, absolute sizes on both sides (0 deletes): validated whole, then written."""
+        bt, bq, at, aq = bid_ticks, bid_qty, ask_ticks, ask_qty
         if (
-            type(ticks) is not _ND
-            or type(qty) is not _ND
-            or ticks.dtype is not _I64
-            or qty.dtype is not _F64
-            or ticks.ndim != 1
-            or ticks.shape != qty.shape
-            or not ticks.shape[0]
+            type(bt) is not _ND
+            or type(bq) is not _ND
+            or type(at) is not _ND
+            or type(aq) is not _ND
+            or bt.dtype is not _I64
+            or at.dtype is not _I64
+            or bq.dtype is not _F64
+            or aq.dtype is not _F64
+            or bt.shape != bq.shape
+            or at.shape != aq.shape
+            or bt.ndim != 1
+            or at.ndim != 1
         ):
-            ticks, qty = _coerce(ticks, qty)
-            if not ticks.shape[0]:
-                self.version += 1
-                return
-        if ticks.shape[0] <= _SMALL and self._rows_ok and self._anchored:
-            # A small message (half of Binance's have <= 16 levels a side) goes row by row in Python:
-            # checks on lists and memoryview stores beat ~1 us per numpy call.
-            tl = ticks.tolist()
-            ql = qty.tolist()
-            # The sum is NaN/inf when a size is (or when huge sizes overflow: the exact check then
-            # decides); with no NaN, min() finds a negative. -0.0 passes: stored, it reads as 0.
-            if not (sum(ql) < _INF and min(ql) >= 0.0):
-                ql = _checked_qty(qty).tolist()
-            lo = min(tl)
-            hi = max(tl)
-            if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
-                _check_ticks(ticks)
-            self._write_rows(side, st, ticks, qty, tl, ql, lo, hi)
+            bt, bq = _coerce(bt, bq, "bid")
+            at, aq = _coerce(at, aq, "ask")
+        nb = bt.shape[0]
+        na = at.shape[0]
+        n = nb + na
+        a = self._log_n
+        b = a + n
+        if b > _LOG_FOLD:
+            self._fold()
+            a, b = 0, n
+        if not self._hot or b > _LOG_FOLD or not n:
+            self._diff_by_side(bt, bq, at, aq)
             self.version += 1
             return
-        if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
-            qty = _checked_qty(qty)
-        if ticks.shape[0] <= 40:  # _tick_range, inlined on the hot path
-            listed = ticks.tolist()
-            lo = min(listed)
-            hi = max(listed)
-        else:
-            lo = int(_SMIN(ticks))
-            hi = int(_SMAX(ticks))
-        if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
-            _check_ticks(ticks)
-        self._write(side, st, ticks, qty, lo, hi)
+        # One vector pass over the whole message (a numpy call costs ~0.2-0.6 us whatever its size, so
+        # the count of calls is the cost; positional arguments: keywords cost ~0.1 us each): sizes
+        # copied into the log and checked as bits by one argmax, tick ranges by argmin/argmax,
+        # positions computed into the log, one clipped put for both sides.
+        m = a + nb
+        lq = self._log_qty
+        lq[a:m] = bq
+        lq[m:b] = aq
+        bits = self._log_bits[a:b]
+        if bits.item(bits.argmax()) >= _BAD_QTY_BITS:  # NaN, inf, negative or -0.0 somewhere
+            _checked_qty(bq, "bid")
+            _checked_qty(aq, "ask")
+            np.add(lq[a:b], 0.0, lq[a:b])  # only -0.0 remains: it means 0
+        base = self._base
+        top = self._top
+        bid = self._bid
+        ask = self._ask
+        bp = bid.best
+        ap = ask.best
+        far = False
+        if nb:
+            bhi = bt.item(bt.argmax())
+            blo = bt.item(bt.argmin())
+            # A bid above the ROI (or beyond the tick limit): the per-side path; so is a side whose
+            # best is not in the ROI (empty, or a far level).
+            if bhi > top or blo <= -TICK_LIMIT or bp < 1 or bp > self._roi:
+                self._diff_off_path(bt, bq, at, aq, BID, bhi, blo)
+                return
+            far = blo < base
+        if na:
+            alo = at.item(at.argmin())
+            ahi = at.item(at.argmax())
+            if alo < base or ahi >= TICK_LIMIT or ap < 1 or ap > self._roi:
+                self._diff_off_path(bt, bq, at, aq, ASK, ahi, alo)
+                return
+            far = far or ahi > top
+        lp = self._log_pos
+        if nb:
+            _SUB(bt, self._bid_origin_i64, lp[a:m])
+        if na:
+            _SUB(at, self._ask_flat_i64, lp[m:b])
+        # Far bids clip to cell 0, far asks to the last cell (the trash cells); the log keeps them.
+        # put() writes in order, so the last row of a repeated tick wins.
+        self._flat.put(lp[a:b], lq[a:b], "clip")
+        if far:
+            self._log_n = b
+        # Best prices: unchanged unless a row is better than the best or the best was deleted.
+        moved = False
+        if nb:
+            hp = bhi - self._bid_origin
+            mv = bid.arr_mv
+            if hp > bp or mv[bp] == 0.0:
+                bid.best = self._new_best(bid, bp, hp)
+                moved = bid.best != bp
+        if na:
+            hp = self._ask_origin - alo
+            mv = ask.arr_mv
+            if hp > ap or mv[ap] == 0.0:
+                ask.best = self._new_best(ask, ap, hp)
+                moved = moved or ask.best != ap
+        if moved:
+            self._bests_moved()
         self.version += 1
+
+    def _diff_off_path(
+        self, bt: np.ndarray, bq: np.ndarray, at: np.ndarray, aq: np.ndarray, side: int, hi: int, lo: int
+    ) -> None:
+        """``apply_diff`` when one side's rows leave the ROI on its better side or its best is not in it."""
+        st = self._bid if side == BID else self._ask
+        if 1 <= st.best <= self._roi and -TICK_LIMIT < lo and hi < TICK_LIMIT:
+            # Rows beyond the ROI on the better side while the best is inside it: deletes of nothing
+            # (venues send such stale deletes now and then) are dropped; a size set there is real.
+            if side == BID:
+                kept = _without_stale_deletes(bt, bq, bt <= self._top)
+                if kept is not None:
+                    self.apply_diff(kept[0], kept[1], at, aq)
+                    return
+            else:
+                kept = _without_stale_deletes(at, aq, at >= self._base)
+                if kept is not None:
+                    self.apply_diff(bt, bq, kept[0], kept[1])
+                    return
+        self._diff_by_side(bt, bq, at, aq)
+        self.version += 1
+
+    def _new_best(self, st: _Side, bp: int, hp: int) -> int:
+        """A side's best position after a write whose best row is at position ``hp`` (``bp`` in the ROI)."""
+        mv = st.arr_mv
+        if hp > bp:
+            if mv[hp] > 0.0:
+                return hp
+            # The top of the update is a delete: look between the old best and it.
+            begin = bp + 1
+            if begin < hp:
+                nz = st.arr[begin:hp].nonzero()[0]
+                if nz.shape[0]:
+                    return begin + nz.item(-1)
+        if mv[bp] == 0.0:
+            side = BID if st is self._bid else ASK
+            return self._below(side, st, bp)
+        return bp
+
+    def _diff_by_side(self, bt: np.ndarray, bq: np.ndarray, at: np.ndarray, aq: np.ndarray) -> None:
+        """``apply_diff`` off the vector path: both sides validated completely, then written one by one."""
+        checked = []
+        for what, ticks, qty in (("bid", bt, bq), ("ask", at, aq)):
+            if not ticks.shape[0]:
+                checked.append(None)
+                continue
+            if _UMAX(qty.view(_U64)) >= _BAD_QTY_BITS:
+                qty = _checked_qty(qty, what)
+            lo, hi = _tick_range(ticks)
+            if lo <= -TICK_LIMIT or hi >= TICK_LIMIT:
+                _check_ticks(ticks, what)
+            checked.append((ticks, qty, lo, hi))
+        for side, st, rows in ((BID, self._bid, checked[0]), (ASK, self._ask, checked[1])):
+            if rows is not None:
+                self._write(side, st, *rows)
 
     def _write(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray, lo: int, hi: int) -> None:
         """Apply validated sizes to one side; ``lo``/``hi`` are the min/max tick."""
         if not self._anchored and not self._anchor(side, ticks, qty):
             return
-        arr = st.arr
         if side == BID:
             if hi > self._top:  # a bid above the ROI: exact slow path
                 self._apply_general(side, st, ticks, qty)
                 return
             hp = hi - self._bid_origin  # highest position touched
             far = lo < self._base
+            flat_origin = self._bid_origin
         else:
             if lo < self._base:  # an ask below the ROI
                 self._apply_general(side, st, ticks, qty)
                 return
             hp = self._ask_origin - lo
             far = hi > self._top
+            flat_origin = self._ask_flat
         bp = st.best
         if far:
-            # Far levels on the worse side only (the common case): the positions are computed into
-            # the log, ROI cells get their sizes, the far ones land in the trash cell (clip), and the
-            # fold later keeps the logged far rows.
+            # Far levels on the worse side only: the flat positions are computed into the log, ROI
+            # cells get their sizes, the far ones land in the trash cell (clip), and the fold later
+            # keeps the logged far rows.
             n = ticks.shape[0]
-            a = st.log_n
+            if self._log_n + n > _LOG_FOLD:
+                self._fold()
+            a = self._log_n
             b = a + n
-            if b > _LOG_FOLD:
-                self._fold(side, st)
-                a, b = 0, n
             if b <= _LOG_FOLD:
-                pos = st.log_pos[a:b]
-                if side == BID:
-                    np.subtract(ticks, self._bid_origin, out=pos)
-                else:
-                    np.subtract(self._ask_origin, ticks, out=pos)
-                st.log_qty[a:b] = qty
-                st.log_n = b
-            else:  # one message bigger than the log: merged on its own
-                pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
-                self._merge_far(side, st, pos, qty.copy())
-            arr.put(pos, qty, mode="clip")
+                pos = self._log_pos[a:b]
+                np.subtract(ticks, flat_origin, out=pos)
+                self._log_qty[a:b] = qty
+                self._log_n = b
+            else:  # one message bigger than the log: its far rows are merged on their own
+                pos = ticks - flat_origin
+                out = pos < 1 if side == BID else pos > 2 * self._roi
+                self._merge_far(st, ticks[out], qty[out])
+            self._flat.put(pos, qty, mode="clip")
             if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
-                self._fold(side, st)
+                self._fold()
                 self._settle_best(side, st)
                 return
             if hp < 1:
                 return
         else:
-            arr[ticks - self._bid_origin if side == BID else self._ask_origin - ticks] = qty
-        if hp > bp:
-            if arr.item(hp) > 0.0:  # item(): a Python float, cheaper than a numpy scalar
-                bp = hp
-            else:  # the top of the update is a delete: look between the old best and it
-                start = bp + 1 if bp >= 1 else 1
-                if start < hp:
-                    nz = arr[start:hp].nonzero()[0]
-                    if nz.shape[0]:
-                        bp = start + int(nz[-1])
-        if 1 <= bp <= self._roi and arr.item(bp) == 0.0:
-            bp = self._below(side, st, bp)
-        if bp != st.best:
-            st.best = bp
-            self._best_changed(side, bp)
-
-    def _write_rows(
-        self,
-        side: int,
-        st: _Side,
-        ticks: np.ndarray,
-        qty: np.ndarray,
-        tl: list[int],
-        ql: list[float],
-        lo: int,
-        hi: int,
-    ) -> None:
-        """``_write`` for a small validated message, row by row (same rules, same log)."""
-        roi = self._roi
-        if side == BID:
-            if hi > self._top:  # a bid above the ROI: exact slow path
-                self._apply_general(side, st, ticks, np.asarray(ql, dtype=np.float64))
-                return
-            origin = self._bid_origin
-            hp = hi - origin
-        else:
-            if lo < self._base:  # an ask below the ROI
-                self._apply_general(side, st, ticks, np.asarray(ql, dtype=np.float64))
-                return
-            origin = self._ask_origin
-            hp = origin - lo
-        a = st.log_n
-        if a + len(tl) > _LOG_FOLD:
-            self._fold(side, st)
-            a = 0
-        start = a
-        arr_mv = st.arr_mv
-        pos_mv = st.pos_mv
-        qty_mv = st.qty_mv
-        # Rows in order: the last write of a repeated tick wins, in the ROI and in the log alike.
-        # Far rows are on the worse side (checked above) and go to the log for the fold.
-        if side == BID:
-            for t, q in zip(tl, ql, strict=True):
-                p = t - origin
-                if p > 0:
-                    arr_mv[p] = q
-                else:
-                    pos_mv[a] = p
-                    qty_mv[a] = q
-                    a += 1
-        else:
-            for t, q in zip(tl, ql, strict=True):
-                p = origin - t
-                if p > 0:
-                    arr_mv[p] = q
-                else:
-                    pos_mv[a] = p
-                    qty_mv[a] = q
-                    a += 1
-        st.log_n = a
-        arr = st.arr
-        bp = st.best
-        if a > start:
-            if bp < 1:  # this side's best is (or may become) a far level: settle it exactly
-                self._fold(side, st)
-                self._settle_best(side, st)
-                return
+            self._flat[ticks - flat_origin] = qty
+        if bp < 1:  # the side had no ROI level: the best is its best new level, if any, or stays
             if hp < 1:
                 return
-        if hp > bp:
-            if arr_mv[hp] > 0.0:
-                bp = hp
-            else:  # the top of the update is a delete: look between the old best and it
-                begin = bp + 1 if bp >= 1 else 1
-                if begin < hp:
-                    nz = arr[begin:hp].nonzero()[0]
-                    if nz.shape[0]:
-                        bp = begin + int(nz[-1])
-        if 1 <= bp <= roi and arr_mv[bp] == 0.0:
-            bp = self._below(side, st, bp)
+            bp = hp if st.arr_mv[hp] > 0.0 else self._below(side, st, hp + 1)
+        elif bp <= self._roi:
+            bp = self._new_best(st, bp, hp)
+        # else the best is a far level better than the ROI: ROI rows cannot change it
         if bp != st.best:
             st.best = bp
-            self._best_changed(side, bp)
+            self._bests_moved()
 
     def _apply_general(self, side: int, st: _Side, ticks: np.ndarray, qty: np.ndarray) -> None:
         """Rows beyond the ROI on the better side (or a best outside the ROI): exact, slower."""
@@ -375,19 +412,24 @@ class DepthBook:
         pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
         inside = (pos >= 1) & (pos <= roi)
         st.arr[pos[inside]] = qty[inside]
-        self._log_rows(side, st, pos[~inside], qty[~inside])
+        worse = pos < 1
+        if worse.any():  # logged as flat positions, like every far row
+            self._log_rows(pos[worse] if side == BID else 2 * roi + 1 - pos[worse], qty[worse])
+        better = pos > roi
         bp = st.best
-        if 1 <= bp <= roi and not ((pos > roi) & (qty > 0)).any():
-            # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing, and
-            # the new best is the best ROI level (venues send such stale deletes now and then).
+        if 1 <= bp <= roi and not (better & (qty > 0)).any():
+            # The best was inside the ROI, so nothing rests beyond it: those rows delete nothing and
+            # are dropped, and the new best is the best ROI level (venues send such stale deletes).
             nz = st.arr[1:].nonzero()[0]
             if nz.shape[0]:
-                new = int(nz[-1]) + 1
+                new = nz.item(-1) + 1
                 if new != bp:
                     st.best = new
-                    self._best_changed(side, new)
+                    self._bests_moved()
                 return
-        self._fold(side, st)
+        self._fold()
+        if better.any():
+            self._merge_far(st, ticks[better], qty[better])
         self._settle_best(side, st)
 
     def _anchor(self, side: int, ticks: np.ndarray, qty: np.ndarray) -> bool:
@@ -396,24 +438,26 @@ class DepthBook:
         if not live.shape[0]:
             return False
         first = int(live.max()) if side == BID else int(live.min())
+        self._anchored = True
         self._set_base(first - self._roi // 2)
         self._bid.best = self._ask.best = _NONE
-        self._anchored = True
         return True
 
     def _below(self, side: int, st: _Side, bp: int) -> int:
         """The best position strictly below ``bp`` (whose level was just deleted)."""
         arr = st.arr
-        start = bp - _SCAN if bp > _SCAN else 1
-        nz = arr[start:bp].nonzero()[0]  # the method: no Python wrapper on this path
-        if nz.shape[0]:
-            return start + int(nz[-1])
-        if start > 1:
-            nz = arr[1:start].nonzero()[0]
+        # Windows growing downward (the next level is usually a few ticks away, sometimes hundreds).
+        end = bp
+        width = _SCAN
+        while end > 1:
+            start = end - width if end > width else 1
+            nz = arr[start:end].nonzero()[0]  # the method: no Python wrapper on this path
             if nz.shape[0]:
-                return 1 + int(nz[-1])
+                return start + nz.item(-1)
+            end = start
+            width *= 8
         # The ROI side is empty: the best, if any, is the best far level (all are worse here).
-        self._fold(side, st)
+        self._fold()
         return self._best_far_pos(side, st)
 
     def _best_far_pos(self, side: int, st: _Side) -> int:
@@ -428,15 +472,16 @@ class DepthBook:
         bp = max(int(nz[-1]) + 1 if nz.shape[0] else _NONE, self._best_far_pos(side, st))
         if bp != st.best:
             st.best = bp
-            self._best_changed(side, bp)
+            self._bests_moved()
 
-    def _best_changed(self, side: int, bp: int) -> None:
-        tick = NO_PRICE if bp == _NONE else self._tick(side, bp)
-        if side == BID:
-            self.best_bid_tick = tick
-        else:
-            self.best_ask_tick = tick
-        bb, ba = self.best_bid_tick, self.best_ask_tick
+    def _bests_moved(self) -> None:
+        """Best ticks from the sides' best positions; recentre the ROI when the mid drifted away."""
+        bp = self._bid.best
+        bb = NO_PRICE if bp == _NONE else bp + self._bid_origin
+        ap = self._ask.best
+        ba = NO_PRICE if ap == _NONE else self._ask_origin - ap
+        self.best_bid_tick = bb
+        self.best_ask_tick = ba
         if bb == NO_PRICE:
             if ba == NO_PRICE:
                 return
@@ -449,17 +494,17 @@ class DepthBook:
             self._recentre(centre)
 
     def _recentre(self, centre: int) -> None:
-        """Rebuild the window around ``centre``: levels move between arrays and far levels."""
+        """Rebuild the window around ``centre``: levels move between the array and far levels."""
         roi = self._roi
+        self._fold()
         parts = []
         for side, st in ((BID, self._bid), (ASK, self._ask)):
-            self._fold(side, st)
             pos = np.flatnonzero(st.arr[1:]) + 1
             ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
             parts.append((np.concatenate([ticks, st.far_t]), np.concatenate([st.arr[pos], st.far_q])))
         self._set_base(centre - roi // 2)
+        self._flat.fill(0.0)
         for (side, st), (ticks, qty) in zip(((BID, self._bid), (ASK, self._ask)), parts, strict=True):
-            st.arr.fill(0.0)
             pos = ticks - self._bid_origin if side == BID else self._ask_origin - ticks
             inside = (pos >= 1) & (pos <= roi)
             st.arr[pos[inside]] = qty[inside]
@@ -470,36 +515,40 @@ class DepthBook:
             st.best = _NONE if best_tick == NO_PRICE else self._pos(side, best_tick)
         self.recentres += 1
 
-    def _fold(self, side: int, st: _Side) -> None:
-        """Merge the logged far levels into the sorted far arrays, in order (last wins), vectorised."""
-        n = st.log_n
+    def _fold(self) -> None:
+        """Merge the logged far rows into both sides' far levels, in order (last wins), vectorised."""
+        n = self._log_n
         if not n:
             return
-        st.log_n = 0
-        self._merge_far(side, st, st.log_pos[:n], st.log_qty[:n])
+        self._log_n = 0
+        self._merge_flat(self._log_pos[:n], self._log_qty[:n])
 
-    def _log_rows(self, side: int, st: _Side, pos: np.ndarray, qty: np.ndarray) -> None:
-        """Append rows (positions, sizes; copied) to the far-level log, folding it when full."""
+    def _merge_flat(self, pos: np.ndarray, qty: np.ndarray) -> None:
+        """Merge rows given by flat position (in arrival order) into the far levels; ROI rows skipped."""
+        # Positions are under the current origin (a recentre folds before it moves). Below the bid
+        # block: far bids; above the ask block: far asks; the rows in between were written in place.
+        low = pos < 1
+        if low.any():
+            self._merge_far(self._bid, pos[low] + self._bid_origin, qty[low])
+        high = pos > 2 * self._roi
+        if high.any():
+            self._merge_far(self._ask, pos[high] + self._ask_flat, qty[high])
+
+    def _log_rows(self, pos: np.ndarray, qty: np.ndarray) -> None:
+        """Append far rows (flat positions, sizes; copied) to the log, folding it when full."""
         n = pos.shape[0]
-        if st.log_n + n > _LOG_FOLD:
-            self._fold(side, st)
+        if self._log_n + n > _LOG_FOLD:
+            self._fold()
             if n > _LOG_FOLD:
-                self._merge_far(side, st, pos, qty)
+                self._merge_flat(pos, qty)
                 return
-        a = st.log_n
-        st.log_pos[a : a + n] = pos
-        st.log_qty[a : a + n] = qty
-        st.log_n = a + n
+        a = self._log_n
+        self._log_pos[a : a + n] = pos
+        self._log_qty[a : a + n] = qty
+        self._log_n = a + n
 
-    def _merge_far(self, side: int, st: _Side, pos: np.ndarray, qty: np.ndarray) -> None:
-        """Merge rows (positions, sizes; in arrival order) into the far arrays; ROI rows are skipped."""
-        # Positions are under the current origin (a recentre folds before it moves).
-        far = (pos < 1) | (pos > self._roi)
-        pos = pos[far]
-        if not pos.shape[0]:
-            return
-        ticks = pos + self._bid_origin if side == BID else self._ask_origin - pos
-        qty = qty[far]
+    def _merge_far(self, st: _Side, ticks: np.ndarray, qty: np.ndarray) -> None:
+        """Merge far rows (ticks, sizes; in arrival order) into one side's sorted far levels."""
         # Old far levels first, then the updates in arrival order; a stable sort keeps that order
         # within one tick, so the last of each run of equal ticks is the value that stands.
         all_t = np.concatenate([st.far_t, ticks])
@@ -596,23 +645,23 @@ class DepthBook:
 
     def clear(self, side: int = 0) -> None:
         """Remove every level of one side (``BID``/``ASK``) or, with 0, of both."""
-        sides: tuple[tuple[int, _Side], ...]
         if side == 0:
-            sides = ((BID, self._bid), (ASK, self._ask))
+            self._flat.fill(0.0)
+            self._log_n = 0
+            sides = (self._bid, self._ask)
+            self._anchored = False  # the next data (maybe far away after a resync) places the ROI
+            self._hot = False
         else:
-            sides = ((side, self._side(side)),)
-        for s, st in sides:
+            st = self._side(side)
+            self._fold()  # the log holds both sides' rows: the other side's must stay
             st.arr.fill(0.0)
+            sides = (st,)
+        for st in sides:
             st.far_t = _EMPTY_T
             st.far_q = _EMPTY_Q
-            st.log_n = 0
             st.best = _NONE
-            if s == BID:
-                self.best_bid_tick = NO_PRICE
-            else:
-                self.best_ask_tick = NO_PRICE
-        if side == 0:
-            self._anchored = False  # the next data (maybe far away after a resync) places the ROI
+        self.best_bid_tick = NO_PRICE if self._bid.best == _NONE else self.best_bid_tick
+        self.best_ask_tick = NO_PRICE if self._ask.best == _NONE else self.best_ask_tick
         self.version += 1
 
     # ------------------------------------------------------------------ reading
@@ -658,7 +707,7 @@ class DepthBook:
 
     def _far(self, side: int, st: _Side) -> tuple[np.ndarray, np.ndarray]:
         """The far levels (outside the ROI) of one side, ticks ascending, log folded in."""
-        self._fold(side, st)
+        self._fold()
         return st.far_t, st.far_q
 
     def _roi_levels(self, side: int, st: _Side, n: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -824,43 +873,60 @@ def _tick_range(ticks: np.ndarray) -> tuple[int, int]:
     return int(_SMIN(ticks)), int(_SMAX(ticks))
 
 
-def _coerce(ticks: object, qty: object) -> tuple[np.ndarray, np.ndarray]:
-    """Validate/convert ``apply_side`` inputs to 1-D int64 ticks and float64 sizes of one length."""
+def _without_stale_deletes(
+    ticks: np.ndarray, qty: np.ndarray, inside: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """One side's rows without those beyond the ROI on its better side, when all of them are deletes.
+
+    The side's best is in the ROI, so no level rests beyond it: such rows (venues send them now and
+    then) change nothing. None when one sets a size (or is NaN): the exact path must see it.
+    """
+    if (qty[~inside] != 0.0).any():
+        return None
+    return ticks[inside], qty[inside]
+
+
+def _coerce(ticks: object, qty: object, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validate/convert one side's inputs to 1-D int64 ticks and float64 sizes of one length."""
     t = np.asarray(ticks)
     q = np.asarray(qty)
     if t.ndim != 1 or q.ndim != 1 or t.shape != q.shape:
-        raise ValueError(f"apply_side: ticks and qty must be 1-D of one length, got {t.shape} and {q.shape}")
+        raise ValueError(
+            f"DepthBook: {what} ticks and qty must be 1-D of one length, got {t.shape} and {q.shape}"
+        )
     if t.dtype.kind not in "iu" and (t.shape[0] or t.dtype.kind != "f"):  # np.asarray([]) is float
-        raise ValueError(f"apply_side: ticks must be an integer array, got dtype {t.dtype}")
+        raise ValueError(f"DepthBook: {what} ticks must be an integer array, got dtype {t.dtype}")
     if t.dtype.kind == "u" and t.shape[0] and int(t.max()) >= TICK_LIMIT:
-        raise ValueError(f"apply_side: tick {int(t.max())} out of range (|tick| < 2**62)")
+        raise ValueError(f"DepthBook: {what} tick {int(t.max())} out of range (|tick| < 2**62)")
     if q.dtype.kind not in "iuf":
-        raise ValueError(f"apply_side: qty must be numbers, got dtype {q.dtype}")
+        raise ValueError(f"DepthBook: {what} qty must be numbers, got dtype {q.dtype}")
     return np.ascontiguousarray(t, dtype=np.int64), np.ascontiguousarray(q, dtype=np.float64)
 
 
-def _checked_qty(qty: np.ndarray) -> np.ndarray:
+def _checked_qty(qty: np.ndarray, what: str) -> np.ndarray:
     """Raise on NaN/inf/negative sizes; turn -0.0 into 0.0 (the bit test flags it too)."""
     bad = np.isnan(qty)
     if bad.any():
-        raise ValueError(f"qty is NaN at index {int(np.flatnonzero(bad)[0])}; book unchanged")
+        raise ValueError(f"{what} qty is NaN at index {int(np.flatnonzero(bad)[0])}; book unchanged")
     bad = np.isinf(qty)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"qty is infinite ({qty[i]}) at index {i}; book unchanged")
+        raise ValueError(f"{what} qty is infinite ({qty[i]}) at index {i}; book unchanged")
     bad = qty < 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"qty is negative ({qty[i]}) at index {i}; book unchanged")
+        raise ValueError(f"{what} qty is negative ({qty[i]}) at index {i}; book unchanged")
     return qty + 0.0  # -0.0 + 0.0 == +0.0
 
 
-def _check_ticks(ticks: np.ndarray) -> None:
+def _check_ticks(ticks: np.ndarray, what: str) -> None:
     """Raise when a tick is outside ±2**62 (garbage or the NO_PRICE sentinel)."""
     bad = (ticks <= -TICK_LIMIT) | (ticks >= TICK_LIMIT)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"tick {int(ticks[i])} at index {i} out of range (|tick| < 2**62); book unchanged")
+        raise ValueError(
+            f"{what} tick {int(ticks[i])} at index {i} out of range (|tick| < 2**62); book unchanged"
+        )
 
 
 def _validate_depth_rows(batch: np.ndarray, rows: np.ndarray, flags: np.ndarray, tick_size: float) -> None:

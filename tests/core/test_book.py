@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from app.core.book import _LOG_FOLD, _SMALL, TICK_LIMIT, DepthBook, WalkResult
+from app.core.book import _LOG_FOLD, TICK_LIMIT, DepthBook, WalkResult
 from app.core.events import (
     ASK,
     BID,
@@ -189,23 +189,28 @@ def test_negative_zero_deletes() -> None:
 
 
 def test_negative_zero_reads_as_plus_zero_on_both_write_paths() -> None:
-    for n in (1, _SMALL + 1):  # row by row, then vectorised
-        book = make()
-        ticks = np.arange(100 - n + 1, 101, dtype=np.int64)
-        book.apply_side(BID, ticks, np.ones(n))
-        book.apply_side(BID, ticks, np.full(n, -0.0))
-        assert book.best_bid() is None and book.levels(BID)[0].shape[0] == 0
-        assert math.copysign(1.0, book.qty_at(BID, 100)) == 1.0
-        _, bids, _ = book.ladder(100, 3)
-        assert np.all(np.signbit(bids) == 0) and not bids.any()
+    # The first write of a book goes through the per-side path (it places the window); the next ones
+    # through apply_diff's vector path. -0.0 must mean "no level" and read as +0.0 on both.
+    for n in (1, 40):
+        for first in (False, True):
+            book = make()
+            ticks = np.arange(100 - n + 1, 101, dtype=np.int64)
+            if not first:
+                put(book, ASK, {200: 1.0})  # anchored: the writes below take the vector path
+                book.apply_side(BID, ticks, np.ones(n))
+            book.apply_side(BID, ticks, np.full(n, -0.0))
+            assert book.best_bid() is None and book.levels(BID)[0].shape[0] == 0
+            assert math.copysign(1.0, book.qty_at(BID, 100)) == 1.0
+            _, bids, _ = book.ladder(100, 3)
+            assert np.all(np.signbit(bids) == 0) and not bids.any()
 
 
 def test_small_and_big_messages_share_the_far_log_in_order() -> None:
-    # Far rows logged by the row-by-row path (only the far rows) and by the vector path (whole
-    # messages) interleave: the last write of each far tick must win across both.
+    # Far rows of messages of different sizes interleave in the log: the last write of each far
+    # tick must win across them.
     book = make(64)
     put(book, BID, {1000: 1.0})
-    big = np.arange(900, 900 + _SMALL + 1, dtype=np.int64)  # far below a ROI around 1000
+    big = np.arange(900, 933, dtype=np.int64)  # far below a ROI around 1000
     ref = {1000: 1.0}
     for i in range(40):
         if i % 2:
@@ -226,11 +231,11 @@ def test_small_and_big_messages_share_the_far_log_in_order() -> None:
     assert book.best_bid() == (1000, 1.0)
 
 
-def test_far_log_folds_when_full_on_both_paths() -> None:
+def test_far_log_folds_when_full() -> None:
     book = make(64)
     put(book, BID, {1000: 1.0})
     ref = {1000: 1.0}
-    width = _SMALL + 9  # vector path; the log holds whole messages
+    width = 41  # messages of 41 and 3 rows: the log holds whole messages
     logged = 0
     rng = np.random.default_rng(7)
     while logged < 2 * _LOG_FOLD + 100:
@@ -244,8 +249,8 @@ def test_far_log_folds_when_full_on_both_paths() -> None:
             else:
                 ref.pop(t, None)
         logged += n
-        assert len(book._bid.log) <= _LOG_FOLD
-    assert len(book._bid.log) < logged  # folded along the way
+        assert len(book.log) <= _LOG_FOLD
+    assert len(book.log) < logged  # folded along the way
     assert as_dict(book, BID) == ref
     assert book.best_bid() == (1000, 1.0)
 
@@ -388,7 +393,7 @@ def test_far_log_is_folded_and_bounded() -> None:
     n = _LOG_FOLD * 2 + 7
     for i in range(n):
         book.apply_side(BID, np.array([1000, 10 + i % 50], dtype=np.int64), np.array([1.0, float(i % 3)]))
-    assert 0 < len(book._bid.log) < _LOG_FOLD  # folded along the way, memory bounded
+    assert 0 < len(book.log) < _LOG_FOLD  # folded along the way, memory bounded
     ref = {1000: 1.0}
     for k in range(50):
         last = max(i for i in range(n) if i % 50 == k)
