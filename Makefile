@@ -38,6 +38,7 @@ bench: venv $(PEERS_STAMP)
 screenshots: venv
 	@scripts/ensure_debian_libs.sh
 	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/screenshots.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python scripts/chart_screenshots.py
 
 lint: venv
 	$(BIN)/ruff check app feeds widgets tests benchmarks

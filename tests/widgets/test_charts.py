@@ -29,7 +29,7 @@ from widgets.charts import (
     HeatmapWidget,
     VolumeProfileWidget,
 )
-from widgets.charts.common import GAP_COLOUR, quantise
+from widgets.charts.common import GAP_COLOUR, compact_number, padded_range, quantise
 from widgets.charts.cvd import CvdCarry, bucket_series
 from widgets.charts.footprint import regroup
 from widgets.charts.funding import countdown_text
@@ -463,6 +463,28 @@ def test_funding_countdown_cost_oi_and_liquidations(qtbot) -> None:
     assert w.labels["countdown"].text() == "03:25:00"
     with pytest.raises(ValueError):
         w.set_position(1.0, 0)
+
+
+def test_flat_open_interest_axis_keeps_a_readable_range_and_distinct_labels(qtbot) -> None:
+    hist = np.zeros(4, FUNDING_HISTORY_DTYPE)
+    hist["exch_ts"] = T0 + np.arange(4) * 60 * S
+    hist["next_funding_ts"] = T0 + 3600 * S
+    hist["open_interest"] = 48_000_000.0  # flat: auto-range would shrink to a sliver labelled 4.8e+07
+    state = FundingState(rate=0.0001, next_funding_ts=T0 + 3600 * S, mark_px=1.0, index_px=1.0,
+                         open_interest=48_000_000.0, interval_hours=8.0, exch_ts=T0, multiplier=1.0)
+    w = FundingWidget()
+    framed(qtbot, w, 520, 560)
+    w.set_chart_frame(ChartFrame(version=1, instrument=INST, state="live", exch_ts=T0, funding=state,
+                                 funding_history=hist, funding_version=1))
+    lo, hi = w.oi_plot.vb.viewRange()[1]
+    assert lo < 48_000_000.0 < hi and hi - lo >= 0.003 * 48_000_000.0
+    axis = w.oi_plot.getAxis("left")
+    values = [lo + (hi - lo) * k / 4 for k in range(5)]
+    labels = axis.tickStrings(values, 1.0, (hi - lo) / 4)
+    assert len(set(labels)) == 5 and all(lab.endswith("M") for lab in labels)
+    assert compact_number(48_050_000.0, 10_000.0) == "48.05M"
+    assert compact_number(1500.0, 500.0) == "1.5K" and compact_number(12.0, 1.0) == "12"
+    assert padded_range(np.array([np.nan])) is None
 
 
 # -- correlation --------------------------------------------------------------------------------------

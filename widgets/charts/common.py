@@ -135,3 +135,35 @@ def pen(palette: Palette, attr: str, width: float = 1.0, alpha: int | None = Non
 def brush(palette: Palette, attr: str, alpha: int | None = None) -> object:
     """A brush in a palette colour."""
     return pg.mkBrush(palette.q(attr, alpha))
+
+
+class CompactAxis(pg.AxisItem):
+    """A value axis labelled in K/M/B units with as many decimals as the tick spacing needs.
+
+    pyqtgraph's own labels switch to ``%g`` on big numbers, so an axis over 48,000,000 ± 2,000 reads
+    "4.8e+07" on every tick.
+    """
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802 - Qt API
+        return [compact_number(v * scale, spacing * scale) for v in values]
+
+
+def compact_number(value: float, spacing: float) -> str:
+    """``value`` in K/M/B units, with enough decimals to tell ticks ``spacing`` apart."""
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K"), (1.0, "")):
+        if abs(value) >= div or div == 1.0:
+            step = abs(spacing) / div if spacing else 1.0
+            decimals = 0 if step >= 1 else min(6, int(np.ceil(-np.log10(step))))
+            return f"{value / div:.{decimals}f}{unit}"
+    return f"{value:g}"  # pragma: no cover - the loop always returns
+
+
+def padded_range(values: np.ndarray, min_fraction: float = 0.002) -> tuple[float, float] | None:
+    """A y range around the finite ``values`` that never collapses (a flat series gets ± a small share
+    of its level), or None when none is finite."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    lo, hi = float(finite.min()), float(finite.max())
+    pad = max((hi - lo) * 0.08, abs(hi) * min_fraction, 1e-9)
+    return lo - pad, hi + pad

@@ -21,7 +21,7 @@ from app.core.chartframe import ChartFrame
 from app.core.events import ASK, BID, BUY_EVENT
 from app.core.funding import FundingState
 from widgets import fmt
-from widgets.charts.common import NS, pen, settle, style_plot, style_widget
+from widgets.charts.common import NS, CompactAxis, padded_range, pen, settle, style_plot, style_widget
 from widgets.theme import DARK, Palette
 
 OI_WINDOW_NS = 3600 * NS
@@ -79,7 +79,8 @@ class FundingWidget(QWidget):
         layout.addLayout(pos)
         self.view = pg.GraphicsLayoutWidget()
         self.rate_plot = self.view.addPlot(row=0, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
-        self.oi_plot = self.view.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0)})
+        self.oi_plot = self.view.addPlot(row=1, col=0, axisItems={"bottom": pg.DateAxisItem(utcOffset=0),
+                                                                  "left": CompactAxis("left")})
         self.oi_plot.setXLink(self.rate_plot)
         self.rate_plot.hideAxis("bottom")
         self.rate_plot.addLegend(offset=(4, 4), labelTextSize="7pt")
@@ -135,6 +136,9 @@ class FundingWidget(QWidget):
                     prem = np.where(h["index_px"] > 0, (h["mark_px"] - h["index_px"]) / h["index_px"] * 100, np.nan)
                 self.premium_line.setData(t, prem, connect="finite")
                 self.oi_line.setData(t, h["open_interest"], connect="finite")
+                oi_range = padded_range(h["open_interest"])
+                if oi_range is not None:  # set, not auto: a flat OI would auto-range to a sliver
+                    self.oi_plot.setYRange(*oi_range, padding=0)
                 settle(self.rate_plot.vb, self.oi_plot.vb)  # auto-range now, not inside the paint
             self._update_figures()
 
