@@ -37,7 +37,7 @@ from feeds.simulator.market import (
 )
 
 SCENARIO_KINDS = ("iceberg", "absorption", "liquidity_gap", "large_order", "pull", "stack", "sweep",
-                  "pull_not_iceberg", "eaten_through")
+                  "big_trade", "pull_not_iceberg", "eaten_through")
 LABEL_KINDS = ("iceberg", "absorption", "liquidity_gap", "large_order", "pull", "stack", "sweep", "big_trade")
 
 MS = 1_000_000
@@ -397,25 +397,30 @@ class LargeOrderPlant(Plant):
 
 
 class SweepPlant(Plant):
-    """One aggressor eating six levels at once (a sweep and a big trade)."""
+    """One aggressor eating six levels at once (a sweep); with ``big`` it also takes ``big`` times the
+    size of those six levels, walking as deep as it must (a big trade, and a sweep too)."""
 
-    def __init__(self, scenario: Scenario, book: SymbolBook, start_ns: int, side: int, levels: int = 6) -> None:
+    def __init__(self, scenario: Scenario, book: SymbolBook, start_ns: int, side: int, levels: int = 6,
+                 big: float = 0.0) -> None:
         super().__init__(scenario, book, start_ns)
         self.side = side
         self.levels = levels
+        self.big = big
 
     def step(self, model: MarketModel, now: int, out: list) -> None:
         side, book = self.side, self.book
         ticks, lots = book.levels(side, self.levels)
         if len(ticks) < self.levels:
             return
-        total = int(lots.sum())
-        fills = self.aggress(now, out, -side, total, limit_tick=None, max_levels=self.levels)
+        total = int(lots.sum() * max(1.0, self.big))
+        fills = self.aggress(now, out, -side, total, limit_tick=None,
+                             max_levels=self.levels if not self.big else 25)
         ev = {"levels": len(fills), "volume": sum(q for _, q in fills) * book.spec.lot_size}
         first, last = fills[0][0], fills[-1][0]
         self.label("sweep", side, first, now, end_ns=now, evidence_ns=now, price_far_tick=last, evidence=ev)
-        self.label("big_trade", side, first, now, end_ns=now, evidence_ns=now, price_far_tick=last,
-                   evidence=dict(ev))
+        if self.big:
+            self.label("big_trade", side, first, now, end_ns=now, evidence_ns=now, price_far_tick=last,
+                       evidence=dict(ev))
         self.phase = "done"
 
 
@@ -436,6 +441,9 @@ def make_plant(kind: str, owner: Any, book: SymbolBook, start_ns: int, side: int
         return LargeOrderPlant(owner, book, start_ns, side, "eaten", rest_s=1.0, multiple=12.0)
     if kind == "sweep":
         return SweepPlant(owner, book, start_ns, side)
+    if kind == "big_trade":
+        # six levels' size is a sweep, not yet a big print on a heavy-tailed tape: four times that is
+        return SweepPlant(owner, book, start_ns, side, big=4.0)
     raise ValueError(f"unknown scenario kind {kind!r}; one of {', '.join(SCENARIO_KINDS)}")
 
 

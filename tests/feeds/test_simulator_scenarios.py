@@ -116,7 +116,21 @@ def test_sweep_is_one_aggressor_over_six_levels() -> None:
     lab = _one(labels, "sweep")
     (burst,) = [e for e in events if type(e) is TradeBurst and e.exch_ns == lab["start_ns"] and len(e.fills) >= 6]
     assert burst.aggressor == BID and burst.fills[0][0] == lab["price_tick"] and burst.fills[-1][0] == lab["price_far_tick"]
-    assert _one(labels, "big_trade")["evidence"]["volume"] == lab["evidence"]["volume"]
+    assert not [x for x in labels if x["kind"] == "big_trade"]  # six levels' size is not yet a big print
+
+
+def test_big_trade_is_one_aggressor_several_times_a_six_level_sweep() -> None:
+    sc = Scenario("big", "big_trade", seed=9, side=ASK)
+    events, labels, _ = _play(sc)
+    big, sweep = _one(labels, "big_trade"), _one(labels, "sweep")
+    assert big["evidence"] == sweep["evidence"] and big["start_ns"] == sweep["start_ns"]
+    (burst,) = [e for e in events if type(e) is TradeBurst and e.exch_ns == big["start_ns"] and len(e.fills) >= 6]
+    assert burst.aggressor == BID and burst.fills[0][0] == big["price_tick"] and burst.fills[-1][0] == big["price_far_tick"]
+    plain, _, _ = _play(Scenario("sweep", "sweep", seed=9, side=ASK))
+    (small,) = [e for e in plain if type(e) is TradeBurst and len(e.fills) >= 6 and e.exch_ns == big["start_ns"]]
+    # asked for 4x its own book's six levels (capped at 25 levels deep): well beyond the plain sweep's print
+    assert sum(q for _, q in burst.fills) >= 2 * sum(q for _, q in small.fills)
+    assert big["evidence"]["levels"] == len(burst.fills) > 6
 
 
 def test_eaten_through_is_labelled_negative_for_absorption_and_iceberg() -> None:
@@ -258,7 +272,7 @@ def test_pull_on_the_wire_removes_size_with_no_trade_at_the_price() -> None:
 
 PRIMARY = {"iceberg": "iceberg", "absorption": "absorption", "liquidity_gap": "liquidity_gap",
            "large_order": "large_order", "pull": "pull", "stack": "stack", "sweep": "sweep",
-           "pull_not_iceberg": "pull", "eaten_through": "large_order"}
+           "big_trade": "big_trade", "pull_not_iceberg": "pull", "eaten_through": "large_order"}
 NEGATIVES = {"pull_not_iceberg": {"iceberg"}, "pull": {"iceberg"}, "eaten_through": {"absorption", "iceberg"}}
 
 
