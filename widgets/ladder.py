@@ -142,8 +142,10 @@ class LadderWidget(QWidget):
         # catching up: alert flashes wait here (tick -> seconds still to flash), drawn steady, no animation
         self._held_flashes: dict[int, float] = {}
         self._catching_up = False
-        self._painted_at = 0.0  # monotonic time of the last paint event (a frame paint moves the fade too)
+        # the flash animation's clock: one shot, re-armed by every paint while a flash lives, so it fires
+        # only when no frame painted for a tick (frames at 60 Hz move the fade on; no extra wake-ups)
         self._flash_timer = QTimer(self)
+        self._flash_timer.setSingleShot(True)
         self._flash_timer.setInterval(FLASH_TICK_MS)
         self._flash_timer.timeout.connect(self._on_flash_tick)
         self.paint_count = 0  # full re-renders, for tests and the benchmark
@@ -437,7 +439,7 @@ class LadderWidget(QWidget):
         if key != self._last_trade_key:
             self._last_trade_key = key
             self._trade_flash = (frame.last_trade_tick, frame.last_trade_side, time.monotonic() + TRADE_FLASH_S)
-            if not self._flash_timer.isActive() and not self._catching_up:
+            if not self._catching_up:
                 self._flash_timer.start()
 
     # ----------------------------------------------------------------- geometry
@@ -482,7 +484,8 @@ class LadderWidget(QWidget):
         painter.drawPixmap(0, 0, self._cache)
         self._paint_overlays(painter)
         painter.end()
-        self._painted_at = time.monotonic()
+        if not self._catching_up and self._flash_alive(time.monotonic()):
+            self._flash_timer.start()  # re-arm: the fade moves on with the next paint, whoever asks for it
 
     def _render(self, target: QPixmap) -> None:
         p = self._palette
@@ -719,16 +722,17 @@ class LadderWidget(QWidget):
             y = self._header_h + self._hover_row * rh
             painter.drawRect(0, y, self.width() - 1, rh - 1)
 
-    def _on_flash_tick(self) -> None:
-        now = time.monotonic()
-        alive = any(until > now for _start, until in self._alert_flashes.values())
+    def _flash_alive(self, now: float) -> bool:
         if self._trade_flash is not None and self._trade_flash[2] > now:
-            alive = True
-        if not alive:
-            self._flash_timer.stop()
+            return True
+        return any(until > now for _start, until in self._alert_flashes.values())
+
+    def _on_flash_tick(self) -> None:
+        """No paint for a tick while a flash lives (or it just ended): repaint its next step (or its end)."""
+        if self._catching_up:
+            return
+        if not self._flash_alive(time.monotonic()):
             self._alert_flashes.clear()
-        elif now - self._painted_at < FLASH_TICK_MS / 1e3 * 0.9:
-            return  # a frame was painted since the last tick: the flash moved on with it
         self.flash_paints += 1
         self.update()
 
