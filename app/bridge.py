@@ -322,6 +322,7 @@ class Bridge(QObject):
     alert_fired = Signal(object, str)  # AlertRecord, engine rule name ('' for the desk's own rules)
     engine_error = Signal(str)
     frame_shown = Signal("qint64")  # version, after the window took a new frame
+    catch_up_changed = Signal(bool)  # the desk went into (True) or out of (False) catch-up
 
     def __init__(self, engine: EngineLike, window: Any = None, frame_hz: float = FRAME_HZ,
                  parent: QObject | None = None, capture_opener: Callable[[str], Any] | None = None,
@@ -381,6 +382,8 @@ class Bridge(QObject):
         window.step_requested.connect(lambda: self._replay_call("step"))
         window.seek_requested.connect(lambda ts: self._replay_call("seek", ts))
         window.open_capture_requested.connect(self._on_open_capture)
+        if hasattr(window, "set_catching_up"):
+            self.catch_up_changed.connect(window.set_catching_up)
         self.set_rules(window.rules)
 
     def start(self) -> None:
@@ -551,10 +554,12 @@ class Bridge(QObject):
                 self.catching_up = True
                 self.catch_ups += 1
                 self.frame_clock.setInterval(max(self._frame_ms, int(1000.0 / CATCH_UP_HZ)))
+                self.catch_up_changed.emit(True)  # before this frame is shown: no flash starts with it
         elif self.transit.worst_ms(EXIT_WINDOW_S, now) < CATCH_UP_EXIT_MS:
             self._late_since = None
             self.catching_up = False
             self.frame_clock.setInterval(self._frame_ms)
+            self.catch_up_changed.emit(False)
 
     def fps(self) -> float:
         """Frames shown per second over the last second."""

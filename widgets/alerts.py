@@ -148,6 +148,8 @@ class AlertPanel(QWidget):
         self.table.cellClicked.connect(self._on_cell_clicked)
         self._unflash = QTimer(self, singleShot=True, interval=ROW_FLASH_MS)
         self._unflash.timeout.connect(self._on_unflash)
+        self._catching_up = False
+        self._unflash_due = False  # rows flashed while catching up: they stay lit until it caught up
 
     @property
     def records(self) -> tuple[AlertRecord, ...]:
@@ -166,6 +168,30 @@ class AlertPanel(QWidget):
     def set_palette_theme(self, palette: Palette) -> None:
         """Use another theme's colours for new rows."""
         self._palette = palette
+
+    @property
+    def catching_up(self) -> bool:
+        """Whether the desk is catching up with a burst (alerts are listed, rows stay lit until it ends)."""
+        return self._catching_up
+
+    @property
+    def flash_pending(self) -> bool:
+        """Whether some listed rows are still lit (their unflash is timed or waits for catch-up's end)."""
+        return self._unflash.isActive() or self._unflash_due
+
+    def set_catching_up(self, on: bool) -> None:
+        """Catching up with a burst: no unflash repaint of the table meanwhile; rows lit by then (or
+        while catching up) are unlit ROW_FLASH_MS after it ended, so every new alert is seen lit."""
+        if on == self._catching_up:
+            return
+        self._catching_up = on
+        if on:
+            if self._unflash.isActive():
+                self._unflash.stop()
+                self._unflash_due = True
+        elif self._unflash_due:
+            self._unflash_due = False
+            self._unflash.start()
 
     def add_alert(self, record: AlertRecord) -> None:
         """List a fired alert at the top, flashing briefly."""
@@ -190,7 +216,10 @@ class AlertPanel(QWidget):
             self.table.setItem(0, col, item)
         while self.table.rowCount() > MAX_ROWS:
             self.table.removeRow(self.table.rowCount() - 1)
-        self._unflash.start()
+        if self._catching_up:
+            self._unflash_due = True
+        else:
+            self._unflash.start()
 
     def clear(self) -> None:
         """Remove every listed alert and reset counts."""

@@ -2,7 +2,8 @@
 
 Drawing is cached in a pixmap that is rebuilt only when a new frame version (or the view: size,
 scroll, grouping, theme) arrives; paint events between frames only blit it and draw short-lived
-overlays (last-trade and alert flashes, hover).
+overlays (last-trade and alert flashes, hover). While the desk catches up with a burst the flashes do not
+animate: they show as they stand on the (slower) frame paints and resume once it caught up.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ LEFT, RIGHT, CENTRE = 0, 1, 2  # text alignment codes of StaticTextCache.draw
 # How long a flash lasts, seconds.
 TRADE_FLASH_S = 0.45
 ALERT_FLASH_S = 2.0
+FLASH_TICK_MS = 33  # the flash animation's clock (~30 Hz)
 # Auto-centre re-centres only when mid leaves the middle band (rows from centre): calm, no jitter.
 RECENTRE_BAND = 0.3
 # A resting level counts as large at this multiple of the median visible level (when no fixed size).
@@ -137,10 +139,17 @@ class LadderWidget(QWidget):
         self._trade_flash: tuple[int, int, float] | None = None  # tick, side, until (monotonic)
         self._last_trade_key: tuple[int, int] | None = None
         self._alert_flashes: dict[int, tuple[float, float]] = {}  # tick -> (start, until)
+        # catching up: alert flashes wait here (tick -> seconds still to flash), drawn steady, no animation
+        self._held_flashes: dict[int, float] = {}
+        self._catching_up = False
+        # the flash animation's clock: one shot, re-armed by every paint while a flash lives, so it fires
+        # only when no frame painted for a tick (frames at 60 Hz move the fade on; no extra wake-ups)
         self._flash_timer = QTimer(self)
-        self._flash_timer.setInterval(33)
+        self._flash_timer.setSingleShot(True)
+        self._flash_timer.setInterval(FLASH_TICK_MS)
         self._flash_timer.timeout.connect(self._on_flash_tick)
         self.paint_count = 0  # full re-renders, for tests and the benchmark
+        self.flash_paints = 0  # repaints asked for by the flash animation, for tests and the benchmark
         self._relayout()
 
     # ----------------------------------------------------------------- public API
@@ -187,6 +196,37 @@ class LadderWidget(QWidget):
             return self._frame.state
         return ""
 
+    @property
+    def catching_up(self) -> bool:
+        """Whether the desk is catching up with a burst (flashes hold still, only frames repaint)."""
+        return self._catching_up
+
+    @property
+    def flash_animating(self) -> bool:
+        """Whether the flash animation's clock runs."""
+        return self._flash_timer.isActive()
+
+    def set_catching_up(self, on: bool) -> None:
+        """Catching up with a burst: stop the flash animation (its ~30 repaints a second take the GIL the
+        engine needs); flashes still pending show steady on frame paints and animate again afterwards."""
+        if on == self._catching_up:
+            return
+        self._catching_up = on
+        now = time.monotonic()
+        if on:
+            self._flash_timer.stop()
+            for tick, (_start, until) in self._alert_flashes.items():
+                if until > now:
+                    self._held_flashes[tick] = until - now
+            self._alert_flashes.clear()
+            return
+        for tick, left in self._held_flashes.items():
+            self._alert_flashes[tick] = (now, now + left)
+        self._held_flashes.clear()
+        if self._alert_flashes or (self._trade_flash is not None and self._trade_flash[2] > now):
+            self._flash_timer.start()
+        self.update()
+
     def set_feed_state(self, state: str) -> None:
         """The feed's state from a status event; anything but live/replay shows STALE at once."""
         if state != self._feed_state:
@@ -217,6 +257,7 @@ class LadderWidget(QWidget):
         if self._frame is None or frame.instrument != self._frame.instrument:
             self._centre_tick = None
             self._alert_flashes.clear()
+            self._held_flashes.clear()
         self._frame = frame
         self._note_last_trade(frame)
         if self._auto_centre or self._centre_tick is None:
@@ -287,9 +328,14 @@ class LadderWidget(QWidget):
         self._invalidate()
 
     def flash_price(self, tick: int, seconds: float = ALERT_FLASH_S) -> None:
-        """Flash a row (an alert fired there)."""
+        """Flash a row (an alert fired there); while catching up it shows steady with the next frame and
+        blinks once the desk caught up."""
+        row_tick = (tick // self._group) * self._group
+        if self._catching_up:
+            self._held_flashes[row_tick] = max(seconds, self._held_flashes.get(row_tick, 0.0))
+            return
         now = time.monotonic()
-        self._alert_flashes[(tick // self._group) * self._group] = (now, now + seconds)
+        self._alert_flashes[row_tick] = (now, now + seconds)
         self._flash_timer.start()
         self.update()
 
@@ -393,7 +439,7 @@ class LadderWidget(QWidget):
         if key != self._last_trade_key:
             self._last_trade_key = key
             self._trade_flash = (frame.last_trade_tick, frame.last_trade_side, time.monotonic() + TRADE_FLASH_S)
-            if not self._flash_timer.isActive():
+            if not self._catching_up:
                 self._flash_timer.start()
 
     # ----------------------------------------------------------------- geometry
@@ -438,6 +484,8 @@ class LadderWidget(QWidget):
         painter.drawPixmap(0, 0, self._cache)
         self._paint_overlays(painter)
         painter.end()
+        if not self._catching_up and self._flash_alive(time.monotonic()):
+            self._flash_timer.start()  # re-arm: the fade moves on with the next paint, whoever asks for it
 
     def _render(self, target: QPixmap) -> None:
         p = self._palette
@@ -665,19 +713,27 @@ class LadderWidget(QWidget):
             # blink twice a second so a fired alert is seen in the corner of an eye
             if int((now - start) * 4) % 2 == 0:
                 painter.fillRect(0, self._header_h + row * rh, self.width(), rh, p.q("alert", 110))
+        for tick in self._held_flashes:  # catching up: steady, the blinking waits until it caught up
+            row = view.row_of(tick)
+            if row is not None:
+                painter.fillRect(0, self._header_h + row * rh, self.width(), rh, p.q("alert", 110))
         if self._hover_row is not None and self._hover_row < len(view.ticks):
             painter.setPen(QPen(p.q("accent", 160), 1))
             y = self._header_h + self._hover_row * rh
             painter.drawRect(0, y, self.width() - 1, rh - 1)
 
-    def _on_flash_tick(self) -> None:
-        now = time.monotonic()
-        alive = any(until > now for _start, until in self._alert_flashes.values())
+    def _flash_alive(self, now: float) -> bool:
         if self._trade_flash is not None and self._trade_flash[2] > now:
-            alive = True
-        if not alive:
-            self._flash_timer.stop()
+            return True
+        return any(until > now for _start, until in self._alert_flashes.values())
+
+    def _on_flash_tick(self) -> None:
+        """No paint for a tick while a flash lives (or it just ended): repaint its next step (or its end)."""
+        if self._catching_up:
+            return
+        if not self._flash_alive(time.monotonic()):
             self._alert_flashes.clear()
+        self.flash_paints += 1
         self.update()
 
     # ----------------------------------------------------------------- input

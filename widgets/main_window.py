@@ -327,6 +327,12 @@ class MainWindow(QMainWindow):
         self.session_bar.set_time(self._session_ns)
         self._update_title()
 
+    def set_catching_up(self, on: bool) -> None:
+        """The engine is behind a burst (the bridge paints at its catch-up rate): widgets that animate or
+        repaint on their own clocks hold still until it caught up."""
+        self.ladder.set_catching_up(on)
+        self.alerts.set_catching_up(on)
+
     def set_feed_state(self, venue: str, symbol: str, state: str, reason: str = "") -> None:
         """A feed state change: status badge, and STALE on the ladder when it is the active symbol's."""
         self.status.set_feed_state(venue, state, reason)

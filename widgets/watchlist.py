@@ -168,7 +168,8 @@ class WatchlistWidget(QWidget):
                 if col:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, col, item)
-            item.setText(text)
+            if item.text() != text:  # unchanged cells stay quiet: no dataChanged, no column re-fit
+                item.setText(text)
             colour = p.q("text")
             if col == 2 and row.change_24h:
                 colour = p.q("buy" if row.change_24h > 0 else "sell")
@@ -178,7 +179,8 @@ class WatchlistWidget(QWidget):
                 colour = p.q("alert")
             elif col == 0 and row.state and row.state not in ("live", "replay"):
                 colour = p.q("stale")
-            item.setForeground(QBrush(colour))
+            if item.foreground().color() != colour:
+                item.setForeground(QBrush(colour))
 
     def _on_cell_clicked(self, row: int, _col: int) -> None:
         if 0 <= row < len(self._order):

@@ -346,6 +346,7 @@ def test_desk_paints_slower_while_the_engine_catches_up(desk, monkeypatch):
     monkeypatch.setattr(bridge_module.time, "monotonic", lambda: real_monotonic() + CATCH_UP_HOLD_S + 0.1)
     show(9, 700)  # ...or late for longer: the engine is behind
     assert bridge.catching_up and bridge.catch_ups == 1
+    assert window.ladder.catching_up and window.alerts.catching_up  # told before the frame was shown
     assert bridge.frame_clock.interval() == int(1000 / CATCH_UP_HZ) > full
     bridge._on_slow_clock()
     assert "catching up" in window.statusBar().currentMessage()
@@ -357,3 +358,4 @@ def test_desk_paints_slower_while_the_engine_catches_up(desk, monkeypatch):
     monkeypatch.setattr(bridge_module.time, "monotonic", lambda: later)
     show(12, 10)  # ...on time for a whole exit window is
     assert not bridge.catching_up and bridge.frame_clock.interval() == full
+    assert not window.ladder.catching_up and not window.alerts.catching_up
