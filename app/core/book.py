@@ -572,6 +572,8 @@ class DepthBook:
         n = batch.shape[0]
         if not n:
             return
+        if n == 1 and self._apply_row(*batch.item(0)):
+            return
         ev = batch["ev"]
         key = ev & _KEY_MASK  # kind and side flags of each row
         if n > 1:
@@ -643,6 +645,44 @@ class DepthBook:
             self.update_id = int(batch["order_id"][last_row])
         self.version = version + 1
 
+    def _apply_row(self, ev: int, _exch: int, _local: int, px: float, qty: float, order_id: int, tick: int,
+                   _fval: float) -> bool:
+        """``apply`` of a one-row batch with scalar work (a venue's typical small diff): True when done;
+        False leaves it to the general path (another kind, a bad row, a far level, an unplaced ROI)."""
+        key = ev & _KEY_MASK
+        kind = key & KIND_MASK
+        if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT:
+            return False
+        # `not <`: NaN fails too; -0.0 passes and is made +0.0
+        if not (0.0 <= qty < _INF) or not (-TICK_LIMIT < tick < TICK_LIMIT) or not self._anchored:
+            return False
+        if px != 0.0 and not abs(px * (1.0 / self._tick_size) - tick) <= 1e-6 + abs(tick) * 4e-16:
+            return False
+        flag = key & SIDE_MASK
+        if flag == BUY_EVENT:
+            st = self._bid
+            hp = tick - self._bid_origin
+        elif flag == SELL_EVENT:
+            st = self._ask
+            hp = self._ask_origin - tick
+        else:
+            return False
+        if not 1 <= hp <= self._roi:  # a far level or one beyond the ROI: the general path
+            return False
+        st.arr_mv[hp] = qty + 0.0
+        bp = st.best
+        if bp < 1:  # the side had no ROI level: the best is the new level, if it is one, as in _write
+            bp = hp if qty > 0.0 else self._below(BID if st is self._bid else ASK, st, hp + 1)
+        elif bp <= self._roi:
+            bp = self._new_best(st, bp, hp)
+        # else the best is a far level better than the ROI: an ROI row cannot change it
+        if bp != st.best:
+            st.best = bp
+            self._bests_moved()
+        self.update_id = order_id
+        self.version += 1
+        return True
+
     def clear(self, side: int = 0) -> None:
         """Remove every level of one side (``BID``/``ASK``) or, with 0, of both."""
         if side == 0:
@@ -685,6 +725,23 @@ class DepthBook:
         if 1 <= pos <= self._roi:
             return tick, self._ask.arr_mv[pos]
         return tick, self.qty_at(ASK, tick)
+
+    def best_sizes(self) -> tuple[float, float]:
+        """(best bid size, best ask size); 0.0 for an empty side (one call for a ``top`` line)."""
+        roi = self._roi
+        tick = self.best_bid_tick
+        if tick == NO_PRICE:
+            bq = 0.0
+        else:
+            pos = tick - self._bid_origin
+            bq = self._bid.arr_mv[pos] + 0.0 if 1 <= pos <= roi else self.qty_at(BID, tick)
+        tick = self.best_ask_tick
+        if tick == NO_PRICE:
+            aq = 0.0
+        else:
+            pos = self._ask_origin - tick
+            aq = self._ask.arr_mv[pos] + 0.0 if 1 <= pos <= roi else self.qty_at(ASK, tick)
+        return bq, aq
 
     def is_crossed(self) -> bool:
         """True when both sides exist and best bid >= best ask (transient in venue data)."""
