@@ -90,6 +90,8 @@ _SUB = np.subtract
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
 _BAD_QTY_BITS = np.uint64(0x7FF0000000000000)
 _KEY_MASK = KIND_MASK | SIDE_MASK
+_BID_DIFF = DEPTH_EVENT | BUY_EVENT  # kind and side of a diff's bid row, and of an ask row
+_ASK_DIFF = DEPTH_EVENT | SELL_EVENT
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
 _LOG_FOLD = 32768  # far-level log capacity in rows: folded into the far arrays when full
 _INF = math.inf
@@ -568,7 +570,8 @@ class DepthBook:
         if not isinstance(batch, np.ndarray) or batch.dtype != EVENT_DTYPE:
             got = batch.dtype if isinstance(batch, np.ndarray) else type(batch).__name__
             raise ValueError(f"DepthBook.apply: batch must be an array of EVENT_DTYPE rows, got {got}")
-        batch = batch.reshape(-1)
+        if batch.ndim != 1:
+            batch = batch.reshape(-1)
         n = batch.shape[0]
         if not n:
             return
@@ -585,6 +588,9 @@ class DepthBook:
                     f"({int(ts[i - 1])} -> {int(ts[i])}); book unchanged"
                 )
             cuts = ((key[1:] != key[:-1]).nonzero()[0] + 1).tolist()
+            # A venue diff (depth rows, bids then asks): one apply_diff, validated once.
+            if len(cuts) <= 1 and self._apply_diff_rows(batch, n, cuts, key.item(0), key.item(n - 1)):
+                return
         else:
             cuts = []
         # Runs of rows with the same kind and side: a venue message is typically two (bids, asks).
@@ -644,6 +650,32 @@ class DepthBook:
         if last_row >= 0:
             self.update_id = int(batch["order_id"][last_row])
         self.version = version + 1
+
+    def _apply_diff_rows(self, batch: np.ndarray, n: int, cuts: list[int], first: int, last: int) -> bool:
+        """``apply`` of a batch of ``DEPTH_EVENT`` rows, bids then asks (one run a side at most; ``first`` and
+        ``last`` the kind+side keys of its first and last row), through ``apply_diff``: True when done.
+        False leaves it to the general path: another layout, or a row that fails a check (it names it)."""
+        if first == _BID_DIFF:
+            nb = cuts[0] if cuts else n
+            if cuts and last != _ASK_DIFF:
+                return False
+        elif first == _ASK_DIFF and not cuts:
+            nb = 0
+        else:
+            return False
+        ival = batch["ival"]
+        # px must be the tick: a stricter bound than the general path's, which diagnoses any doubt
+        if not _SMAX(np.abs(batch["px"] * (1.0 / self._tick_size) - ival)) <= 1e-6:
+            return False
+        qty = batch["qty"]
+        version = self.version
+        try:
+            self.apply_diff(ival[:nb], qty[:nb], ival[nb:], qty[nb:])
+        except ValueError:  # validated before any write: the book is as it was
+            return False
+        self.update_id = batch["order_id"].item(n - 1)
+        self.version = version + 1
+        return True
 
     def _apply_row(self, ev: int, _exch: int, _local: int, px: float, qty: float, order_id: int, tick: int,
                    _fval: float) -> bool:
