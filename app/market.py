@@ -496,7 +496,8 @@ class MarketState:
             book_ok = True
             if kinds & _BOOK_BITS:
                 try:
-                    self.book.apply(batch)
+                    if n != 1 or not self.book.apply_row(last):  # one row: scalar work, its tuple read once
+                        self.book.apply(batch)
                 except ValueError as exc:
                     book_ok = False
                     self.rejected += 1

@@ -458,24 +458,20 @@ _BUY_SHIFT = BUY_EVENT.bit_length() - 1
 
 def _joined(parts: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Pending updates' (side, tick, before, after) in order, joined; a part is arrays or one row's scalars."""
-    if all(type(p[0]) is not int for p in parts):
+    rows = [p for p in parts if type(p[0]) is int]
+    if not rows:
         return tuple(np.concatenate(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
-    side: list[int] = []
-    tick: list[int] = []
-    before: list[float] = []
-    after: list[float] = []
-    for s, t, b, a in parts:
-        if type(s) is int:
-            side.append(s)
-            tick.append(t)
-            before.append(b)
-            after.append(a)
-        else:
-            side += s.tolist()
-            tick += t.tolist()
-            before += b.tolist()
-            after += a.tolist()
+    if any(len(p[0]) for p in parts if type(p[0]) is not int):  # rows of both forms: in order, one by one
+        rows = []
+        for p in parts:
+            if type(p[0]) is int:
+                rows.append(p)
+            else:
+                rows.extend(zip(*(x.tolist() for x in p), strict=True))
+    side, tick, before, after = zip(*rows, strict=True)  # the usual case: one-row updates, empty windows
     return (np.array(side, np.int64), np.array(tick, np.int64), np.array(before, np.float64),
             np.array(after, np.float64))
+
+
 _E_I = np.empty(0, dtype=np.int64)
 _E_F = np.empty(0)

@@ -575,7 +575,7 @@ class DepthBook:
         n = batch.shape[0]
         if not n:
             return
-        if n == 1 and self._apply_row(*batch.item(0)):
+        if n == 1 and self.apply_row(batch.item(0)):
             return
         ev = batch["ev"]
         key = ev & _KEY_MASK  # kind and side flags of each row
@@ -677,10 +677,11 @@ class DepthBook:
         self.version = version + 1
         return True
 
-    def _apply_row(self, ev: int, _exch: int, _local: int, px: float, qty: float, order_id: int, tick: int,
-                   _fval: float) -> bool:
-        """``apply`` of a one-row batch with scalar work (a venue's typical small diff): True when done;
-        False leaves it to the general path (another kind, a bad row, a far level, an unplaced ROI)."""
+    def apply_row(self, row: tuple) -> bool:
+        """``apply`` of a one-row batch given as its tuple (``batch.item(0)``), with scalar work (a venue's
+        typical small diff): True when done; False when ``apply`` must judge the batch (another kind, a
+        bad row, a far level, an unplaced ROI), the book unchanged."""
+        ev, _, _, px, qty, order_id, tick, _ = row
         key = ev & _KEY_MASK
         kind = key & KIND_MASK
         if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT:

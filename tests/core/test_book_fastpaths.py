@@ -55,7 +55,7 @@ def messages(draw: st.DrawFn) -> list[np.ndarray]:
 
 def general(book: DepthBook) -> DepthBook:
     """The same book with both fast entries turned off: the general path judges every batch."""
-    book._apply_row = lambda *a: False  # type: ignore[method-assign]
+    book.apply_row = lambda *a: False  # type: ignore[method-assign]
     book._apply_diff_rows = lambda *a: False  # type: ignore[method-assign]
     return book
 
