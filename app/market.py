@@ -496,7 +496,8 @@ class MarketState:
             book_ok = True
             if kinds & _BOOK_BITS:
                 try:
-                    self.book.apply(batch)
+                    if n != 1 or not self.book.apply_row(last):  # one row: scalar work, its tuple read once
+                        self.book.apply(batch)
                 except ValueError as exc:
                     book_ok = False
                     self.rejected += 1
@@ -620,8 +621,7 @@ class MarketState:
         if bid_tick != NO_PRICE and ask_tick != NO_PRICE and bid_tick >= ask_tick:
             self.crossed += 1
             return None
-        bid_qty = book.qty_at(1, bid_tick) if bid_tick != NO_PRICE else 0.0
-        ask_qty = book.qty_at(-1, ask_tick) if ask_tick != NO_PRICE else 0.0
+        bid_qty, ask_qty = book.best_sizes()
         self.tops += 1
         return TopOfBook(exch_ts, local_ts, update_id, bid_tick, bid_qty, ask_tick, ask_qty)
 

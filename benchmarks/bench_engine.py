@@ -1,5 +1,6 @@
 """The engine's own cost: ``MarketState.apply`` per message on the real BTCUSDT capture (book, ring,
-aggregates; then with the detectors), frame building for the GUI clock, and the live loopback path
+aggregates; then with the detectors), the same on the simulator's uncoalesced ALTUSDT stream (the GUI
+burst's traffic: ~79 % one-row depth diffs), frame building for the GUI clock, and the live loopback path
 (simulator → real Binance adapter → engine thread) with the engine lag it keeps.
 
 The capture is decoded once by the real Binance processor before timing, so the apply rows measure
@@ -21,7 +22,8 @@ from app.core.instrument import Instrument
 from app.paths import recorded
 from benchmarks import BenchResult
 
-ROWS = ("engine.apply", "engine.apply_detectors", "engine.frame_us", "engine.loopback")
+ROWS = ("engine.apply", "engine.apply_detectors", "engine.apply_sim", "engine.frame_us", "engine.loopback")
+ALT = Instrument("binance-usdm", "ALTUSDT", tick_size=0.0001, lot_size=1.0)
 CAPTURE = ("binance_usdm", "hftbacktest_usdm_btcusdt_20240808.gz")
 BTC = Instrument("binance-usdm", "BTCUSDT", tick_size=0.1, lot_size=0.001)
 
@@ -59,12 +61,75 @@ def decoded_capture() -> list[tuple[np.ndarray, int | None]]:
     return sink.batches
 
 
-def time_apply(batches: list[tuple[np.ndarray, int | None]], config: dict[str, Any], detectors: bool) -> float:
+class _Wire:
+    """A simulator subscriber that keeps the wire messages."""
+
+    combined = True
+    closed = False
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def push(self, message: str) -> None:
+        """Keep one message."""
+        self.messages.append(message)
+
+
+def simulator_batches(seconds: float, rate: float = 20_000.0) -> list[tuple[np.ndarray, int | None]]:
+    """``seconds`` of the simulator's ALTUSDT (uncoalesced depth, trades, quotes, mark) decoded by the real
+    Binance processor, from its REST snapshot on: the messages the desk applies during the GUI burst."""
+    from feeds.binance_usdm import BinanceUsdmProcessor
+    from feeds.simulator.binance import BinanceVenue
+    from feeds.simulator.market import DEFAULT_SYMBOLS, MarketModel
+
+    specs = DEFAULT_SYMBOLS[:1]
+    model = MarketModel(specs, seed=1, rate=rate)
+    venue = BinanceVenue(model, specs, coalesce=False)
+    wire = _Wire()
+    for stream in ("altusdt@depth@0ms", "altusdt@trade", "altusdt@bookTicker", "altusdt@markPrice@1s"):
+        venue.subs[stream] = {wire}  # type: ignore[assignment]
+    sink = _Collect()
+    proc = BinanceUsdmProcessor([ALT], sink)  # type: ignore[arg-type]
+    for step in range(int(seconds * 100) + 1):
+        venue.on_events(model.step(10_000_000), model.now_ns)
+        for raw in wire.messages:
+            proc.on_line(raw, model.now_ns)
+        wire.messages.clear()
+        if step == 0:  # diffs buffered so far bridge the snapshot, as on a live connection
+            body = venue.depth_snapshot("ALTUSDT", 1000, model.now_ns // 1_000_000)
+            proc.on_rest("/fapi/v1/depth?symbol=ALTUSDT&limit=1000", body, model.now_ns)
+    return sink.batches
+
+
+def time_depth(batches: list[tuple[np.ndarray, int | None]], config: dict[str, Any]) -> tuple[float, float]:
+    """(all messages, depth-diff messages only): mean wall microseconds of ``apply`` with the detectors,
+    each message timed on its own (perf_counter; its ~0.1 us call cost included)."""
+    from app.analytics.detectors import DetectorSet
+    from app.core.events import DEPTH_EVENT, KIND_MASK
+    from app.market import MarketState
+
+    depth = [bool(len(b)) and bool(((b["ev"] & KIND_MASK) == DEPTH_EVENT).all()) for b, _ in batches]
+    market = MarketState(ALT, config, detectors=DetectorSet(ALT, config))
+    apply = market.apply
+    clock = time.perf_counter
+    total = in_depth = 0.0
+    for (batch, update_id), is_depth in zip(batches, depth, strict=True):
+        t = clock()
+        apply(batch, update_id)
+        dt = clock() - t
+        total += dt
+        if is_depth:
+            in_depth += dt
+    return total / len(batches) * 1e6, in_depth / max(1, sum(depth)) * 1e6
+
+
+def time_apply(batches: list[tuple[np.ndarray, int | None]], config: dict[str, Any], detectors: bool,
+               instrument: Instrument = BTC) -> float:
     """Seconds (process time) for one MarketState to apply every batch."""
     from app.analytics.detectors import DetectorSet
     from app.market import MarketState
 
-    market = MarketState(BTC, config, detectors=DetectorSet(BTC, config) if detectors else None)
+    market = MarketState(instrument, config, detectors=DetectorSet(instrument, config) if detectors else None)
     apply = market.apply
     start = time.process_time()
     for batch, update_id in batches:
@@ -128,6 +193,10 @@ def run(quick: bool = False) -> list[BenchResult]:
     repeats = 1 if quick else 3
     plain = min(time_apply(batches, config, False) for _ in range(repeats))
     with_det = min(time_apply(batches, config, True) for _ in range(repeats))
+    sim = simulator_batches(1.0 if quick else 4.0)
+    sim_plain = min(time_apply(sim, config, False, ALT) for _ in range(repeats))
+    sim_det = min(time_apply(sim, config, True, ALT) for _ in range(repeats))
+    sim_all_us, sim_depth_us = min(time_depth(sim, config) for _ in range(repeats))
     frames = time_frames(batches, config, 60, 1, 50 if quick else 300)
     grouped = time_frames(batches, config, 60, 10, 50 if quick else 300)
     live = loopback(2.0 if quick else 5.0, 5000.0)
@@ -138,6 +207,13 @@ def run(quick: bool = False) -> list[BenchResult]:
         BenchResult("engine.apply_detectors", n / with_det, "messages/s",
                     extra=dict(common, us_per_message=round(with_det / n * 1e6, 2),
                                detectors_share=round((with_det - plain) / with_det, 3))),
+        BenchResult("engine.apply_sim", len(sim) / sim_det, "messages/s",
+                    extra={"source": "simulator ALTUSDT, uncoalesced, model rate 20000/s", "messages": len(sim),
+                           "clock": "process_time", "repeats": repeats,
+                           "us_per_message": round(sim_det / len(sim) * 1e6, 2),
+                           "us_per_message_no_detectors": round(sim_plain / len(sim) * 1e6, 2),
+                           "wall_us_per_depth_message": round(sim_depth_us, 2),
+                           "wall_us_per_message": round(sim_all_us, 2)}),
         BenchResult("engine.frame_us", statistics.median(frames), "us",
                     extra={"rows": 60, "p99_us": round(float(np.percentile(frames, 99)), 1),
                            "grouped_10_median_us": round(statistics.median(grouped), 1)}),

@@ -95,8 +95,10 @@ class DetectorSet:
         # One flat array (asks, then bids) so a batch of both sides is read and written in one go.
         self._flat = np.full(4 * self._half, np.nan)
         self._mirror = {1: self._flat[2 * self._half:], -1: self._flat[:2 * self._half]}
+        self._flat_mv = memoryview(self._flat)  # scalar reads/writes of one-row diffs, no numpy scalars
         self._synced = False
-        self._pending: deque[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = deque()
+        # (ts, side, tick, size before, size after) per depth message: arrays, or scalars for one row
+        self._pending: deque[tuple[int, Any, Any, Any, Any]] = deque()
         cap = 1024
         self._tn = 0
         self._tts = np.empty(cap, dtype=np.int64)
@@ -128,7 +130,7 @@ class DetectorSet:
             if kind == TRADE_EVENT:
                 self._fill(ts, 1 if ev & BUY_EVENT else -1, tick, qty, out)
             elif kind == DEPTH_EVENT:
-                self._depth(batch, ts, book, out)
+                self._depth_one(ev, ts, tick, qty, book)
             elif kind in (DEPTH_SNAPSHOT_EVENT, DEPTH_CLEAR_EVENT, GAP_EVENT):
                 self._resync(ts, book, out)
         else:
@@ -282,6 +284,34 @@ class DetectorSet:
         else:
             self._pending.append((ts, is_bid * 2 - 1, tick.copy(), before, qty.copy()))
 
+    def _depth_one(self, ev: int, ts: int, tick: int, qty: float, book: Any) -> None:
+        """``_depth`` of a one-row diff (the simulator's and small venues' usual message) with scalars."""
+        if not self._synced:
+            self._rebuild(book)
+            return
+        width = 2 * self._half
+        side = 1 if (ev >> _BUY_SHIFT) & 1 else -1
+        i = tick - self._base
+        if 0 <= i < width:
+            if side == 1:
+                i += width
+            mv = self._flat_mv
+            before = mv[i]
+            mv[i] = qty
+        else:
+            before = math.nan
+        bb, ba = book.best_bid_tick, book.best_ask_tick
+        if bb != NO_PRICE and ba != NO_PRICE:
+            mid = (bb + ba) // 2
+            if abs(tick - mid) <= self.window_ticks:
+                self._pending.append((ts, side, tick, before, qty))
+            else:  # as _depth: the window keeps its time, not the far row
+                self._pending.append((ts, _E_I, _E_I, _E_F, _E_F))
+            if abs(mid - self._base - self._half) > self._half // 2:
+                self._rebuild(book)
+        else:
+            self._pending.append((ts, side, tick, before, qty))
+
     def _rebuild(self, book: Any) -> None:
         """Refill the mirror from the book around its mid (first sync, resync, mid drifted away)."""
         bb, ba = book.best_bid_tick, book.best_ask_tick
@@ -329,7 +359,7 @@ class DetectorSet:
                 while pend and (force or now - pend[0][0] >= self.align_ns):
                     ts, *rest = pend.popleft()
                     parts.append(rest)
-                side, tick, before, after = (np.concatenate(x) for x in zip(*parts, strict=True))
+                side, tick, before, after = _joined(parts)
                 # Each level's first and last row, from one stable sort (np.unique twice costs more).
                 key = level_key(side, tick)
                 order = np.argsort(key, kind="stable")
@@ -341,6 +371,9 @@ class DetectorSet:
                     side, tick, before, after = side[first], tick[first], before[first], after[last]
                 else:  # no level twice: keep the rows (in level order, as before)
                     side, tick, before, after = side[order], tick[order], before[order], after[order]
+            elif type(side) is int:  # one one-row update
+                side, tick = np.array([side], np.int64), np.array([tick], np.int64)
+                before, after = np.array([before], np.float64), np.array([after], np.float64)
             n = self._tn
             k = 0
             if n and int(self._tts[:n].max()) <= ts:
@@ -421,5 +454,24 @@ class DetectorSet:
 
 
 _BUY_SHIFT = BUY_EVENT.bit_length() - 1
+
+
+def _joined(parts: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pending updates' (side, tick, before, after) in order, joined; a part is arrays or one row's scalars."""
+    rows = [p for p in parts if type(p[0]) is int]
+    if not rows:
+        return tuple(np.concatenate(x) for x in zip(*parts, strict=True))  # type: ignore[return-value]
+    if any(len(p[0]) for p in parts if type(p[0]) is not int):  # rows of both forms: in order, one by one
+        rows = []
+        for p in parts:
+            if type(p[0]) is int:
+                rows.append(p)
+            else:
+                rows.extend(zip(*(x.tolist() for x in p), strict=True))
+    side, tick, before, after = zip(*rows, strict=True)  # the usual case: one-row updates, empty windows
+    return (np.array(side, np.int64), np.array(tick, np.int64), np.array(before, np.float64),
+            np.array(after, np.float64))
+
+
 _E_I = np.empty(0, dtype=np.int64)
 _E_F = np.empty(0)

@@ -90,6 +90,8 @@ _SUB = np.subtract
 # Any float64 whose bit pattern, read as uint64, is >= this is NaN, +inf, negative or -0.0.
 _BAD_QTY_BITS = np.uint64(0x7FF0000000000000)
 _KEY_MASK = KIND_MASK | SIDE_MASK
+_BID_DIFF = DEPTH_EVENT | BUY_EVENT  # kind and side of a diff's bid row, and of an ask row
+_ASK_DIFF = DEPTH_EVENT | SELL_EVENT
 _NONE = -(2**62)  # position sentinel: side empty (lower than any position)
 _LOG_FOLD = 32768  # far-level log capacity in rows: folded into the far arrays when full
 _INF = math.inf
@@ -568,9 +570,12 @@ class DepthBook:
         if not isinstance(batch, np.ndarray) or batch.dtype != EVENT_DTYPE:
             got = batch.dtype if isinstance(batch, np.ndarray) else type(batch).__name__
             raise ValueError(f"DepthBook.apply: batch must be an array of EVENT_DTYPE rows, got {got}")
-        batch = batch.reshape(-1)
+        if batch.ndim != 1:
+            batch = batch.reshape(-1)
         n = batch.shape[0]
         if not n:
+            return
+        if n == 1 and self.apply_row(batch.item(0)):
             return
         ev = batch["ev"]
         key = ev & _KEY_MASK  # kind and side flags of each row
@@ -583,6 +588,9 @@ class DepthBook:
                     f"({int(ts[i - 1])} -> {int(ts[i])}); book unchanged"
                 )
             cuts = ((key[1:] != key[:-1]).nonzero()[0] + 1).tolist()
+            # A venue diff (depth rows, bids then asks): one apply_diff, validated once.
+            if len(cuts) <= 1 and self._apply_diff_rows(batch, n, cuts, key.item(0), key.item(n - 1)):
+                return
         else:
             cuts = []
         # Runs of rows with the same kind and side: a venue message is typically two (bids, asks).
@@ -643,6 +651,71 @@ class DepthBook:
             self.update_id = int(batch["order_id"][last_row])
         self.version = version + 1
 
+    def _apply_diff_rows(self, batch: np.ndarray, n: int, cuts: list[int], first: int, last: int) -> bool:
+        """``apply`` of a batch of ``DEPTH_EVENT`` rows, bids then asks (one run a side at most; ``first`` and
+        ``last`` the kind+side keys of its first and last row), through ``apply_diff``: True when done.
+        False leaves it to the general path: another layout, or a row that fails a check (it names it)."""
+        if first == _BID_DIFF:
+            nb = cuts[0] if cuts else n
+            if cuts and last != _ASK_DIFF:
+                return False
+        elif first == _ASK_DIFF and not cuts:
+            nb = 0
+        else:
+            return False
+        ival = batch["ival"]
+        # px must be the tick: a stricter bound than the general path's, which diagnoses any doubt
+        if not _SMAX(np.abs(batch["px"] * (1.0 / self._tick_size) - ival)) <= 1e-6:
+            return False
+        qty = batch["qty"]
+        version = self.version
+        try:
+            self.apply_diff(ival[:nb], qty[:nb], ival[nb:], qty[nb:])
+        except ValueError:  # validated before any write: the book is as it was
+            return False
+        self.update_id = batch["order_id"].item(n - 1)
+        self.version = version + 1
+        return True
+
+    def apply_row(self, row: tuple) -> bool:
+        """``apply`` of a one-row batch given as its tuple (``batch.item(0)``), with scalar work (a venue's
+        typical small diff): True when done; False when ``apply`` must judge the batch (another kind, a
+        bad row, a far level, an unplaced ROI), the book unchanged."""
+        ev, _, _, px, qty, order_id, tick, _ = row
+        key = ev & _KEY_MASK
+        kind = key & KIND_MASK
+        if kind != DEPTH_EVENT and kind != DEPTH_SNAPSHOT_EVENT:
+            return False
+        # `not <`: NaN fails too; -0.0 passes and is made +0.0
+        if not (0.0 <= qty < _INF) or not (-TICK_LIMIT < tick < TICK_LIMIT) or not self._anchored:
+            return False
+        if px != 0.0 and not abs(px * (1.0 / self._tick_size) - tick) <= 1e-6 + abs(tick) * 4e-16:
+            return False
+        flag = key & SIDE_MASK
+        if flag == BUY_EVENT:
+            st = self._bid
+            hp = tick - self._bid_origin
+        elif flag == SELL_EVENT:
+            st = self._ask
+            hp = self._ask_origin - tick
+        else:
+            return False
+        if not 1 <= hp <= self._roi:  # a far level or one beyond the ROI: the general path
+            return False
+        st.arr_mv[hp] = qty + 0.0
+        bp = st.best
+        if bp < 1:  # the side had no ROI level: the best is the new level, if it is one, as in _write
+            bp = hp if qty > 0.0 else self._below(BID if st is self._bid else ASK, st, hp + 1)
+        elif bp <= self._roi:
+            bp = self._new_best(st, bp, hp)
+        # else the best is a far level better than the ROI: an ROI row cannot change it
+        if bp != st.best:
+            st.best = bp
+            self._bests_moved()
+        self.update_id = order_id
+        self.version += 1
+        return True
+
     def clear(self, side: int = 0) -> None:
         """Remove every level of one side (``BID``/``ASK``) or, with 0, of both."""
         if side == 0:
@@ -685,6 +758,23 @@ class DepthBook:
         if 1 <= pos <= self._roi:
             return tick, self._ask.arr_mv[pos]
         return tick, self.qty_at(ASK, tick)
+
+    def best_sizes(self) -> tuple[float, float]:
+        """(best bid size, best ask size); 0.0 for an empty side (one call for a ``top`` line)."""
+        roi = self._roi
+        tick = self.best_bid_tick
+        if tick == NO_PRICE:
+            bq = 0.0
+        else:
+            pos = tick - self._bid_origin
+            bq = self._bid.arr_mv[pos] + 0.0 if 1 <= pos <= roi else self.qty_at(BID, tick)
+        tick = self.best_ask_tick
+        if tick == NO_PRICE:
+            aq = 0.0
+        else:
+            pos = self._ask_origin - tick
+            aq = self._ask.arr_mv[pos] + 0.0 if 1 <= pos <= roi else self.qty_at(ASK, tick)
+        return bq, aq
 
     def is_crossed(self) -> bool:
         """True when both sides exist and best bid >= best ask (transient in venue data)."""
