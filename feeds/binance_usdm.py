@@ -62,6 +62,7 @@ from feeds.common import (
     ROW_FORMAT,
     RUN_MAX,
     FeedError,
+    RunSink,
     SyncBatch,
     decode_levels,
     gap_batch,
@@ -645,7 +646,7 @@ class BinanceUsdmProcessor:
             return
         sink = self.sink
         if hasattr(sink, "on_batches"):  # the engine takes a run of messages in one call
-            buffer = _RunBuffer(sink)
+            buffer = RunSink(sink)
             self.sink = buffer
             try:
                 self._on_lines(raws, local_ns)
@@ -952,41 +953,6 @@ class BinanceUsdmProcessor:
             self._logged += 1
             text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
             log.warning("%s: skipped a frame (%s): %.200s", VENUE, why, text)
-
-
-class _RunBuffer:
-    """Collects ``on_batch`` calls for a sink's ``on_batches``; any other call flushes first (order kept)."""
-
-    __slots__ = ("sink", "items")
-
-    def __init__(self, sink: Any) -> None:
-        self.sink = sink
-        self.items: list[tuple[str, np.ndarray, int | None]] = []
-
-    def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
-        self.items.append((symbol, batch, update_id))
-
-    def on_message_run(self, symbol: str, rows: np.ndarray, ends: np.ndarray) -> None:
-        """Several messages without update ids in one item: ``(symbol, rows, ends)``, ``ends`` an array."""
-        self.items.append((symbol, rows, ends))
-
-    def on_status(self, symbol: str, state: str, reason: str = "") -> None:
-        self.flush()
-        self.sink.on_status(symbol, state, reason)
-
-    def on_instrument(self, instrument: Instrument) -> None:
-        self.flush()
-        self.sink.on_instrument(instrument)
-
-    def on_raw(self, local_ns: int, raw: str) -> None:
-        self.flush()
-        self.sink.on_raw(local_ns, raw)
-
-    def flush(self) -> None:
-        """Hand what was collected to the sink."""
-        if self.items:
-            items, self.items = self.items, []
-            self.sink.on_batches(items)
 
 
 def _depth_rows(texts: list[bytes], info: list[tuple]) -> tuple[np.ndarray, list[bool], list[int]] | None:

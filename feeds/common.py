@@ -222,6 +222,10 @@ class RunSink:
     def on_batch(self, symbol: str, batch: np.ndarray, update_id: int | None) -> None:
         self.items.append((symbol, batch, update_id))
 
+    def on_message_run(self, symbol: str, rows: np.ndarray, ends: np.ndarray) -> None:
+        """Several messages without update ids in one item: ``(symbol, rows, ends)``, ``ends`` an array."""
+        self.items.append((symbol, rows, ends))
+
     def on_status(self, symbol: str, state: str, reason: str = "") -> None:
         self.flush()
         self.sink.on_status(symbol, state, reason)
