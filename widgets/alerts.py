@@ -9,7 +9,6 @@ from typing import Any
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -28,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from app.core.detection import KINDS
 from widgets import fmt
-from widgets.theme import DARK, Palette
+from widgets.theme import DARK, Palette, list_table
 
 # Rule kinds: the detector kinds plus the two the ladder creates by click.
 RULE_KINDS = ("price", "size_at_level", *KINDS)
@@ -128,17 +127,7 @@ class AlertPanel(QWidget):
         for w in (self.mute_button, self.rules_button, self.clear_button):
             bar.addWidget(w)
         layout.addLayout(bar)
-        self.table = QTableWidget(0, len(self.HEADERS), self)
-        self.table.setHorizontalHeaderLabels(self.HEADERS)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setDefaultSectionSize(20)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        self.table.setShowGrid(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        self.table = list_table(self.HEADERS, self)
         layout.addWidget(self.table, 1)
         self.sound_box.toggled.connect(self.sound_toggled)
         self.tray_box.toggled.connect(self.tray_toggled)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtGui import QColor, QFont, QFontDatabase
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QWidget
 
 THEMES = ("dark", "light")
 
@@ -164,3 +165,19 @@ QMenu {{ background: {p.panel}; color: {p.text}; border: 1px solid {p.grid}; }}
 QTabBar::tab {{ background: {p.panel_alt}; color: {p.text_dim}; padding: 3px 10px; border: 1px solid {p.grid}; }}
 QTabBar::tab:selected {{ color: {p.text}; background: {p.panel}; }}
 """
+
+
+def list_table(headers: tuple[str, ...], parent: QWidget) -> QTableWidget:
+    """A read-only table of whole-row records (alerts, watchlist): compact rows, no grid, last column stretched."""
+    table = QTableWidget(0, len(headers), parent)
+    table.setHorizontalHeaderLabels(headers)
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(20)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    return table
