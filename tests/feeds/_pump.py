@@ -6,6 +6,9 @@ import asyncio
 import itertools
 from types import SimpleNamespace
 
+from app.core.instrument import Instrument
+from app.engine import Engine, _FeedSink
+
 
 class FakeWS:
     """A connection whose frames arrive in chunks: the frames of a chunk are queued at once (as after one
@@ -50,3 +53,14 @@ def chunked(raws: list[str], sizes: list[int]) -> list[list[str]]:
         out.append(raws[i:i + n])
         i += n
     return out
+
+
+def engine_sink(inst: Instrument, sink_class: type[_FeedSink] = _FeedSink) -> tuple[Engine, _FeedSink, list]:
+    """A real engine (detectors on) whose tops and detections are noted in order, and its feed sink."""
+    engine = Engine()
+    events: list = []
+    engine.listen("top", lambda inst, *top: events.append(("top", top)))
+    engine.listen("detection", lambda inst, det: events.append(("det", det.kind, det.state, det.price_tick)))
+    sink = sink_class(engine, inst.venue, "test")
+    sink.on_instrument(inst)
+    return engine, sink, events

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from app.core.instrument import Instrument
-from app.engine import Engine
 from feeds.binance_usdm import BinanceUsdmFeed, BinanceUsdmProcessor
 from feeds.common import RUN_MAX, message_queued
 from tests.feeds._fake_venue import FakeVenue
-from tests.feeds._pump import FakeWS, chunked
+from tests.feeds._pump import FakeWS, chunked, engine_sink
 
 BTC = Instrument("binance-usdm", "BTCUSDT", 0.1, 0.001)
 
@@ -119,24 +118,12 @@ def test_what_was_recorded_is_processed_when_the_connection_fails_mid_run(lines)
 
 def test_engine_results_equal_frame_by_frame(lines, counted_clock) -> None:  # noqa: ANN001
     """Through a real engine (detectors on): the same tops, detections, book and counts."""
-    from app.engine import _FeedSink
-
     raws = [raw for _, raw in lines]
-
-    def engine_sink() -> tuple[Engine, _FeedSink, list]:
-        engine = Engine()
-        events: list = []
-        engine.listen("top", lambda inst, *top: events.append(("top", top)))
-        engine.listen("detection", lambda inst, det: events.append(("det", det.kind, det.state, det.price_tick)))
-        sink = _FeedSink(engine, BTC.venue, "test")
-        sink.on_instrument(BTC)
-        return engine, sink, events
-
-    a_engine, a_sink, a_events = engine_sink()
+    a_engine, a_sink, a_events = engine_sink(BTC)
     proc = BinanceUsdmProcessor([BTC], a_sink)  # type: ignore[arg-type]
     for k, raw in enumerate(raws, 1):
         proc.on_line(raw, k)
-    b_engine, b_sink, b_events = engine_sink()
+    b_engine, b_sink, b_events = engine_sink(BTC)
     feed, runs = pump_feed(b_sink)
     asyncio.run(feed._pump(FakeWS(chunked(raws, [3, 500, 1, 90])), b_sink, None))  # type: ignore[arg-type]
     assert max(runs) == RUN_MAX

@@ -15,7 +15,7 @@ from app.engine import Engine, _FeedSink
 from feeds.base import FeedSink
 from feeds.bybit_linear import BybitLinearFeed, BybitLinearProcessor, parse_instruments_info
 from feeds.common import RUN_MAX
-from tests.feeds._pump import FakeWS, chunked
+from tests.feeds._pump import FakeWS, chunked, engine_sink
 
 
 @pytest.fixture(scope="module")
@@ -73,16 +73,6 @@ class CountingSink(_FeedSink):
         super().on_batches(items)
 
 
-def engine_sink(inst: Instrument) -> tuple[Engine, CountingSink, list]:
-    engine = Engine()
-    events: list = []
-    engine.listen("top", lambda inst, *top: events.append(("top", top)))
-    engine.listen("detection", lambda inst, det: events.append(("det", det.kind, det.state, det.price_tick)))
-    sink = CountingSink(engine, inst.venue, "test")
-    sink.on_instrument(inst)
-    return engine, sink, events
-
-
 def pump_feed(sink: CountingSink, inst: Instrument) -> tuple[BybitLinearFeed, list[int], list[int]]:
     """A feed with its processor on ``sink``: lists of run lengths and of ``on_batches`` sizes."""
     feed = BybitLinearFeed([inst.symbol], "http://x", "ws://x")
@@ -107,11 +97,11 @@ def counted_clock(monkeypatch) -> None:  # noqa: ANN001
 
 
 def test_runs_through_the_engine_equal_frame_by_frame(inst, raws, counted_clock) -> None:  # noqa: ANN001
-    a_engine, a_sink, a_events = engine_sink(inst)
+    a_engine, a_sink, a_events = engine_sink(inst, CountingSink)
     proc = BybitLinearProcessor([inst], a_sink)  # type: ignore[arg-type]
     for k, raw in enumerate(raws, 1):
         proc.on_line(raw, k)
-    b_engine, b_sink, b_events = engine_sink(inst)
+    b_engine, b_sink, b_events = engine_sink(inst, CountingSink)
     feed, runs, applied = pump_feed(b_sink, inst)
     asyncio.run(feed._pump(FakeWS(chunked(raws, [1, 400, 2, 1, 77]), on_wait=None), b_sink))
     assert max(runs) == RUN_MAX and sum(runs) == len(raws) and max(applied) > 50
@@ -125,7 +115,7 @@ def test_runs_through_the_engine_equal_frame_by_frame(inst, raws, counted_clock)
 
 
 def test_lone_frames_first_and_nothing_recorded_is_lost(inst, raws) -> None:  # noqa: ANN001
-    engine, sink, _ = engine_sink(inst)
+    engine, sink, _ = engine_sink(inst, CountingSink)
     recorded_raws: list[str] = []
     engine.listen("raw", lambda venue, ts, raw: recorded_raws.append(raw))
     feed, runs, _ = pump_feed(sink, inst)
