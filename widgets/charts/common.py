@@ -150,12 +150,10 @@ class CompactAxis(pg.AxisItem):
 
 def compact_number(value: float, spacing: float) -> str:
     """``value`` in K/M/B units, with enough decimals to tell ticks ``spacing`` apart."""
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K"), (1.0, "")):
-        if abs(value) >= div or div == 1.0:
-            step = abs(spacing) / div if spacing else 1.0
-            decimals = 0 if step >= 1 else min(6, int(np.ceil(-np.log10(step))))
-            return f"{value / div:.{decimals}f}{unit}"
-    return f"{value:g}"  # pragma: no cover - the loop always returns
+    div, unit = next(((d, u) for d, u in ((1e9, "B"), (1e6, "M"), (1e3, "K")) if abs(value) >= d), (1.0, ""))
+    step = abs(spacing) / div if spacing else 1.0
+    decimals = 0 if step >= 1 else min(6, int(np.ceil(-np.log10(step))))
+    return f"{value / div:.{decimals}f}{unit}"
 
 
 def padded_range(values: np.ndarray, min_fraction: float = 0.002) -> tuple[float, float] | None:
