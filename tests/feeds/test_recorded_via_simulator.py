@@ -68,8 +68,9 @@ class TickerPairingSink(TopCheckSink):
 
 
 async def _serve_and_read(records: list[tuple[int, str]], make_feed: Callable[[dict], object],
-                          sink: TopCheckSink, expected_frames: int, speed: float = 0) -> SimulatorServer:
-    """Replay ``records`` into a feed until it has read ``expected_frames`` frames."""
+                          sink: TopCheckSink, expected_frames: int, speed: float = 0) -> dict[str, tuple]:
+    """Replay ``records`` into a feed until it has read ``expected_frames`` frames; returns the simulator's
+    own book levels per symbol at the end."""
     source = CaptureSource(records, speed=speed)
     async with SimulatorServer(capture=source) as srv:
         feed = make_feed(srv.endpoints())
@@ -85,8 +86,7 @@ async def _serve_and_read(records: list[tuple[int, str]], make_feed: Callable[[d
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        srv.final_levels = {s.symbol: srv.levels(s.symbol) for s in source.specs}  # type: ignore[attr-defined]
-    return srv
+        return {s.symbol: srv.levels(s.symbol) for s in source.specs}
 
 
 # The files hold 629 (BTCUSDT) and 551 (ETHUSDT) ids in both streams; the ones before the adapter's
@@ -110,12 +110,12 @@ def test_binance_capture_through_simulator_matches_book_ticker(name: str, symbol
         b = ep["binance-usdm"]
         return BinanceUsdmFeed(symbols, b["rest"], b["ws_public"], b["ws_market"], open_interest_poll_s=3600)
 
-    srv = asyncio.run(_serve_and_read(records, make_feed, sink, wanted, speed))
+    sim_levels = asyncio.run(_serve_and_read(records, make_feed, sink, wanted, speed))
     compared, equal = sink.matches()
     assert compared >= min_compared, f"only {compared} update ids in both streams"
     assert equal == compared, f"{compared - equal} of {compared} bookTicker tops differ from the adapter's book"
     for sym in symbols:  # and the adapter's final book is the simulator's
-        (bt, bq), (at, aq) = srv.final_levels[sym]  # type: ignore[attr-defined]
+        (bt, bq), (at, aq) = sim_levels[sym]
         bid, ask = sink.books[sym].best_bid(), sink.books[sym].best_ask()
         assert (bid[0], ask[0]) == (int(bt[0]), int(at[0])), sym
         assert (bid[1], ask[1]) == pytest.approx((float(bq[0]), float(aq[0])))
@@ -128,11 +128,11 @@ def test_bybit_archive_through_simulator_equals_the_simulator_book() -> None:
     def make_feed(ep: dict) -> BybitLinearFeed:
         return BybitLinearFeed(["XRPUSDT"], ep["bybit-linear"]["rest"], ep["bybit-linear"]["ws"], depth=200)
 
-    srv = asyncio.run(_serve_and_read(records, make_feed, sink, len(records)))
+    sim_levels = asyncio.run(_serve_and_read(records, make_feed, sink, len(records)))
     book_msgs = [u for (s, u) in sink.book_top if s == "XRPUSDT"]
     assert len(book_msgs) == len(records)  # one top per book message: no gap, no resync
     assert not any(st == "resyncing" for _, st, _ in sink.statuses)
-    (bt, bq), (at, aq) = srv.final_levels["XRPUSDT"]  # type: ignore[attr-defined]
+    (bt, bq), (at, aq) = sim_levels["XRPUSDT"]
     book = sink.books["XRPUSDT"]
     for side, (ticks, sizes) in ((1, (bt, bq)), (-1, (at, aq))):
         ours_t, ours_q = book.levels(side)
